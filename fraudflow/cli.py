@@ -1,0 +1,158 @@
+"""The `fraudflow` command: parse arguments, call one function, map errors to exit codes. Nothing else.
+
+Heavy libraries (pandas, xgboost, boto3, sagemaker) are imported inside the commands that need them, so that
+`fraudflow validate` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from fraudflow.errors import UserError
+
+# Exit codes (docs/cli.md). 3 is a normal outcome of `run`: the gate stopped the pipeline.
+EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_GATE_STOPPED, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+
+def _spec_args(p: argparse.ArgumentParser, *, pipeline: bool = True) -> None:
+    p.add_argument("file", nargs="?", default="pipelines.yaml", help="pipelines file (default: pipelines.yaml)")
+    if pipeline:
+        p.add_argument("--pipeline", "-p", help="pipeline to use when the file declares several")
+    p.add_argument("--env", "-e", help="environment overlay from the file's `environments`")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a value, e.g. --set gate.threshold=0.8 (typed by the schema; repeatable)",
+    )
+
+
+def _workspace_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workspace", "-w", default=".", help="folder holding .fraudflow/ (default: current folder)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraudflow", description="Declare a fraud-detection pipeline in pipelines.yaml; run it here or on SageMaker."
+    )
+    parser.add_argument("--version", action="version", version=f"fraudflow {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="check pipelines.yaml and report every error at once")
+    _spec_args(p, pipeline=False)
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.set_defaults(func=_cmd("fraudflow.commands", "validate"))
+
+    p = sub.add_parser("resolve", help="print the fully resolved pipeline (templates, --env and --set applied)")
+    _spec_args(p)
+    p.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    p.set_defaults(func=_cmd("fraudflow.commands", "resolve"))
+
+    p = sub.add_parser("schema", help="print the JSON Schema of pipelines.yaml")
+    p.set_defaults(func=_cmd("fraudflow.commands", "schema"))
+
+    p = sub.add_parser("run", help="run the whole pipeline on this machine")
+    _spec_args(p)
+    p.add_argument("--no-cache", action="store_true", help="run every step even if an identical one ran before")
+    p.set_defaults(func=_cmd("fraudflow.local.runner", "run_command"))
+
+    p = sub.add_parser("sample-data", help="write claims-like sample data (claims.csv, customers.csv)")
+    p.add_argument("dir", help="output folder")
+    p.add_argument("--rows", type=int, default=5000)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd("fraudflow.sampledata", "command"))
+
+    p = sub.add_parser("registry", help="the local model registry: list, show, approve, reject")
+    rsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    r = rsub.add_parser("list", help="model package groups and their versions")
+    r.add_argument("group", nargs="?")
+    r.add_argument("--format", choices=["text", "json"], default="text")
+    _workspace_arg(r)
+    r = rsub.add_parser("show", help="one version with its metrics, reports and baselines")
+    r.add_argument("group")
+    r.add_argument("version", type=int)
+    r.add_argument("--format", choices=["text", "json"], default="text")
+    _workspace_arg(r)
+    for action in ("approve", "reject"):
+        r = rsub.add_parser(action, help=f"{action} a version (as Model Registry's approval status)")
+        r.add_argument("group")
+        r.add_argument("version", type=int)
+        r.add_argument("--reason", default="")
+        _workspace_arg(r)
+    p.set_defaults(func=_cmd("fraudflow.local.registry_cli", "command"))
+
+    p = sub.add_parser("serve", help="serve a deployed model with SageMaker's inference protocol")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--endpoint", help="local endpoint name (default: the only one deployed)")
+    g.add_argument("--version", dest="model_version", metavar="GROUP:VERSION", help="serve this registered version")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, default=1)
+    _workspace_arg(p)
+    p.set_defaults(func=_cmd("fraudflow.local.serve", "command"))
+
+    p = sub.add_parser("render", help="render the SageMaker pipeline definition (offline, deterministic)")
+    _spec_args(p)
+    p.add_argument("-o", "--output", help="write the definition here instead of stdout")
+    p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "render"))
+
+    p = sub.add_parser("plan", help="show what apply would change on SageMaker (exit 0 none, 2 changes)")
+    _spec_args(p)
+    p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "plan"))
+
+    p = sub.add_parser("apply", help="upload code, upsert the SageMaker pipeline, optionally start it")
+    _spec_args(p)
+    p.add_argument("--start", action="store_true", help="start an execution after the upsert")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="execution parameter")
+    p.add_argument("--wait", action="store_true", help="follow the execution until it ends")
+    p.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "apply"))
+    return parser
+
+
+def _cmd(module: str, name: str) -> Callable[[argparse.Namespace], int]:
+    """Import the command's module only when it runs: keeps start-up light."""
+
+    def call(args: argparse.Namespace) -> int:
+        import importlib
+
+        return getattr(importlib.import_module(module), name)(args)
+
+    return call
+
+
+def _version() -> str:
+    from fraudflow import __version__
+
+    return __version__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        for d in exc.diagnostics:
+            print(d.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except OSError as exc:  # a file the user named cannot be read or written
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"{where}error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

@@ -1,0 +1,79 @@
+"""One error type for everything a user can get wrong: a stable code, a message, a location and a hint.
+
+Modules raise `UserError` (one or many `Diagnostic`s); only the CLI turns them into text, JSON and exit codes.
+The codes are listed, with what they mean, in docs/error-codes.md and are stable across releases.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str  # e.g. "FF201"; stable, documented
+    message: str
+    file: str | None = None
+    line: int | None = None  # 1-based
+    column: int | None = None  # 1-based
+    path: str | None = None  # where in the document, e.g. "pipelines.fraud.split.train"
+    hint: str | None = None
+
+    def location(self) -> str:
+        parts = [self.file or "<input>"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def render(self) -> str:
+        text = f"{self.location()}: {self.code} {self.message}"
+        if self.path:
+            text += f"\n    at {self.path}"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def sort_key(self) -> tuple:
+        return (self.file or "", self.line or 0, self.column or 0, self.code, self.message)
+
+
+class UserError(Exception):
+    """A mistake in the user's input: reported as diagnostics, never as a traceback."""
+
+    exit_code = 1
+
+    def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
+        if isinstance(diagnostics, Diagnostic):
+            diagnostics = [diagnostics]
+        self.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+        super().__init__("\n".join(d.render() for d in self.diagnostics))
+
+    @classmethod
+    def single(cls, code: str, message: str, **where: object) -> UserError:
+        return cls(Diagnostic(code, message, **where))  # type: ignore[arg-type]
+
+
+class UsageError(UserError):
+    """The command line itself is wrong (unknown --env, bad --set syntax): exit 2."""
+
+    exit_code = 2
+
+
+@dataclass
+class Report:
+    """What a command found, ready for text or JSON output."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    def render(self, fmt: str) -> str:
+        if fmt == "json":
+            return json.dumps(
+                {"valid": not self.diagnostics, "errors": [d.to_dict() for d in self.diagnostics]}, indent=2
+            )
+        return "\n".join(d.render() for d in self.diagnostics)
