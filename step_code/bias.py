@@ -1,0 +1,666 @@
+"""Local stand-in for SageMaker Clarify's bias job: pre- and post-training bias metrics in Clarify's layout.
+
+Definitions follow Clarify's open-source metric library (smclarify, src/smclarify/bias/metrics/): facet d is the
+sensitive group (rows whose facet value is in `facet_values`), facet a is everyone else, and a "positive" outcome
+is a label in `label_values`. Pre-training metrics use the labels of ALL rows (train + validation + test);
+post-training metrics use the test rows and the evaluate step's scores (predicted positive when score > threshold).
+Where Clarify divides by zero it yields 0 for 0/0 and +/-infinity otherwise: we keep its 0 (with a note) and write
+null with a note instead of infinity, so analysis.json is strict JSON.
+
+Self-contained (standard library, numpy, pandas; works on pandas 1.x / numpy 1.x) as docs/step-contract.md asks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "validation", "test")
+INF = float("inf")
+
+PRE_DESCRIPTIONS = {
+    "CI": "Class Imbalance (CI)",
+    "DPL": "Difference in Positive Proportions in Labels (DPL)",
+    "KL": "Kullback-Liebler Divergence (KL)",  # sic, as Clarify spells it
+    "JS": "Jensen-Shannon Divergence (JS)",
+    "LP": "L-p Norm (LP)",
+    "TVD": "Total Variation Distance (TVD)",
+    "KS": "Kolmogorov-Smirnov Distance (KS)",
+    "CDDL": "Conditional Demographic Disparity in Labels (CDDL)",
+}
+POST_DESCRIPTIONS = {
+    "DPPL": "Difference in Positive Proportions in Predicted Labels (DPPL)",
+    "DI": "Disparate Impact (DI)",
+    "DCA": "Difference in Conditional Acceptance (DCA)",
+    "DCR": "Difference in Conditional Rejection (DCR)",
+    "RD": "Recall Difference (RD)",
+    "SD": "Specificity Difference (SD)",
+    "DAR": "Difference in Acceptance Rates (DAR)",
+    "DRR": "Difference in Rejection Rates (DRR)",
+    "AD": "Accuracy Difference (AD)",
+    "CDDPL": "Conditional Demographic Disparity in Predicted Labels (CDDPL)",
+    "TE": "Treatment Equality (TE)",
+    "GE": "Generalized Entropy (GE)",
+}
+DEFAULT_PRE = ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]
+DEFAULT_POST = ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "TE", "GE"]
+
+
+class StepError(Exception):
+    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message)
+        self.ff_code = code
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.hint = hint
+
+    def render(self) -> str:
+        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
+        text = f"error[{self.ff_code}]: {where + ': ' if where else ''}{self.message}"
+        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metric arithmetic (Clarify's definitions)
+
+
+class Calc:
+    """Collects the notes of one metric's divisions by zero, with Clarify's `divide` semantics."""
+
+    def __init__(self) -> None:
+        self.notes: list[str] = []
+
+    def div(self, a: float, b: float, what: str) -> float:
+        if b == 0:
+            if a == 0:
+                self.notes.append(f"{what} is 0/0, taken as 0 as Clarify does")
+                return 0.0
+            self.notes.append(f"{what} divides by zero")
+            return -INF if a < 0 else INF
+        return a / b
+
+
+class Groups:
+    """Boolean masks of one evaluation: facet d, positive labels and (post-training) predicted positives."""
+
+    def __init__(
+        self, d: np.ndarray, y: np.ndarray, yhat: np.ndarray | None = None, group: np.ndarray | None = None
+    ) -> None:
+        self.d, self.y, self.yhat = d, y, yhat
+        self.group = group  # Clarify's group_variable, for CDDL/CDDPL
+
+    def count(self, *masks: np.ndarray) -> int:
+        out = np.ones(len(self.d), dtype=bool)
+        for m in masks:
+            out &= m
+        return int(out.sum())
+
+
+def _diff(x: float, y: float, calc: Calc) -> float:
+    # Clarify: when both sides are +infinity the difference is taken as 0.
+    if x == y and x == INF:
+        calc.notes.append("both sides infinite, taken as 0 as Clarify does")
+        return 0.0
+    return x - y
+
+
+def _label_pdfs(g: Groups) -> tuple[np.ndarray, np.ndarray]:
+    """Clarify's pdfs_aligned_nonzero: label distributions of a and d over the values present (non-zero) in both."""
+    a, d = ~g.d, g.d
+    pa = [g.count(a, ~g.y) / a.sum(), g.count(a, g.y) / a.sum()]
+    pd_ = [g.count(d, ~g.y) / d.sum(), g.count(d, g.y) / d.sum()]
+    keep = [i for i in range(2) if pa[i] != 0 and pd_[i] != 0]
+    return np.array([pa[i] for i in keep]), np.array([pd_[i] for i in keep])
+
+
+def _need_common(pa: np.ndarray, calc: Calc) -> bool:
+    if len(pa) == 0:
+        calc.notes.append("no label value occurs in both facets")
+        return False
+    return True
+
+
+def m_ci(g: Groups, c: Calc) -> float:
+    na, nd = int((~g.d).sum()), int(g.d.sum())
+    return (na - nd) / (na + nd)
+
+
+def _dpl(g: Groups, pos: np.ndarray, c: Calc) -> float:
+    a, d = ~g.d, g.d
+    return g.count(a, pos) / a.sum() - g.count(d, pos) / d.sum()
+
+
+def m_dpl(g: Groups, c: Calc) -> float:
+    return _dpl(g, g.y, c)
+
+
+def m_kl(g: Groups, c: Calc) -> float | None:
+    pa, pd_ = _label_pdfs(g)
+    return float(np.sum(pa * np.log(pa / pd_))) if _need_common(pa, c) else None
+
+
+def m_js(g: Groups, c: Calc) -> float | None:
+    pa, pd_ = _label_pdfs(g)
+    if not _need_common(pa, c):
+        return None
+    p = 0.5 * (pa + pd_)
+    return float(0.5 * (np.sum(pa * np.log(pa / p)) + np.sum(pd_ * np.log(pd_ / p))))
+
+
+def _lp(g: Groups, c: Calc, order: float) -> float | None:
+    pa, pd_ = _label_pdfs(g)
+    return float(np.linalg.norm(pa - pd_, order)) if _need_common(pa, c) else None
+
+
+def m_lp(g: Groups, c: Calc) -> float | None:
+    return _lp(g, c, 2)
+
+
+def m_tvd(g: Groups, c: Calc) -> float | None:
+    v = _lp(g, c, 1)
+    return None if v is None else 0.5 * v
+
+
+def m_ks(g: Groups, c: Calc) -> float | None:
+    return _lp(g, c, np.inf)
+
+
+def _cdd(g: Groups, pos: np.ndarray, c: Calc) -> float | None:
+    """Clarify's CDD: per group, share of d among negatives minus share of d among positives, count-weighted."""
+    if g.group is None:
+        c.notes.append("needs bias.group_variable")
+        return None
+    if not pos.any() or pos.all():
+        c.notes.append("needs both positive and negative outcomes")
+        return None
+    total, weighted = 0, 0.0
+    for value in np.unique(g.group):
+        in_g = g.group == value
+        n1, n0 = g.count(pos, in_g), g.count(~pos, in_g)
+        share_pos = g.count(pos, g.d, in_g) / n1 if n1 else 0.0
+        share_neg = g.count(~pos, g.d, in_g) / n0 if n0 else 0.0
+        weighted += int(in_g.sum()) * (share_neg - share_pos)
+        total += int(in_g.sum())
+    return c.div(weighted, total, "CDD")
+
+
+def m_cddl(g: Groups, c: Calc) -> float | None:
+    return _cdd(g, g.y, c)
+
+
+def m_dppl(g: Groups, c: Calc) -> float:
+    return _dpl(g, g.yhat, c)
+
+
+def m_di(g: Groups, c: Calc) -> float:
+    a, d = ~g.d, g.d
+    qa = g.count(a, g.yhat) / a.sum()
+    qd = g.count(d, g.yhat) / d.sum()
+    return c.div(qd, qa, "DI: predicted positive rate of facet a")
+
+
+def _rate(g: Groups, num: tuple, den: tuple, c: Calc, what: str) -> float:
+    return c.div(g.count(*num), g.count(*den), what)
+
+
+def m_dca(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    ca = _rate(g, (y, a), (yh, a), c, "conditional acceptance of a (labelled/predicted positives)")
+    cd = _rate(g, (y, d), (yh, d), c, "conditional acceptance of d (labelled/predicted positives)")
+    return _diff(ca, cd, c)
+
+
+def m_dcr(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    ra = _rate(g, (~y, a), (~yh, a), c, "conditional rejection of a (labelled/predicted negatives)")
+    rd = _rate(g, (~y, d), (~yh, d), c, "conditional rejection of d (labelled/predicted negatives)")
+    return _diff(rd, ra, c)
+
+
+def m_rd(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    rec_a = _rate(g, (y, yh, a), (y, a), c, "recall of a")
+    rec_d = _rate(g, (y, yh, d), (y, d), c, "recall of d")
+    return _diff(rec_a, rec_d, c)
+
+
+def m_sd(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    sp_a = _rate(g, (~y, ~yh, a), (~y, a), c, "specificity of a")
+    sp_d = _rate(g, (~y, ~yh, d), (~y, d), c, "specificity of d")
+    return _diff(sp_d, sp_a, c)
+
+
+def m_dar(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    ar_a = _rate(g, (y, yh, a), (yh, a), c, "precision of a")
+    ar_d = _rate(g, (y, yh, d), (yh, d), c, "precision of d")
+    return _diff(ar_a, ar_d, c)
+
+
+def m_drr(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    rr_a = _rate(g, (~y, ~yh, a), (~yh, a), c, "rejection rate of a")
+    rr_d = _rate(g, (~y, ~yh, d), (~yh, d), c, "rejection rate of d")
+    return _diff(rr_d, rr_a, c)
+
+
+def m_ad(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    correct = y == yh
+    acc_a = _rate(g, (correct, a), (a,), c, "accuracy of a")
+    acc_d = _rate(g, (correct, d), (d,), c, "accuracy of d")
+    return _diff(acc_a, acc_d, c)
+
+
+def m_te(g: Groups, c: Calc) -> float:
+    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    tau_a = _rate(g, (y, ~yh, a), (~y, yh, a), c, "false negatives/false positives of a")
+    tau_d = _rate(g, (y, ~yh, d), (~y, yh, d), c, "false negatives/false positives of d")
+    return _diff(tau_d, tau_a, c)
+
+
+def m_cddpl(g: Groups, c: Calc) -> float | None:
+    return _cdd(g, g.yhat, c)
+
+
+def m_ge(g: Groups, c: Calc) -> float | None:
+    """Generalized entropy index with alpha = 2 over benefits yhat - y + 1 (Clarify's choice of alpha)."""
+    benefit = g.yhat.astype(float) - g.y.astype(float) + 1.0
+    mean = benefit.mean()
+    if mean == 0:
+        c.notes.append("every prediction is a false negative")
+        return None
+    alpha = 2.0
+    return float(((benefit / mean) ** alpha - 1).sum() / (len(benefit) * alpha * (alpha - 1)))
+
+
+PRE_METRICS: dict[str, Callable[[Groups, Calc], float | None]] = {
+    "CI": m_ci,
+    "DPL": m_dpl,
+    "KL": m_kl,
+    "JS": m_js,
+    "LP": m_lp,
+    "TVD": m_tvd,
+    "KS": m_ks,
+    "CDDL": m_cddl,
+}
+POST_METRICS: dict[str, Callable[[Groups, Calc], float | None]] = {
+    "DPPL": m_dppl,
+    "DI": m_di,
+    "DCA": m_dca,
+    "DCR": m_dcr,
+    "RD": m_rd,
+    "SD": m_sd,
+    "DAR": m_dar,
+    "DRR": m_drr,
+    "AD": m_ad,
+    "CDDPL": m_cddpl,
+    "TE": m_te,
+    "GE": m_ge,
+}
+
+
+def compute(names: Sequence[str], table: dict, descriptions: dict, g: Groups) -> list[dict]:
+    """Clarify's metric list: name, description, value (null when undefined) and our note when there is one."""
+    out = []
+    for name in names:
+        calc = Calc()
+        value = table[name](g, calc)
+        entry: dict = {"name": name, "description": descriptions[name], "value": value}
+        if value is not None:
+            value = float(value)
+            if math.isinf(value):
+                calc.notes.append(f"value is {'+' if value > 0 else '-'}infinity, written as null")
+                value = None
+            entry["value"] = value
+        if value is None and not calc.notes:
+            calc.notes.append("undefined for this data")
+        if calc.notes:
+            entry["note"] = "; ".join(dict.fromkeys(calc.notes))
+        out.append(entry)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+class Settings:
+    """The `bias` config, checked. (Plain classes, not dataclasses: the runner may load this file without
+    registering it in sys.modules, which dataclasses need under postponed annotations.)"""
+
+    def __init__(self, **values: object) -> None:
+        self.label: str = values["label"]
+        self.facet: str = values["facet"]
+        self.facet_values: list = values["facet_values"]
+        self.label_values: list = values["label_values"]
+        self.pre: list[str] = values["pre"]
+        self.post: list[str] = values["post"]
+        self.threshold: float = values["threshold"]
+        self.group_variable: str | None = values["group_variable"]
+
+
+def load_settings(path: str) -> Settings:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            config = json.load(fh)
+    except FileNotFoundError:
+        raise StepError("FF601", "config file not found", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise StepError("FF601", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    bias = config.get("bias")
+    if not isinstance(bias, dict):
+        raise StepError("FF602", "config has no `bias` section", file=path)
+    label = (config.get("data") or {}).get("label")
+    for key in ("facet", "facet_values", "label_values"):
+        if key not in bias:
+            raise StepError("FF602", f"bias.{key} is required", file=path)
+    pre = list(bias.get("pre_training_metrics", DEFAULT_PRE))
+    post = list(bias.get("post_training_metrics", DEFAULT_POST))
+    for names, known, key in ((pre, PRE_METRICS, "pre"), (post, POST_METRICS, "post")):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise StepError(
+                "FF602",
+                f"bias.{key}_training_metrics: unknown metric {', '.join(unknown)}",
+                file=path,
+                hint=f"known {key}-training metrics: {', '.join(known)}",
+            )
+    threshold = float(bias.get("probability_threshold", 0.5))
+    return Settings(
+        label=str(label) if label else "label",
+        facet=str(bias["facet"]),
+        facet_values=_as_list(bias["facet_values"]),
+        label_values=_as_list(bias["label_values"]),
+        pre=pre,
+        post=post,
+        threshold=threshold,
+        group_variable=bias.get("group_variable"),
+    )
+
+
+def _as_list(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]  # noqa: UP038 (runs on Python 3.8 too)
+
+
+def load_schema(data_dir: str) -> tuple[str | None, list[str]]:
+    path = os.path.join(data_dir, "schema", "feature_schema.json")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            schema = json.load(fh)
+    except FileNotFoundError:
+        raise StepError(
+            "FF603", "feature schema not found (is --data-dir the preprocess output?)", file=path
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise StepError(
+            "FF603", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
+        ) from None
+    names = schema.get("feature_names")
+    if not isinstance(names, list) or not names:
+        raise StepError("FF603", "feature schema has no `feature_names` list", file=path)
+    return schema.get("label"), [str(n) for n in names]
+
+
+def read_split(data_dir: str, split: str, n_features: int) -> np.ndarray:
+    """A header-less split CSV (label first) as a float matrix."""
+    path = os.path.join(data_dir, split, f"{split}.csv")
+    if not os.path.exists(path):
+        raise StepError("FF604", f"{split} split not found", file=path)
+    try:
+        frame = pd.read_csv(path, header=None, dtype=np.float64)
+    except pd.errors.EmptyDataError:
+        return np.empty((0, n_features + 1))
+    except ValueError as exc:
+        raise StepError("FF604", f"{split} split is not numeric: {exc}", file=path) from None
+    if frame.shape[1] != n_features + 1:
+        raise StepError(
+            "FF604",
+            f"{split} split has {frame.shape[1]} columns, the feature schema needs {n_features + 1} "
+            "(label then features)",
+            file=path,
+            line=1,
+        )
+    return frame.to_numpy()
+
+
+def read_predictions(pred_dir: str, test: np.ndarray) -> np.ndarray:
+    """Scores for the test rows, checked against test.csv: same row count and labels in the same order."""
+    path = os.path.join(pred_dir, "predictions.csv")
+    if not os.path.exists(path):
+        raise StepError(
+            "FF605", "predictions not found (is --predictions-dir the evaluate output?)", file=path
+        )
+    frame = pd.read_csv(path)
+    missing = [c for c in ("label", "score") if c not in frame.columns]
+    if missing:
+        raise StepError("FF605", f"predictions lack column(s) {', '.join(missing)}", file=path, line=1)
+    if len(frame) != len(test):
+        raise StepError("FF605", f"{len(frame)} predictions for {len(test)} test rows", file=path)
+    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=float)
+    mismatch = np.flatnonzero(labels != test[:, 0])
+    if len(mismatch):
+        raise StepError(
+            "FF605",
+            "predictions are not for test.csv's rows in order (labels differ)",
+            file=path,
+            line=int(mismatch[0]) + 2,
+        )
+    scores = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=float)
+    bad = np.flatnonzero(~np.isfinite(scores))
+    if len(bad):
+        raise StepError("FF605", "score is not a number", file=path, line=int(bad[0]) + 2)
+    return scores
+
+
+def value_mask(column: np.ndarray, values: list, what: str, file: str) -> np.ndarray:
+    """Rows whose numeric value is one of `values` (given as numbers or numeric strings, e.g. 1 or "1")."""
+    try:
+        wanted = [float(v) for v in values]
+    except (TypeError, ValueError):
+        raise StepError(
+            "FF606", f"{what} {values} are not numbers, but the encoded data is numeric", file=file
+        ) from None
+    return np.isin(column, wanted)
+
+
+def facet_index(settings: Settings, names: list[str], file: str) -> int:
+    if settings.facet in names:
+        return names.index(settings.facet)
+    close = difflib.get_close_matches(settings.facet, names, n=5, cutoff=0.5)
+    stem = settings.facet.split("_")[0]
+    close += [n for n in names if stem and n.startswith(stem) and n not in close][:5]
+    hint = f"columns with a close name: {', '.join(close)}" if close else f"columns: {', '.join(names)}"
+    raise StepError(
+        "FF607", f"facet column {settings.facet!r} is not in the encoded data", file=file, hint=hint
+    )
+
+
+def fmt_values(values: list) -> str:
+    """Clarify's value_or_threshold string: values joined by commas, integral floats without '.0'."""
+    out = []
+    for v in values:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        out.append(str(v))
+    return ",".join(out)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The step
+
+
+def build_groups(
+    settings: Settings, names: list[str], rows: np.ndarray, yhat: np.ndarray | None, where: str, file: str
+) -> Groups:
+    col = facet_index(settings, names, file)
+    d = value_mask(rows[:, col + 1], settings.facet_values, "bias.facet_values", file)
+    y = value_mask(rows[:, 0], settings.label_values, "bias.label_values", file)
+    if not d.any() or d.all():
+        side = "facet d (bias.facet_values)" if not d.any() else "facet a (the other rows)"
+        present = ", ".join(fmt_values([v]) for v in np.unique(rows[:, col + 1]).tolist()[:10])
+        raise StepError(
+            "FF608",
+            f"{side} is empty among the {len(rows)} {where}: "
+            f"{settings.facet} in {settings.facet_values} selects {int(d.sum())} of them",
+            file=file,
+            hint=f"values present in {settings.facet}: {present}",
+        )
+    group = None
+    if settings.group_variable:
+        group = rows[:, facet_index(_replace_facet(settings, settings.group_variable), names, file) + 1]
+    return Groups(d=d, y=y, yhat=yhat, group=group)
+
+
+def _replace_facet(settings: Settings, name: str) -> Settings:
+    return Settings(**{**settings.__dict__, "facet": name})
+
+
+def group_stats(g: Groups) -> dict:
+    def side(mask: np.ndarray) -> dict:
+        n = int(mask.sum())
+        out = {"rows": n, "positive_labels": g.count(mask, g.y)}
+        out["positive_label_rate"] = out["positive_labels"] / n if n else None
+        if g.yhat is not None:
+            out["predicted_positives"] = g.count(mask, g.yhat)
+            out["predicted_positive_rate"] = out["predicted_positives"] / n if n else None
+        return out
+
+    return {"facet_d": side(g.d), "facet_a": side(~g.d)}
+
+
+def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path: str) -> tuple[dict, dict]:
+    schema_label, names = load_schema(data_dir)
+    label = schema_label or settings.label
+    splits = {s: read_split(data_dir, s, len(names)) for s in SPLITS}
+    all_rows = np.vstack(list(splits.values()))
+    schema_file = os.path.join(data_dir, "schema", "feature_schema.json")
+    labels_ok = value_mask(all_rows[:, 0], settings.label_values, "bias.label_values", config_path)
+    if not labels_ok.any():
+        present = ", ".join(fmt_values([v]) for v in np.unique(all_rows[:, 0]).tolist())
+        raise StepError(
+            "FF609",
+            f"no row has a label in bias.label_values {settings.label_values}",
+            file=config_path,
+            hint=f"label values present in {label!r}: {present}",
+        )
+    pre_g = build_groups(settings, names, all_rows, None, "all rows", schema_file)
+    label_str = fmt_values(settings.label_values)
+    facet_str = fmt_values(settings.facet_values)
+    analysis: dict = {"version": "1.0", "label_convention": label_convention(settings, label)}
+    report: dict = {
+        "label": label,
+        "facet": settings.facet,
+        "facet_values": settings.facet_values,
+        "label_values": settings.label_values,
+    }
+
+    def section(metrics: list[dict]) -> dict:
+        return {
+            "label": label,
+            "label_value_or_threshold": label_str,
+            "facets": {settings.facet: [{"value_or_threshold": facet_str, "metrics": metrics}]},
+        }
+
+    pre = compute(settings.pre, PRE_METRICS, PRE_DESCRIPTIONS, pre_g)
+    post: list[dict] = []
+    analysis["pre_training_bias_metrics"] = section(pre)
+    report["pre_training"] = {"rows": len(all_rows), **group_stats(pre_g), "metrics": _flat(pre)}
+    if settings.post:
+        if pred_dir is None:
+            raise StepError("FF605", "post-training metrics need --predictions-dir (the evaluate output)")
+        test = splits["test"]
+        scores = read_predictions(pred_dir, test)
+        yhat = scores > settings.threshold
+        post_g = build_groups(settings, names, test, yhat, "test rows", schema_file)
+        post = compute(settings.post, POST_METRICS, POST_DESCRIPTIONS, post_g)
+        analysis["post_training_bias_metrics"] = section(post)
+        report["post_training"] = {
+            "rows": len(test),
+            "predicted_positive": f"score > {settings.threshold}",
+            **group_stats(post_g),
+            "metrics": _flat(post),
+        }
+    report["notes"] = [f"{m['name']}: {m['note']}" for m in pre + post if "note" in m]
+    return analysis, report
+
+
+def label_convention(settings: Settings, label: str) -> str:
+    return (
+        f"Positive outcome: {label} in {settings.label_values}; facet d (sensitive): {settings.facet} in "
+        f"{settings.facet_values}; facet a: every other row. A positive DPL/DPPL means facet a has the higher "
+        f"rate of {label} in {settings.label_values}. (AWS's fraud tutorial used label_values_or_threshold=[0], "
+        "which flips the sign of every difference metric.)"
+    )
+
+
+def _flat(metrics: list[dict]) -> dict:
+    return {m["name"]: m["value"] for m in metrics}
+
+
+def write_outputs(out_dir: str, analysis: dict, report: dict) -> None:
+    os.makedirs(out_dir, exist_ok=True)
+    for name, doc in (("analysis.json", analysis), ("report.json", report)):
+        tmp = os.path.join(out_dir, f".{name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(doc, fh, indent=2, allow_nan=False)
+            fh.write("\n")
+        os.replace(tmp, os.path.join(out_dir, name))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Clarify-style bias metrics (local stand-in).")
+    p.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
+    p.add_argument("--data-dir", default="/opt/ml/processing/input/data")
+    p.add_argument("--predictions-dir", default="/opt/ml/processing/input/predictions")
+    p.add_argument("--output-dir", default="/opt/ml/processing/output")
+    return p.parse_args(argv)
+
+
+def run(argv: Sequence[str] | None) -> dict:
+    args = parse_args(argv)
+    settings = load_settings(args.config)
+    analysis, report = analyse(settings, args.data_dir, args.predictions_dir, args.config)
+    write_outputs(args.output_dir, analysis, report)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    """In-process (argv given) a StepError propagates to the runner; as a script it is printed and we return 2."""
+    if argv is not None:
+        run(argv)
+        return 0
+    try:
+        report = run(None)
+    except StepError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    pre = report["pre_training"]["metrics"]
+    print(f"bias: {report['facet']} DPL={pre.get('DPL')} CI={pre.get('CI')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
