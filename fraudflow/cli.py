@@ -17,7 +17,9 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_GATE_STOPPED, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def _spec_args(p: argparse.ArgumentParser, *, pipeline: bool = True) -> None:
-    p.add_argument("file", nargs="?", default="pipelines.yaml", help="pipelines file (default: pipelines.yaml)")
+    p.add_argument(
+        "file", nargs="?", default="pipelines.yaml", help="pipelines file (default: pipelines.yaml)"
+    )
     if pipeline:
         p.add_argument("--pipeline", "-p", help="pipeline to use when the file declares several")
     p.add_argument("--env", "-e", help="environment overlay from the file's `environments`")
@@ -39,7 +41,8 @@ def _workspace_arg(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="fraudflow", description="Declare a fraud-detection pipeline in pipelines.yaml; run it here or on SageMaker."
+        prog="fraudflow",
+        description="Declare a fraud-detection pipeline in pipelines.yaml; run it here or on SageMaker.",
     )
     parser.add_argument("--version", action="version", version=f"fraudflow {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -49,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd("fraudflow.commands", "validate"))
 
-    p = sub.add_parser("resolve", help="print the fully resolved pipeline (templates, --env and --set applied)")
+    p = sub.add_parser(
+        "resolve", help="print the fully resolved pipeline (templates, --env and --set applied)"
+    )
     _spec_args(p)
     p.add_argument("--format", choices=["yaml", "json"], default="yaml")
     p.set_defaults(func=_cmd("fraudflow.commands", "resolve"))
@@ -59,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the whole pipeline on this machine")
     _spec_args(p)
-    p.add_argument("--no-cache", action="store_true", help="run every step even if an identical one ran before")
+    p.add_argument(
+        "--no-cache", action="store_true", help="run every step even if an identical one ran before"
+    )
     p.set_defaults(func=_cmd("fraudflow.local.runner", "run_command"))
 
     p = sub.add_parser("sample-data", help="write claims-like sample data (claims.csv, customers.csv)")
@@ -90,7 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve a deployed model with SageMaker's inference protocol")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--endpoint", help="local endpoint name (default: the only one deployed)")
-    g.add_argument("--version", dest="model_version", metavar="GROUP:VERSION", help="serve this registered version")
+    g.add_argument(
+        "--version", dest="model_version", metavar="GROUP:VERSION", help="serve this registered version"
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
@@ -155,4 +164,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
-

@@ -19,6 +19,7 @@ class Diagnostic:
     column: int | None = None  # 1-based
     path: str | None = None  # where in the document, e.g. "pipelines.fraud.split.train"
     hint: str | None = None
+    severity: str = "error"  # or "warning": reported, but does not make the file invalid
 
     def location(self) -> str:
         parts = [self.file or "<input>"]
@@ -29,7 +30,8 @@ class Diagnostic:
         return ":".join(parts)
 
     def render(self) -> str:
-        text = f"{self.location()}: {self.code} {self.message}"
+        level = "warning " if self.severity == "warning" else ""
+        text = f"{self.location()}: {level}{self.code} {self.message}"
         if self.path:
             text += f"\n    at {self.path}"
         if self.hint:
@@ -38,6 +40,10 @@ class Diagnostic:
 
     def to_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def sort_key(self) -> tuple:
         return (self.file or "", self.line or 0, self.column or 0, self.code, self.message)

@@ -1,0 +1,62 @@
+"""`validate`, `resolve` and `schema`: the commands that only read pipelines.yaml (no pandas, no AWS)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from fraudflow.errors import Report
+
+
+def validate(args: argparse.Namespace) -> int:
+    from fraudflow.spec.load import load
+
+    result = load(args.file, env=args.env, overrides=args.overrides)
+    report = Report(result.diagnostics)
+    if args.format == "json":
+        print(
+            json.dumps(
+                {
+                    "file": args.file,
+                    "valid": not result.errors,
+                    "pipelines": [s.name for s in result.specs] if not result.errors else [],
+                    "errors": [d.to_dict() for d in result.errors],
+                    "warnings": [d.to_dict() for d in result.diagnostics if not d.is_error],
+                },
+                indent=2,
+            )
+        )
+    else:
+        if report.diagnostics:
+            print(report.render("text"), file=sys.stderr)
+        if result.errors:
+            n = len(result.errors)
+            print(f"{args.file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        else:
+            names = ", ".join(s.name for s in result.specs)
+            print(
+                f"{args.file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
+            )
+    return 1 if result.errors else 0
+
+
+def resolve(args: argparse.Namespace) -> int:
+    from fraudflow.spec.load import load_one
+
+    spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
+    if args.format == "json":
+        print(json.dumps({spec.name: spec.config}, indent=2))
+    else:
+        import yaml
+
+        print(f"# {spec.name}, resolved from {args.file}" + (f" with --env {spec.env}" if spec.env else ""))
+        print(yaml.safe_dump({spec.name: spec.config}, sort_keys=False, default_flow_style=False), end="")
+    return 0
+
+
+def schema(args: argparse.Namespace) -> int:
+    from fraudflow.spec.schema import schema_path
+
+    sys.stdout.write(schema_path().read_text())
+    return 0

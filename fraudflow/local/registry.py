@@ -1,0 +1,511 @@
+"""The embedded model registry: SageMaker Model Registry's model package groups, numbered versions with an
+approval status, and the local endpoints that serve them, in one SQLite file under `<workspace>/.fraudflow/`.
+
+Why SQLite with `BEGIN IMMEDIATE`: several `fraudflow run` processes may register into the same group at once;
+taking the write lock before reading `max(version)` makes numbering gap-free and duplicate-free without any
+other coordination. Artifacts are copied to a staging folder first (slow, outside the lock) and renamed into
+place under the lock just before the row is inserted, so a version is visible only once it is complete.
+
+Approval rules (as SageMaker's UpdateModelPackage): a version starts PendingManualApproval or Approved or
+Rejected; it may move to Approved or Rejected from any status (rejecting an approved version is allowed) but
+never back to PendingManualApproval. Setting the status it already has is a no-op.
+
+Deploy and approval: `deploy` pins an endpoint to explicit versions; approval does not undeploy anything. An
+endpoint deployed with `follow_approved=True` (one variant) is repointed, in the same transaction, to the
+newest Approved version of its group whenever an approval or rejection changes which version that is.
+Servers notice any change through the endpoint's `generation` counter.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fraudflow.errors import UserError
+
+STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+# SageMaker's name rule for model package groups and endpoints; it also keeps names safe as folder names.
+_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_MODEL_FILES = ("xgboost-model", "model.json")
+_SCHEMA_VERSION = 1
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS versions (
+    grp TEXT NOT NULL REFERENCES groups(name), version INTEGER NOT NULL, status TEXT NOT NULL,
+    created TEXT NOT NULL, pipeline TEXT NOT NULL, run_id TEXT NOT NULL, description TEXT NOT NULL,
+    metrics TEXT NOT NULL, bias TEXT, explainability TEXT, baselines TEXT,
+    decision_threshold REAL NOT NULL, artifact_dir TEXT NOT NULL,
+    PRIMARY KEY (grp, version));
+CREATE TABLE IF NOT EXISTS approvals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, version INTEGER NOT NULL,
+    status TEXT NOT NULL, actor TEXT NOT NULL, at TEXT NOT NULL, reason TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS endpoints (
+    name TEXT PRIMARY KEY, variants TEXT NOT NULL, follow_approved INTEGER NOT NULL,
+    generation INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
+"""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): still record something
+        return os.environ.get("USER", "unknown")
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise UserError.single(
+            "FF801",
+            f"invalid {kind} name {name!r}",
+            hint="1-63 letters, digits and hyphens, starting and ending with a letter or digit (SageMaker's rule)",
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Approval:
+    status: str
+    actor: str
+    at: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    group: str
+    version: int
+    status: str
+    created: str
+    pipeline: str
+    run_id: str
+    description: str
+    metrics: dict
+    bias: dict | None
+    explainability: dict | None
+    baselines: dict | None
+    decision_threshold: float
+    artifact_dir: Path
+    history: tuple[Approval, ...] = ()
+
+    @property
+    def arn_like(self) -> str:
+        return f"{self.group}/{self.version}"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.artifact_dir / "model"
+
+    @property
+    def feature_schema_path(self) -> Path:
+        return self.artifact_dir / "feature_schema.json"
+
+    @property
+    def roc_auc(self) -> float | None:
+        try:
+            return float(self.metrics["classification_metrics"]["roc_auc"]["value"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["artifact_dir"] = str(self.artifact_dir)
+        d["history"] = [asdict(a) for a in self.history]
+        return d
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    name: str
+    group: str
+    version: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    variants: tuple[VariantSpec, ...]
+    follow_approved: bool
+    generation: int  # bumped on every change: servers poll it to hot-switch
+    created: str
+    updated: str
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["variants"] = [asdict(v) for v in self.variants]
+        d.pop("extra")
+        return d
+
+
+def _dump(obj: object) -> str | None:
+    return None if obj is None else json.dumps(obj, sort_keys=True, allow_nan=False, default=str)
+
+
+def _load(text: str | None) -> dict | None:
+    return None if text is None else json.loads(text)
+
+
+class Registry:
+    def __init__(self, state_dir: Path):
+        self.state_dir = Path(state_dir)
+        self.root = self.state_dir / "registry"
+        self.db_path = self.state_dir / "registry.db"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._conn = self._connect()
+
+    # -- connection ------------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.db_path, timeout=60, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA busy_timeout = 60000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            with self._tx(conn):
+                for stmt in _DDL.strip().split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(_SCHEMA_VERSION),))
+                elif int(row[0]) > _SCHEMA_VERSION:
+                    raise UserError.single(
+                        "FF808",
+                        f"{self.db_path} was written by a newer fraudflow (schema {row[0]})",
+                        hint="upgrade fraudflow",
+                    )
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise UserError.single(
+                "FF808", f"cannot open the registry database: {exc}", file=str(self.db_path)
+            ) from None
+        return conn
+
+    @staticmethod
+    @contextmanager
+    def _tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front: read-then-write sequences cannot interleave.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -- groups and versions ----------------------------------------------------------------------------
+    def register(
+        self,
+        group: str,
+        *,
+        model_dir: Path,
+        feature_schema: Path,
+        metrics: dict,
+        bias: dict | None,
+        explainability: dict | None,
+        baselines: dict | None,
+        approval_status: str,
+        pipeline: str,
+        run_id: str,
+        description: str = "",
+        preprocess_code: Path | None = None,
+    ) -> ModelVersion:
+        """Copy the artifacts, then number and insert the version atomically. `preprocess_code` (default: the
+        project's step_code/preprocess.py) is snapshotted so serving encodes exactly as this run did."""
+        check_name("model package group", group)
+        self._check_status(approval_status)
+        model_dir, feature_schema = Path(model_dir), Path(feature_schema)
+        if not model_dir.is_dir() or not any((model_dir / f).is_file() for f in _MODEL_FILES):
+            raise UserError.single(
+                "FF806", f"{model_dir} holds no model ({' or '.join(_MODEL_FILES)})", file=str(model_dir)
+            )
+        if not feature_schema.is_file():
+            raise UserError.single("FF806", "feature schema not found", file=str(feature_schema))
+        threshold = float(metrics.get("decision_threshold", 0.5)) if isinstance(metrics, dict) else 0.5
+        if preprocess_code is None:
+            preprocess_code = Path(__file__).resolve().parents[2] / "step_code" / "preprocess.py"
+
+        staging = self.root / ".staging" / uuid.uuid4().hex
+        try:
+            shutil.copytree(model_dir, staging / "model")
+            shutil.copy2(feature_schema, staging / "feature_schema.json")
+            if preprocess_code.is_file():
+                shutil.copy2(preprocess_code, staging / "preprocess.py")
+            for name, doc in (
+                ("evaluation.json", metrics),
+                ("bias.json", bias),
+                ("explainability.json", explainability),
+                ("baselines.json", baselines),
+            ):
+                if doc is not None:
+                    (staging / name).write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
+            created = _now()
+            with self._tx(self._conn) as c:
+                if c.execute("SELECT 1 FROM groups WHERE name=?", (group,)).fetchone() is None:
+                    c.execute("INSERT INTO groups (name, created) VALUES (?, ?)", (group, created))
+                version = c.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE grp=?", (group,)
+                )
+                version = int(version.fetchone()[0])
+                rel = f"{group}/{version}"
+                final = self.root / rel
+                if final.exists():  # left by a crash between rename and commit: no row points at it
+                    shutil.rmtree(final)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                meta = {
+                    "group": group,
+                    "version": version,
+                    "pipeline": pipeline,
+                    "run_id": run_id,
+                    "created": created,
+                    "decision_threshold": threshold,
+                }
+                (staging / "version.json").write_text(json.dumps(meta, indent=2))
+                os.rename(staging, final)
+                try:
+                    c.execute(
+                        "INSERT INTO versions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            group,
+                            version,
+                            approval_status,
+                            created,
+                            pipeline,
+                            run_id,
+                            description,
+                            _dump(metrics),
+                            _dump(bias),
+                            _dump(explainability),
+                            _dump(baselines),
+                            threshold,
+                            rel,
+                        ),
+                    )
+                    c.execute(
+                        "INSERT INTO approvals (grp, version, status, actor, at, reason) VALUES (?,?,?,?,?,?)",
+                        (group, version, approval_status, f"pipeline:{pipeline}", created, f"run {run_id}"),
+                    )
+                    if approval_status == "Approved":
+                        self._follow(c, group)
+                except BaseException:
+                    shutil.rmtree(final, ignore_errors=True)
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return self.get(group, version)
+
+    def list_groups(self) -> list[dict]:
+        rows = self._conn.execute(
+            "SELECT g.name, g.created, COUNT(v.version) AS versions, MAX(v.version) AS latest "
+            "FROM groups g LEFT JOIN versions v ON v.grp = g.name GROUP BY g.name ORDER BY g.name"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def list_versions(self, group: str) -> list[ModelVersion]:
+        self._require_group(group)
+        rows = self._conn.execute("SELECT * FROM versions WHERE grp=? ORDER BY version", (group,)).fetchall()
+        return [self._version(r, with_history=False) for r in rows]
+
+    def get(self, group: str, version: int) -> ModelVersion:
+        self._require_group(group)
+        row = self._conn.execute("SELECT * FROM versions WHERE grp=? AND version=?", (group, int(version)))
+        row = row.fetchone()
+        if row is None:
+            have = [r[0] for r in self._conn.execute("SELECT version FROM versions WHERE grp=?", (group,))]
+            raise UserError.single(
+                "FF803",
+                f"model package group {group!r} has no version {version}",
+                hint=f"versions: {_ranges(have)}" if have else "the group has no versions yet",
+            )
+        return self._version(row)
+
+    def latest(self, group: str, status: str | None = None) -> ModelVersion | None:
+        self._require_group(group)
+        sql, params = "SELECT * FROM versions WHERE grp=?", [group]
+        if status:
+            sql, params = sql + " AND status=?", [*params, status]
+        row = self._conn.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
+        return None if row is None else self._version(row)
+
+    def set_status(self, group: str, version: int, status: str, reason: str = "") -> ModelVersion:
+        self._check_status(status)
+        with self._tx(self._conn) as c:
+            current = self.get(group, version)
+            if status == current.status:
+                return current
+            if status == "PendingManualApproval":
+                raise UserError.single(
+                    "FF804",
+                    f"{group} version {version} is {current.status}: a decided version cannot go back to "
+                    "PendingManualApproval",
+                    hint="approve or reject it",
+                )
+            c.execute("UPDATE versions SET status=? WHERE grp=? AND version=?", (status, group, int(version)))
+            c.execute(
+                "INSERT INTO approvals (grp, version, status, actor, at, reason) VALUES (?,?,?,?,?,?)",
+                (group, int(version), status, _actor(), _now(), reason),
+            )
+            self._follow(c, group)
+        return self.get(group, version)
+
+    # -- endpoints --------------------------------------------------------------------------------------
+    def deploy(
+        self, endpoint: str, variants: list[VariantSpec], *, follow_approved: bool = False
+    ) -> Endpoint:
+        """Point an endpoint at registered versions (creating it if needed); servers switch on their own."""
+        check_name("endpoint", endpoint)
+        variants = [v if isinstance(v, VariantSpec) else VariantSpec(**v) for v in variants]
+        self._check_variants(variants, follow_approved)
+        with self._tx(self._conn) as c:
+            for v in variants:
+                self.get(v.group, v.version)
+            self._upsert_endpoint(c, endpoint, variants, follow_approved)
+        return self.get_endpoint(endpoint)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        row = self._conn.execute("SELECT * FROM endpoints WHERE name=?", (name,)).fetchone()
+        if row is None:
+            have = [r[0] for r in self._conn.execute("SELECT name FROM endpoints ORDER BY name")]
+            raise UserError.single(
+                "FF805",
+                f"no local endpoint named {name!r}",
+                hint=f"endpoints: {', '.join(have)}"
+                if have
+                else "no endpoint is deployed yet: run the pipeline",
+            )
+        return self._endpoint(row)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        return [self._endpoint(r) for r in self._conn.execute("SELECT * FROM endpoints ORDER BY name")]
+
+    def endpoint_generation(self, name: str) -> int | None:
+        """Cheap change probe for servers."""
+        row = self._conn.execute("SELECT generation FROM endpoints WHERE name=?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- internals --------------------------------------------------------------------------------------
+    def _upsert_endpoint(
+        self, c: sqlite3.Connection, name: str, variants: list[VariantSpec], follow: bool
+    ) -> None:
+        now = _now()
+        payload = json.dumps([asdict(v) for v in variants])
+        c.execute(
+            "INSERT INTO endpoints VALUES (?, ?, ?, 1, ?, ?) ON CONFLICT(name) DO UPDATE SET "
+            "variants=excluded.variants, follow_approved=excluded.follow_approved, "
+            "generation=endpoints.generation + 1, updated=excluded.updated",
+            (name, payload, int(follow), now, now),
+        )
+
+    def _follow(self, c: sqlite3.Connection, group: str) -> None:
+        """Repoint follow-approved endpoints of `group` to its newest Approved version."""
+        best = c.execute(
+            "SELECT MAX(version) FROM versions WHERE grp=? AND status='Approved'", (group,)
+        ).fetchone()[0]
+        if best is None:
+            return  # nothing approved left: keep serving what is deployed rather than go dark
+        for row in c.execute("SELECT * FROM endpoints WHERE follow_approved=1").fetchall():
+            ep = self._endpoint(row)
+            v = ep.variants[0]
+            if v.group == group and v.version != best:
+                self._upsert_endpoint(c, ep.name, [VariantSpec(v.name, group, int(best), v.weight)], True)
+
+    @staticmethod
+    def _check_status(status: str) -> None:
+        if status not in STATUSES:
+            raise UserError.single(
+                "FF804", f"unknown approval status {status!r}", hint=f"one of: {', '.join(STATUSES)}"
+            )
+
+    @staticmethod
+    def _check_variants(variants: list[VariantSpec], follow: bool) -> None:
+        problems = []
+        if not variants:
+            problems.append("an endpoint needs at least one variant")
+        names = [v.name for v in variants]
+        if len(set(names)) != len(names):
+            problems.append("variant names must be unique")
+        for v in variants:
+            if not _NAME.match(str(v.name)):
+                problems.append(f"invalid variant name {v.name!r}")
+            if not isinstance(v.weight, (int, float)) or not v.weight >= 0 or v.weight != v.weight:
+                problems.append(f"variant {v.name!r}: weight must be a number >= 0")
+        if variants and not problems and sum(v.weight for v in variants) <= 0:
+            problems.append("the variant weights sum to 0")
+        if follow and len(variants) != 1:
+            problems.append("follow_approved needs exactly one variant")
+        if problems:
+            raise UserError.single("FF807", "; ".join(problems))
+
+    def _require_group(self, group: str) -> None:
+        if self._conn.execute("SELECT 1 FROM groups WHERE name=?", (group,)).fetchone() is None:
+            have = [r[0] for r in self._conn.execute("SELECT name FROM groups ORDER BY name")]
+            raise UserError.single(
+                "FF802",
+                f"no model package group named {group!r}",
+                hint=f"groups: {', '.join(have)}" if have else "nothing is registered yet: run the pipeline",
+            )
+
+    def _version(self, row: sqlite3.Row, *, with_history: bool = True) -> ModelVersion:
+        history: tuple[Approval, ...] = ()
+        if with_history:
+            hist = self._conn.execute(
+                "SELECT status, actor, at, reason FROM approvals WHERE grp=? AND version=? ORDER BY id",
+                (row["grp"], row["version"]),
+            )
+            history = tuple(Approval(**dict(h)) for h in hist)
+        return ModelVersion(
+            group=row["grp"],
+            version=int(row["version"]),
+            status=row["status"],
+            created=row["created"],
+            pipeline=row["pipeline"],
+            run_id=row["run_id"],
+            description=row["description"],
+            metrics=_load(row["metrics"]) or {},
+            bias=_load(row["bias"]),
+            explainability=_load(row["explainability"]),
+            baselines=_load(row["baselines"]),
+            decision_threshold=float(row["decision_threshold"]),
+            artifact_dir=self.root / row["artifact_dir"],
+            history=history,
+        )
+
+    @staticmethod
+    def _endpoint(row: sqlite3.Row) -> Endpoint:
+        return Endpoint(
+            name=row["name"],
+            variants=tuple(VariantSpec(**v) for v in json.loads(row["variants"])),
+            follow_approved=bool(row["follow_approved"]),
+            generation=int(row["generation"]),
+            created=row["created"],
+            updated=row["updated"],
+        )
+
+
+def _ranges(nums: list[int]) -> str:
+    nums = sorted(nums)
+    if len(nums) > 2 and nums == list(range(nums[0], nums[-1] + 1)):
+        return f"{nums[0]}..{nums[-1]}"
+    return ", ".join(map(str, nums))

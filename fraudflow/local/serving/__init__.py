@@ -1,0 +1,1 @@
+"""The local real-time endpoint: SageMaker's inference protocol over a registered model version."""

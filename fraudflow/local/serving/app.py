@@ -1,0 +1,393 @@
+"""The endpoint as a bare ASGI app (no framework: every microsecond is on the single-record path).
+
+Routes: GET /ping, POST /invocations (the container protocol), POST /endpoints/{name}/invocations (the
+sagemaker-runtime API, so boto3's `invoke_endpoint` works with `endpoint_url` pointed here).
+Hot switch: a daemon thread polls the endpoint's `generation` in the registry every `poll` seconds, loads the
+new version(s) off the event loop, then replaces `self.state` in one assignment; a request reads the state
+once, so it finishes on the model it started with and no request is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fraudflow.errors import UserError
+from fraudflow.local.registry import Endpoint, Registry, VariantSpec
+from fraudflow.local.serving import protocol as P
+from fraudflow.local.serving.model import LoadedModel, load_model
+
+_DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is refused without reading it
+_OFFLOAD_ROWS = 64  # bigger batches run in a thread so one large request does not stall the others
+
+
+@dataclass
+class Variant:
+    name: str
+    weight: float
+    model: LoadedModel
+
+
+class ServingState:
+    """An immutable set of variants plus the smooth weighted round-robin cursor (nginx's algorithm:
+    deterministic, and every window of sum(weights) picks follows the weights exactly)."""
+
+    def __init__(self, endpoint: str, variants: list[Variant], generation: int):
+        self.endpoint, self.variants, self.generation = endpoint, variants, generation
+        self.by_name = {v.name: v for v in variants}
+        self._current = [0.0] * len(variants)
+        self._total = sum(v.weight for v in variants)
+
+    def pick(self) -> Variant:
+        if len(self.variants) == 1:
+            return self.variants[0]
+        best = 0
+        for i, v in enumerate(self.variants):
+            self._current[i] += v.weight
+            if self._current[i] > self._current[best]:
+                best = i
+        self._current[best] -= self._total
+        return self.variants[best]
+
+    def describe(self) -> str:
+        return ", ".join(f"{v.name}={v.model.ref} (weight {v.weight:g})" for v in self.variants)
+
+
+class EndpointApp:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        endpoint: str | None = None,
+        model_version: str | None = None,
+        poll: float = 1.0,
+        log=None,
+    ):
+        self.state_dir = Path(state_dir)
+        self.poll = poll
+        self.log = log if log is not None else sys.stderr
+        self._models: dict[tuple[str, int], LoadedModel] = {}
+        registry = Registry(self.state_dir)
+        try:
+            if model_version is not None:
+                group, version = parse_version_ref(model_version)
+                mv = registry.get(group, version)
+                self.endpoint = group  # the runtime path answers to the group's name
+                self.follow = False
+                self.state = self._build(
+                    self.endpoint, [VariantSpec("AllTraffic", mv.group, mv.version, 1.0)], 0, registry
+                )
+            else:
+                self.endpoint = endpoint or only_endpoint(registry)
+                self.follow = True
+                ep = registry.get_endpoint(self.endpoint)
+                self.state = self._build(ep.name, list(ep.variants), ep.generation, registry)
+        finally:
+            registry.close()
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- model state ------------------------------------------------------------------------------------
+    def _build(
+        self, name: str, specs: list[VariantSpec], generation: int, registry: Registry
+    ) -> ServingState:
+        variants = []
+        for s in specs:
+            key = (s.group, int(s.version))
+            if key not in self._models:
+                self._models[key] = load_model(registry.get(s.group, s.version))
+            variants.append(Variant(s.name, float(s.weight), self._models[key]))
+        live = {(v.model.group, v.model.version) for v in variants}
+        self._models = {k: m for k, m in self._models.items() if k in live}
+        return ServingState(name, [v for v in variants if v.weight > 0] or variants, generation)
+
+    def start_polling(self) -> None:
+        if self.follow and self._poller is None:
+            self._poller = threading.Thread(
+                target=self._poll_loop, name="fraudflow-registry-poll", daemon=True
+            )
+            self._poller.start()
+
+    def stop_polling(self) -> None:
+        self._stop.set()
+
+    def _poll_loop(self) -> None:
+        registry = None
+        failed_gen = None
+        while not self._stop.wait(self.poll):
+            try:
+                if registry is None:
+                    registry = Registry(self.state_dir)
+                gen = registry.endpoint_generation(self.endpoint)
+                if gen is None or gen == self.state.generation or gen == failed_gen:
+                    continue
+                ep: Endpoint = registry.get_endpoint(self.endpoint)
+                new = self._build(ep.name, list(ep.variants), ep.generation, registry)
+                old, self.state = self.state, new  # the atomic switch
+                self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
+            except UserError as exc:
+                failed_gen = gen
+                self._event("switch_failed", error=str(exc))
+            except Exception as exc:  # keep serving the current model whatever happens here
+                self._event("poll_error", error=f"{type(exc).__name__}: {exc}")
+                registry = None
+
+    def _event(self, event: str, **fields) -> None:
+        self._write({"ts": round(time.time(), 3), "event": event, **fields})
+
+    def _write(self, rec: dict) -> None:
+        try:
+            self.log.write(json.dumps(rec) + "\n")
+            self.log.flush()
+        except (OSError, ValueError):
+            pass  # a closed log must not fail requests
+
+    # -- ASGI -------------------------------------------------------------------------------------------
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    self.start_polling()
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    self.stop_polling()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope, receive, send) -> None:
+        t0 = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        runtime = path.startswith("/endpoints/")
+        variant_name, rows, status = None, 0, 500
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            if path == "/ping":
+                if method not in ("GET", "HEAD"):
+                    raise P.BadRequest(405, "MethodNotAllowed", "use GET /ping")
+                status, ctype, body = 200, b"application/json", b'{"status":"Healthy"}'
+            elif path == "/invocations" or runtime:
+                if runtime:
+                    parts = path.split("/")
+                    if len(parts) != 4 or parts[3] != "invocations":
+                        raise P.BadRequest(404, "NotFound", f"no route {path}")
+                    if parts[2] != self.endpoint:
+                        raise _ValidationError(400, f"Endpoint {parts[2]} not found.")
+                if method != "POST":
+                    raise P.BadRequest(405, "MethodNotAllowed", f"use POST {path}")
+                hdr = _headers(scope)
+                body = await _read_body(receive, hdr)
+                state = self.state  # one read: the whole request uses this model set
+                target = hdr.get("x-amzn-sagemaker-target-variant")
+                if target is not None:
+                    if target not in state.by_name:
+                        raise _ValidationError(
+                            400, f"Target variant {target!r} not found; variants: {', '.join(state.by_name)}"
+                        )
+                    variant = state.by_name[target]
+                else:
+                    variant = state.pick()
+                variant_name = variant.name
+                body, ctype, rows = await self._invoke(variant, hdr, body)
+                status = 200
+                headers.append((b"x-amzn-invoked-production-variant", variant.name.encode()))
+                headers.append((b"x-fraudflow-model", variant.model.ref.encode()))
+            else:
+                raise P.BadRequest(404, "NotFound", f"no route {path}: use GET /ping or POST /invocations")
+        except _ValidationError as exc:
+            status, ctype, body = (
+                exc.status,
+                b"application/json",
+                _error_body(exc, "ValidationError", runtime),
+            )
+            headers.append((b"x-amzn-errortype", b"ValidationError"))
+        except P.BadRequest as exc:
+            status, ctype, body, h = _client_error(exc, runtime, variant_name)
+            headers.extend(h)
+        except Exception as exc:  # a bug: say so, do not crash the server
+            status, ctype = 500, b"application/json"
+            body = json.dumps({"code": "InternalFailure", "message": f"{type(exc).__name__}: {exc}"}).encode()
+            headers.append((b"x-amzn-errortype", b"InternalFailure"))
+        headers.append((b"content-type", ctype))
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
+        self._write(
+            {
+                "ts": round(time.time(), 3),
+                "method": method,
+                "path": path,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
+                "variant": variant_name,
+                "rows": rows,
+            }
+        )
+
+    async def _invoke(self, variant: Variant, hdr: dict, body: bytes) -> tuple[bytes, bytes, int]:
+        model = variant.model
+        ctype = P.media_type(hdr.get("content-type"))
+        if not body:
+            raise P.BadRequest(400, "EmptyBody", "the request body is empty")
+        extra = {"variant": variant.name, "model": model.ref}
+        if ctype == P.CSV:
+            accept = P.choose_accept(hdr.get("accept"), P.CSV)
+            x = P.parse_csv(body, model.n_features)
+        elif ctype == P.JSON:
+            accept = P.choose_accept(hdr.get("accept"), P.JSON)
+            doc = P.parse_json(body)
+            if P.is_records(doc):
+                records = P.json_records(doc)
+                scores = await asyncio.to_thread(_score_records, model, records)
+                out = P.encode_decisions(scores, model.decision_threshold, accept, extra)
+                return out, accept.encode(), len(records)
+            x = P.json_rows(doc, model.n_features)
+        else:
+            raise P.BadRequest(
+                415,
+                "UnsupportedMediaType",
+                f"content type {hdr.get('content-type')!r} is not supported: use text/csv or application/json",
+            )
+        scores = model.predict(x) if len(x) <= _OFFLOAD_ROWS else await asyncio.to_thread(model.predict, x)
+        return P.encode_scores(scores, accept, extra), accept.encode(), len(x)
+
+
+class _ValidationError(P.BadRequest):
+    def __init__(self, status: int, message: str):
+        super().__init__(status, "ValidationError", message)
+
+
+def _score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
+    import pandas as pd
+
+    if model.transform is None or model.schema is None:
+        raise P.BadRequest(
+            400,
+            "RecordsUnsupported",
+            f"{model.ref} has no feature schema or preprocess code: send encoded rows",
+        )
+    df = pd.DataFrame.from_records(records)
+    try:
+        x = model.transform(df, model.schema)
+    except Exception as exc:  # the records do not fit the schema (StepError, KeyError, ValueError, ...)
+        if not (hasattr(exc, "ff_code") or isinstance(exc, (KeyError, ValueError, TypeError))):
+            raise
+        msg = getattr(exc, "message", None) or str(exc)
+        raise P.BadRequest(400, "InvalidRecords", f"records could not be encoded: {msg}") from None
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if x.ndim != 2 or x.shape[1] != model.n_features:
+        raise RuntimeError(f"preprocess produced {x.shape} for a model of {model.n_features} features")
+    return model.predict(x)
+
+
+def _client_error(exc: P.BadRequest, runtime: bool, variant: str | None):
+    """On the container path: the status itself. On the runtime path: SageMaker wraps a container's 4xx in
+    ModelError (HTTP 424, OriginalStatusCode), except the payload limit which SageMaker checks itself."""
+    if not runtime or exc.status == 413 and exc.code == "PayloadTooLarge":
+        code = "ValidationError" if runtime else exc.code
+        return (
+            exc.status,
+            b"application/json",
+            _error_body(exc, code, runtime),
+            [(b"x-amzn-errortype", code.encode())],
+        )
+    msg = f'Received client error ({exc.status}) from {variant or "model"} with message "{exc.message}".'
+    body = {
+        "__type": "ModelError",
+        "message": msg,
+        "code": exc.code,
+        "OriginalStatusCode": exc.status,
+        "OriginalMessage": exc.message,
+    }
+    return 424, b"application/json", json.dumps(body).encode(), [(b"x-amzn-errortype", b"ModelError")]
+
+
+def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
+    doc = {"code": code if runtime else exc.code, "message": exc.message}
+    if runtime:
+        doc["__type"] = code
+    return json.dumps(doc).encode()
+
+
+def _headers(scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+async def _read_body(receive, hdr: dict) -> bytes:
+    length = hdr.get("content-length")
+    if length is not None:
+        try:
+            n = int(length)
+        except ValueError:
+            raise P.BadRequest(400, "BadRequest", f"invalid Content-Length {length!r}") from None
+        if n > P.MAX_BODY:
+            if n <= _DRAIN_LIMIT:  # read and drop it, so the client gets the 413 rather than a reset
+                await _drain(receive)
+            raise P.BadRequest(413, "PayloadTooLarge", f"body of {n} bytes: the limit is {P.MAX_BODY} bytes")
+    chunks, size = [], 0
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            raise P.BadRequest(400, "BadRequest", "client disconnected")
+        chunk = msg.get("body", b"")
+        size += len(chunk)
+        if size > P.MAX_BODY:
+            if msg.get("more_body"):
+                await _drain(receive)
+            raise P.BadRequest(413, "PayloadTooLarge", f"body over the limit of {P.MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not msg.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _drain(receive) -> None:
+    size = 0
+    while True:
+        msg = await receive()
+        size += len(msg.get("body", b""))
+        if msg["type"] == "http.disconnect" or not msg.get("more_body") or size > _DRAIN_LIMIT:
+            return
+
+
+def parse_version_ref(ref: str) -> tuple[str, int]:
+    group, sep, version = ref.rpartition(":")
+    if not sep or not group or not version.isdigit():
+        raise UserError.single(
+            "FF852", f"--version {ref!r} is not GROUP:VERSION", hint="e.g. fraud-detect-xgb:3"
+        )
+    return group, int(version)
+
+
+def only_endpoint(registry: Registry) -> str:
+    eps = registry.list_endpoints()
+    if len(eps) == 1:
+        return eps[0].name
+    if not eps:
+        raise UserError.single(
+            "FF851",
+            "no local endpoint is deployed",
+            hint="run the pipeline (its deploy step creates one) or serve a version: --version GROUP:VERSION",
+        )
+    raise UserError.single(
+        "FF851",
+        "several endpoints are deployed",
+        hint=f"choose one: --endpoint {' | '.join(e.name for e in eps)}",
+    )
+
+
+def app_from_env() -> EndpointApp:
+    """Factory for uvicorn workers (each process builds its own app from the settings the parent exported)."""
+    cfg = json.loads(os.environ["FRAUDFLOW_SERVE"])
+    return EndpointApp(
+        Path(cfg["state_dir"]), endpoint=cfg.get("endpoint"), model_version=cfg.get("model_version")
+    )

@@ -1,0 +1,291 @@
+"""pipelines.yaml → validated `Spec`s: the one entry point every command uses.
+
+Order, so that every error is found in one pass and points at the right line:
+parse (positions) → pick the environment → render templates in strings (typed by the schema) → schema-check the
+whole file (every environment included) → per pipeline: deep-merge defaults, environment, pipeline, --set →
+fill the schema's defaults → schema-check the resolved pipeline (required keys) → semantic checks.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import Diagnostic, UsageError, UserError
+from fraudflow.spec import schema as sch
+from fraudflow.spec.model import Spec
+from fraudflow.spec.template import Renderer
+from fraudflow.spec.yamlload import Mark, PathT, Positions, parse_file, parse_text
+
+TOP_KEYS = ("version", "vars", "defaults", "environments", "pipelines")
+
+
+@dataclass
+class Override:
+    path: PathT
+    raw: str
+    text: str  # as typed, for error locations
+
+    @property
+    def origin(self) -> str:
+        return f"--set {self.text}"
+
+
+@dataclass
+class LoadResult:
+    specs: list[Spec] = field(default_factory=list)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.is_error]
+
+
+def parse_overrides(items: list[str]) -> list[Override]:
+    out = []
+    for item in items:
+        path, sep, raw = item.partition("=")
+        if not sep or not path.strip():
+            raise UsageError.single(
+                "FF402",
+                f"--set {item!r}: expected PATH=VALUE",
+                file="<command line>",
+                hint="e.g. --set gate.threshold=0.8 or --set split.seed=7",
+            )
+        parts: list[Any] = [int(p) if p.isdigit() else p for p in path.strip().split(".")]
+        out.append(Override(tuple(parts), raw, item))
+    return out
+
+
+def load(
+    file: str | Path,
+    *,
+    env: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    pipeline: str | None = None,
+    text: str | None = None,
+    environ: dict[str, str] | None = None,
+) -> LoadResult:
+    """Load, resolve and check. Usage mistakes (unknown --env, --pipeline, bad --set) raise UsageError."""
+    path = Path(file)
+    sets = parse_overrides(list(overrides))
+    doc, pos = parse_text(text, str(path)) if text is not None else parse_file(path)
+    if not isinstance(doc, dict):
+        what = "a list" if isinstance(doc, list) else f"a single value ({type(doc).__name__})"
+        raise UserError.single(
+            "FF106",
+            f"the top level must be a mapping with `version` and `pipelines`, not {what}",
+            file=str(path),
+            line=1,
+            column=1,
+            path="(top level)",
+            hint="start with `version: 1` and `pipelines:`",
+        )
+    result = LoadResult()
+    envs = doc.get("environments") if isinstance(doc.get("environments"), dict) else {}
+    overlay: dict = {}
+    if env is not None:
+        if env not in envs:
+            mark = pos.key(("environments",))
+            known = ", ".join(sorted(envs)) or "none declared"
+            raise UsageError.single(
+                "FF401",
+                f"unknown environment {env!r}",
+                file=str(path),
+                line=mark.line if mark else None,
+                column=mark.column if mark else None,
+                path="environments",
+                hint=f"environments in this file: {known}",
+            )
+        overlay = envs[env] if isinstance(envs[env], dict) else {}
+
+    # Templates: vars first (they may use env.*), then every other string.
+    raw_vars = _merge_dicts(doc.get("vars") or {}, overlay.get("vars") or {})
+    renderer = Renderer(raw_vars if isinstance(raw_vars, dict) else {}, pos, environ)
+    variables = renderer.render_tree(raw_vars, ("vars",))
+    renderer.context["vars"] = variables
+    rendered = {
+        k: (v if k == "vars" else renderer.render_tree(v, (k,), _coerce_root)) for k, v in doc.items()
+    }
+    result.diagnostics += renderer.errors
+
+    result.diagnostics += sch.validate(rendered, pos)
+    pipelines = rendered.get("pipelines") if isinstance(rendered.get("pipelines"), dict) else {}
+    if pipeline is not None and pipeline not in pipelines:
+        raise UsageError.single(
+            "FF405",
+            f"unknown pipeline {pipeline!r}",
+            file=str(path),
+            path="pipelines",
+            hint="pipelines in this file: " + (", ".join(pipelines) or "none"),
+        )
+    env_overlay = (rendered.get("environments") or {}).get(env, {}) if env else {}
+    for name in (env_overlay.get("pipelines") or {}) if isinstance(env_overlay, dict) else {}:
+        if name not in pipelines:
+            result.diagnostics.append(
+                pos.diagnostic(
+                    "FF403",
+                    f"environment {env!r} overlays unknown pipeline {name!r}",
+                    ("environments", env, "pipelines", name),
+                    key=True,
+                )
+            )
+
+    doc_sets = [o for o in sets if o.path[0] in TOP_KEYS]
+    if doc_sets:
+        raise UsageError.single(
+            "FF402",
+            f"--set {doc_sets[0].text!r}: give the path inside the pipeline",
+            file="<command line>",
+            hint="e.g. --set gate.threshold=0.8 (applies to the pipeline)",
+        )
+    selected = [pipeline] if pipeline else list(pipelines)
+    for name in selected:
+        layers: list[tuple[Any, PathT]] = [
+            (rendered.get("defaults"), ("defaults",)),
+            ((env_overlay or {}).get("defaults"), ("environments", env, "defaults")),
+            (pipelines[name], ("pipelines", name)),
+            (
+                ((env_overlay or {}).get("pipelines") or {}).get(name),
+                ("environments", env, "pipelines", name),
+            ),
+        ]
+        spec, diags = _resolve_pipeline(name, layers, pos, sets, path, env)
+        result.diagnostics += diags
+        if spec is not None:
+            result.specs.append(spec)
+    result.diagnostics = _dedupe(result.diagnostics)
+    return result
+
+
+def load_one(file: str | Path, *, env: str | None, overrides: list[str], pipeline: str | None) -> Spec:
+    """The one pipeline a command works on; raises UserError with every problem when the file is invalid."""
+    result = load(file, env=env, overrides=overrides, pipeline=pipeline)
+    if result.errors:
+        raise UserError(result.errors)
+    if len(result.specs) > 1:
+        names = ", ".join(s.name for s in result.specs)
+        raise UsageError.single(
+            "FF406",
+            "the file declares several pipelines: choose one with --pipeline",
+            file=str(file),
+            hint=f"pipelines: {names}",
+        )
+    return result.specs[0]
+
+
+def _resolve_pipeline(
+    name: str,
+    layers: list[tuple[Any, PathT]],
+    pos: Positions,
+    sets: list[Override],
+    file: Path,
+    env: str | None,
+) -> tuple[Spec | None, list[Diagnostic]]:
+    from fraudflow.spec.semantic import check
+
+    present = [(v, p) for v, p in layers if v is not None]
+    local = Positions(pos.file, prefix=("pipelines", name))
+    merged = _merge_layers(present, (), pos, local) if present else {}
+    if not isinstance(merged, dict):
+        return None, []
+    diags: list[Diagnostic] = []
+    for o in sets:
+        target = sch.subschema(o.path)
+        if target is None:
+            parent = o.path[:-1]
+            keys = sch.known_keys(parent)
+            from fraudflow.spec.schema import _closest_hint
+
+            raise UsageError.single(
+                "FF404",
+                f"--set {o.text!r}: no such setting {'.'.join(map(str, o.path))!r}",
+                file="<command line>",
+                hint=_closest_hint(str(o.path[-1]), keys),
+            )
+        _assign(merged, o.path, _coerce(target, o.raw))
+        local.values[o.path] = Mark(None, None, file=f"<{o.origin}>")
+        local.keys[o.path] = Mark(None, None, file=f"<{o.origin}>")
+    resolved = sch.fill_defaults(merged)
+    diags += sch.validate(resolved, local, ref="#/$defs/resolvedPipeline")
+    diags += check(name, resolved, local, file.resolve().parent)
+    if any(d.is_error for d in diags):
+        return None, diags
+    return Spec.create(name, resolved, file=file, env=env), diags
+
+
+def _merge_layers(layers: list[tuple[Any, PathT]], rel: PathT, src: Positions, dst: Positions) -> Any:
+    """Deep-merge mappings, later layers winning; lists and scalars replace. Records where each value came from."""
+    last_plain = max((i for i, (v, _) in enumerate(layers) if not isinstance(v, dict)), default=-1)
+    value, origin = layers[-1]
+    mark = src.value(origin)
+    if mark:
+        dst.values[rel] = mark
+    key_mark = src.keys.get(tuple(origin))
+    if key_mark:
+        dst.keys[rel] = key_mark
+    if last_plain == len(layers) - 1:
+        return copy.deepcopy(value)
+    dicts = layers[last_plain + 1 :]
+    out: dict = {}
+    for d, _ in dicts:
+        for k in d:
+            if k not in out:
+                out[k] = None
+    for k in list(out):
+        sub = [(d[k], (*p, k)) for d, p in dicts if k in d]
+        out[k] = _merge_layers(sub, (*rel, k), src, dst)
+    return out
+
+
+def _merge_dicts(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = _merge_dicts(base.get(k), v) if k in base else v
+        return out
+    return over
+
+
+def _assign(target: dict, path: PathT, value: Any) -> None:
+    node = target
+    for part in path[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[path[-1]] = value
+
+
+def _coerce(schema: dict | None, raw: str) -> Any:
+    """Type a string from the command line or a template by what the schema expects there."""
+    types = sch.value_types(schema)
+    if types == ["string"] or not types and schema is not None and "enum" not in schema:
+        return raw
+    try:
+        value, _ = parse_text(raw, "<value>")
+    except UserError:
+        return raw
+    if value is None and raw.strip() == "":
+        return raw if "string" in types else None
+    if isinstance(value, str) or "string" not in types:
+        return value
+    kind = {bool: "boolean", int: "integer", float: "number", list: "array", dict: "object"}.get(type(value))
+    if kind in types or (kind == "integer" and "number" in types) or (value is None and "null" in types):
+        return value
+    return raw
+
+
+def _coerce_root(path: PathT, rendered: str) -> Any:
+    return _coerce(sch.subschema(path, "#"), rendered)
+
+
+def _dedupe(diags: list[Diagnostic]) -> list[Diagnostic]:
+    seen, out = set(), []
+    for d in diags:
+        key = (d.code, d.file, d.line, d.column, d.message if d.line is None else "")
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return sorted(out, key=Diagnostic.sort_key)

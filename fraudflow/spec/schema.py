@@ -1,0 +1,299 @@
+"""The JSON Schema of pipelines.yaml: loading it, validating with it, and reading types and defaults from it.
+
+The schema file is the one place that says which keys exist, their types, ranges and defaults: `--set` values and
+templated strings are typed by it, and `fill_defaults` applies its `default`s.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import Diagnostic
+from fraudflow.spec.yamlload import PathT, Positions, format_path
+
+
+def schema_path() -> Path:
+    """schemas/pipelines.schema.json beside the package (source tree), or installed under share/fraudflow."""
+    here = Path(__file__).resolve().parents[2] / "schemas" / "pipelines.schema.json"
+    if here.exists():
+        return here
+    import sys
+
+    return Path(sys.prefix) / "share" / "fraudflow" / "schemas" / "pipelines.schema.json"
+
+
+@lru_cache(maxsize=1)
+def load_schema() -> dict:
+    return json.loads(schema_path().read_text())
+
+
+@lru_cache(maxsize=4)
+def _validator(ref: str | None) -> Any:
+    from jsonschema import Draft202012Validator
+
+    schema = load_schema()
+    if ref is not None:  # validate against a $defs entry, keeping $refs resolvable
+        schema = {**{k: v for k, v in schema.items() if k in ("$schema", "$id", "$defs")}, "$ref": ref}
+    return Draft202012Validator(schema)
+
+
+def validate(
+    instance: Any, positions: Positions, *, ref: str | None = None, base: PathT = ()
+) -> list[Diagnostic]:
+    """All schema violations of `instance` (located at `base` in the document) as diagnostics."""
+    out: list[Diagnostic] = []
+    for error in _validator(ref).iter_errors(instance):
+        out.extend(_diagnose(error, positions, base))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- errors
+
+
+def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]:
+    path: PathT = (*base, *error.absolute_path)
+    kind = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+
+    def at(
+        code: str, message: str, p: PathT = path, hint: str | None = None, key: bool = False
+    ) -> Diagnostic:
+        return positions.diagnostic(code, message, p, key=key, hint=hint)
+
+    if kind == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(schema.get("properties", {}))
+        extras = [k for k in error.instance if k not in schema.get("properties", {})]
+        return [
+            at("FF201", f"unknown key {k!r}", (*path, k), hint=_closest_hint(str(k), allowed), key=True)
+            for k in extras
+        ]
+    if kind == "pattern" and str(schema.get("pattern", "")).startswith("^ml\\."):
+        return [
+            at(
+                "FF206",
+                f"{_describe(error.instance)} is not a SageMaker instance type",
+                hint="instance types look like ml.m5.xlarge",
+            )
+        ]
+    if kind == "propertyNames":
+        bad = error.instance
+        key_path = (*path, bad) if isinstance(bad, str) else path
+        parent = format_path(path) or "top level"
+        return [
+            at(
+                "FF206",
+                f"name {bad!r} not allowed in {parent}: {_rule(error)}",
+                key_path,
+                key=True,
+                hint=_name_hint(format_path(path)),
+            )
+        ]
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return [at("FF205", f"missing required key {missing!r}", hint=_required_hint(path, missing))]
+    if kind in ("type", "oneOf", "anyOf"):
+        expected = _expected_types(schema)
+        return [at("FF202", f"expected {expected}, got {_describe(error.instance)}")]
+    if kind in ("enum", "const"):
+        options = schema.get("enum", [schema.get("const")])
+        hint = _closest_hint(str(error.instance), [str(o) for o in options]) or (
+            "allowed: " + ", ".join(json.dumps(o) for o in options)
+        )
+        return [at("FF203", f"{_describe(error.instance)} is not one of the allowed values", hint=hint)]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return [at("FF204", f"{error.instance!r} is out of range: {_range(schema)}")]
+    if kind in ("pattern", "maxLength", "minLength"):
+        return [
+            at(
+                "FF206",
+                f"{_describe(error.instance)} is not a valid value here: {_rule(error)}",
+                hint=_PATTERN_HINTS.get(schema.get("pattern", ""), schema.get("description")),
+            )
+        ]
+    return [at("FF207", error.message)]
+
+
+_PATTERN_HINTS = {
+    "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$": "SageMaker names use letters, digits and hyphens only (no spaces, "
+    "underscores or dots), starting and ending with a letter or digit",
+}
+
+
+def _closest_hint(word: str, options: list[str]) -> str | None:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if match:
+        return f"did you mean {match[0]!r}?"
+    if options and len(options) <= 12:
+        return "allowed: " + ", ".join(options)
+    return None
+
+
+def _name_hint(parent: str) -> str | None:
+    if parent in ("pipelines", ""):
+        return "SageMaker names: letters, digits and hyphens, starting with a letter or digit"
+    return None
+
+
+def _required_hint(path: PathT, missing: str) -> str | None:
+    if path and path[0] == "pipelines" and len(path) >= 2:
+        return f"declare it in the pipeline or under `defaults` ({'.'.join(map(str, (*path[2:], missing)))})"
+    return None
+
+
+def _rule(error: Any) -> str:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator == "propertyNames":
+        rules = schema.get("propertyNames", {})
+        return f"must match {rules.get('pattern')}" if "pattern" in rules else error.message
+    if error.validator == "pattern":
+        return f"must match {schema.get('pattern')}"
+    if error.validator == "maxLength":
+        return f"at most {schema.get('maxLength')} characters"
+    if error.validator == "minLength":
+        return f"at least {schema.get('minLength')} characters"
+    return error.message
+
+
+def _range(schema: dict) -> str:
+    parts = []
+    if "minimum" in schema:
+        parts.append(f">= {schema['minimum']}")
+    if "exclusiveMinimum" in schema:
+        parts.append(f"> {schema['exclusiveMinimum']}")
+    if "maximum" in schema:
+        parts.append(f"<= {schema['maximum']}")
+    if "exclusiveMaximum" in schema:
+        parts.append(f"< {schema['exclusiveMaximum']}")
+    return "must be " + " and ".join(parts)
+
+
+_TYPE_WORDS = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+def _expected_types(schema: dict) -> str:
+    types = _types(schema)
+    words = [_TYPE_WORDS.get(t, t) for t in types]
+    return " or ".join(words) if words else "a different value"
+
+
+def _types(schema: dict) -> list[str]:
+    t = schema.get("type")
+    if isinstance(t, str):
+        return [t]
+    if isinstance(t, list):
+        return list(t)
+    out: list[str] = []
+    for branch in schema.get("oneOf", []) + schema.get("anyOf", []):
+        for x in _types(branch):
+            if x not in out:
+                out.append(x)
+    return out
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"string {value!r}"
+    return f"{type(value).__name__} {value!r}"
+
+
+# ------------------------------------------------------------------------------------ schema as type information
+
+
+def _deref(node: dict) -> list[dict]:
+    """The subschemas that together describe `node`: follows $ref and allOf."""
+    root = load_schema()
+    out = [node]
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        out.extend(_deref(root["$defs"][ref.split("/")[-1]]))
+    for sub in node.get("allOf", []):
+        out.extend(_deref(sub))
+    return out
+
+
+def subschema(path: PathT, start: str = "#/$defs/pipeline") -> dict | None:
+    """The merged schema of the value at `path` (relative to the `start` definition), or None if unknown."""
+    nodes = [load_schema()] if start == "#" else _deref({"$ref": start})
+    for part in path:
+        nxt: list[dict] = []
+        for n in nodes:
+            props = n.get("properties", {})
+            if isinstance(part, str) and part in props:
+                nxt.extend(_deref(props[part]))
+            elif isinstance(part, str) and isinstance(n.get("additionalProperties"), dict):
+                nxt.extend(_deref(n["additionalProperties"]))
+            elif isinstance(part, int) and isinstance(n.get("items"), dict):
+                nxt.extend(_deref(n["items"]))
+        if not nxt:
+            return None
+        nodes = nxt
+    merged: dict = {}
+    for n in reversed(nodes):
+        merged.update(n)
+    return merged
+
+
+def value_types(schema: dict | None) -> list[str]:
+    return _types(schema) if schema else []
+
+
+def known_keys(path: PathT, start: str = "#/$defs/pipeline") -> list[str]:
+    node = subschema(path, start)
+    return sorted(node.get("properties", {})) if node else []
+
+
+def fill_defaults(instance: dict, start: str = "#/$defs/pipeline") -> dict:
+    """A copy of `instance` with the schema's defaults for absent keys of present objects.
+
+    An object whose schema has a default (`{}`) is created when absent; one without (bias, explain, deploy...) is
+    optional and stays absent: its absence switches the step off.
+    """
+    out = copy.deepcopy(instance)
+    _fill(out, _merged(start))
+    return out
+
+
+def _merged(ref: str) -> dict:
+    merged: dict = {}
+    for n in reversed(_deref({"$ref": ref})):
+        for k, v in n.items():
+            if k == "properties" and "properties" in merged:
+                merged["properties"] = {**merged["properties"], **v}
+            else:
+                merged[k] = v
+    return merged
+
+
+def _fill(value: Any, schema: dict) -> None:
+    if not isinstance(value, dict):
+        return
+    for key, prop in schema.get("properties", {}).items():
+        parts = _deref(prop)
+        sub: dict = {}
+        for n in reversed(parts):
+            sub.update(n)
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            _fill(value[key], sub)

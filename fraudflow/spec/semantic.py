@@ -1,0 +1,299 @@
+"""Checks the schema cannot express: ratios that sum to 1, columns that exist, a facet the encoders produce,
+names that meet SageMaker's rules, parameters that point at real settings.
+
+Data files are read with the csv module, headers only (plus one column's values for the facet check), so
+`validate` never imports pandas. A file that is absent or remote is skipped with a warning: validate must work
+before `fraudflow sample-data` or without AWS credentials.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import math
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import Diagnostic
+from fraudflow.spec.yamlload import PathT, Positions
+
+FACET_SCAN_ROWS = 200_000
+
+
+def dummy_name(column: str, value: object) -> str:
+    """The name of a one-hot column. The same rule as step_code/preprocess.py (a test pins that they agree)."""
+    return f"{column}_{str(value).strip().lower().replace(' ', '_')}"
+
+
+def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    """Every semantic problem. Runs even after schema errors (to report everything at once): a check that meets a
+    value of the wrong type skips, since the schema check already reported it."""
+    out: list[Diagnostic] = []
+    for part in (_check_split, _check_data, _check_deploy, _check_parameters):
+        try:
+            out += part(cfg, pos, base_dir)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            continue
+    return out
+
+
+def _reporters(pos: Positions, out: list[Diagnostic]) -> tuple[Any, Any]:
+
+    def err(code: str, message: str, path: PathT, hint: str | None = None, key: bool = False) -> None:
+        out.append(pos.diagnostic(code, message, path, key=key, hint=hint))
+
+    def warn(code: str, message: str, path: PathT, hint: str | None = None) -> None:
+        out.append(pos.diagnostic(code, message, path, hint=hint, severity="warning"))
+
+    return err, warn
+
+
+def _check_split(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    err, _ = _reporters(pos, out)
+    split = cfg["split"]
+    total = split["train"] + split["validation"] + split["test"]
+    if not math.isclose(total, 1.0, abs_tol=1e-9):
+        err(
+            "FF501",
+            f"split ratios sum to {total:g}, not 1 (train {split['train']:g} + validation "
+            f"{split['validation']:g} + test {split['test']:g})",
+            ("split",),
+            hint="adjust them so that train + validation + test = 1",
+        )
+    if cfg["train"].get("early_stopping") and split["validation"] <= 0:
+        err("FF508", "early stopping needs a validation split", ("train", "early_stopping"))
+    return out
+
+
+def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    err, warn = _reporters(pos, out)
+    data, feats = cfg["data"], cfg["features"]
+    one_hot, ordinal = feats.get("one_hot", []), feats.get("ordinal", {})
+    for col in sorted(set(one_hot) & set(ordinal)):
+        err(
+            "FF505",
+            f"column {col!r} is both one-hot and ordinal encoded",
+            ("features", "ordinal", col),
+            key=True,
+            hint="choose one encoding",
+        )
+    label = data["label"]
+    for where, cols in (("drop", data.get("drop", [])), ("one_hot", one_hot), ("ordinal", list(ordinal))):
+        if label in cols:
+            err("FF505", f"the label {label!r} cannot be in {where}", ("data", "label"))
+
+    sources = data["sources"]
+    if len(sources) > 1 and "join" not in data:
+        err(
+            "FF205",
+            "several sources need `join` (the key they are joined on)",
+            ("data", "sources"),
+            hint="e.g. join: {on: policy_id, how: left}",
+        )
+    headers = _read_headers(sources, base_dir, pos, warn)
+    if headers is not None:
+        _check_columns(cfg, headers, base_dir, pos, err)
+
+    bias = cfg.get("bias")
+    if bias:
+        _check_facet(bias, cfg, headers, base_dir, pos, err, warn)
+    return out
+
+
+def _check_deploy(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    err, _ = _reporters(pos, out)
+    variants = (cfg.get("deploy") or {}).get("variants") or []
+    names = [v["name"] for v in variants]
+    for i, v in enumerate(variants):
+        if names.count(v["name"]) > 1:
+            err("FF507", f"variant name {v['name']!r} is used twice", ("deploy", "variants", i, "name"))
+    if variants and sum(v["weight"] for v in variants) <= 0:
+        err("FF507", "variant weights sum to 0: no variant would get traffic", ("deploy", "variants"))
+    return out
+
+
+def _check_parameters(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    err, _ = _reporters(pos, out)
+    for pname, target in (cfg.get("parameters") or {}).items():
+        value = _get(cfg, target.split("."))
+        if value is None:
+            err(
+                "FF506",
+                f"parameter {pname} points at {target!r}, which this pipeline does not set",
+                ("parameters", pname),
+                hint="declare that value, or remove the parameter",
+            )
+    return out
+
+
+def _read_headers(
+    sources: dict[str, str], base_dir: Path, pos: Positions, warn: Any
+) -> dict[str, list[str]] | None:
+    headers: dict[str, list[str]] = {}
+    for key, uri in sources.items():
+        path_ = ("data", "sources", key)
+        if uri.startswith("s3://"):
+            return None  # remote data is checked when the pipeline runs
+        file = Path(uri) if Path(uri).is_absolute() else base_dir / uri
+        try:
+            with file.open(newline="", encoding="utf-8-sig") as fh:
+                row = next(csv.reader(fh), None)
+        except FileNotFoundError:
+            warn(
+                "FF510",
+                f"data file {uri} not found: column checks skipped",
+                path_,
+                hint="`fraudflow sample-data data` writes sample claims.csv and customers.csv",
+            )
+            return None
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            warn("FF510", f"data file {uri} cannot be read ({exc}): column checks skipped", path_)
+            return None
+        if not row:
+            warn("FF510", f"data file {uri} is empty: column checks skipped", path_)
+            return None
+        headers[key] = [c.strip() for c in row]
+    return headers
+
+
+def _check_columns(
+    cfg: dict, headers: dict[str, list[str]], base_dir: Path, pos: Positions, err: Any
+) -> None:
+    data, feats = cfg["data"], cfg["features"]
+    all_cols: list[str] = []
+    for cols in headers.values():
+        all_cols += [c for c in cols if c not in all_cols]
+
+    def missing(col: str, path: PathT, what: str, among: list[str] | None = None, key: bool = False) -> None:
+        among = among if among is not None else all_cols
+        if col not in among:
+            close = difflib.get_close_matches(col, among, n=1, cutoff=0.6)
+            err(
+                "FF502",
+                f"{what} {col!r} is not a column of the data",
+                path,
+                key=key,
+                hint=f"did you mean {close[0]!r}?" if close else f"columns: {', '.join(among[:30])}",
+            )
+
+    join = data.get("join")
+    if join and len(headers) > 1:
+        keys = join["on"] if isinstance(join["on"], list) else [join["on"]]
+        for source, cols in headers.items():
+            for k in keys:
+                if k not in cols:
+                    missing(k, ("data", "join", "on"), f"join key (in source {source})", cols)
+    missing(data["label"], ("data", "label"), "label")
+    for i, col in enumerate(data.get("drop", [])):
+        missing(col, ("data", "drop", i), "dropped column")
+    for i, col in enumerate(feats.get("one_hot", [])):
+        missing(col, ("features", "one_hot", i), "one-hot column")
+    for col in feats.get("ordinal", {}):
+        missing(col, ("features", "ordinal", col), "ordinal column", key=True)
+    dropped = set(data.get("drop", []))
+    for i, col in enumerate(feats.get("drop_encoded", [])):
+        producers = [c for c in feats.get("one_hot", []) if col.startswith(c + "_")]
+        if not producers and col not in all_cols:
+            err(
+                "FF504",
+                f"drop_encoded column {col!r} is not produced by any encoding",
+                ("features", "drop_encoded", i),
+                hint="one-hot columns are named <column>_<value in lower case>",
+            )
+        elif col in dropped:
+            err("FF504", f"{col!r} is already dropped before encoding", ("features", "drop_encoded", i))
+
+
+def _check_facet(
+    bias: dict,
+    cfg: dict,
+    headers: dict[str, list[str]] | None,
+    base_dir: Path,
+    pos: Positions,
+    err: Any,
+    warn: Any,
+) -> None:
+    facet, feats, data = bias["facet"], cfg["features"], cfg["data"]
+    path = ("bias", "facet")
+    if facet == data["label"]:
+        err("FF503", "the bias facet cannot be the label", path)
+        return
+    if facet in feats.get("drop_encoded", []) or facet in data.get("drop", []):
+        err("FF503", f"bias facet {facet!r} is dropped before training", path)
+        return
+    producers = [c for c in feats.get("one_hot", []) if facet.startswith(c + "_")]
+    raw_kept = (
+        headers is not None
+        and any(facet in cols for cols in headers.values())
+        and facet not in feats.get("one_hot", [])
+        and facet not in feats.get("ordinal", {})
+    )
+    if not producers:
+        if headers is None or raw_kept:
+            if headers is None and not raw_kept:
+                warn("FF503", f"bias facet {facet!r} cannot be checked without the data", path)
+            return
+        hint = "a facet is a model column: a numeric column, or <column>_<value> of a one-hot column"
+        if feats.get("one_hot"):
+            hint += f" (one-hot columns: {', '.join(feats['one_hot'])})"
+        err("FF503", f"bias facet {facet!r} is not a column the encodings produce", path, hint=hint)
+        return
+    if headers is None:
+        return
+    column = max(producers, key=len)
+    values, complete = _column_values(column, data["sources"], headers, base_dir)
+    if values is None:
+        return
+    produced = {dummy_name(column, v) for v in values}
+    missing_fill = feats.get("missing", {}).get("categorical")
+    if missing_fill is not None:
+        produced.add(dummy_name(column, missing_fill))
+    if facet not in produced:
+        options = sorted(produced)
+        close = difflib.get_close_matches(facet, options, n=1, cutoff=0.6)
+        text = (
+            f"bias facet {facet!r} is not produced by one-hot encoding {column!r} "
+            f"(it produces {', '.join(options[:12])})"
+        )
+        hint = f"did you mean {close[0]!r}?" if close else None
+        if complete:
+            err("FF503", text, path, hint=hint)
+        else:
+            warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=hint)
+
+
+def _column_values(
+    column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path
+) -> tuple[set[str] | None, bool]:
+    for key, cols in headers.items():
+        if column in cols:
+            uri = sources[key]
+            file = Path(uri) if Path(uri).is_absolute() else base_dir / uri
+            idx = cols.index(column)
+            values: set[str] = set()
+            try:
+                with file.open(newline="", encoding="utf-8-sig") as fh:
+                    reader = csv.reader(fh)
+                    next(reader, None)
+                    for n, row in enumerate(reader):
+                        if n >= FACET_SCAN_ROWS:
+                            return values, False
+                        if idx < len(row) and row[idx] not in ("", "None", "NA", "NaN", "nan", "null"):
+                            values.add(row[idx])
+            except (OSError, UnicodeDecodeError, csv.Error):
+                return None, False
+            return values, True
+    return None, False
+
+
+def _get(cfg: dict, parts: list[str]) -> Any:
+    node: Any = cfg
+    for p in parts:
+        if not isinstance(node, dict) or p not in node:
+            return None
+        node = node[p]
+    return node
