@@ -58,8 +58,7 @@ def command(args: argparse.Namespace) -> int:
     config = uvicorn.Config(
         "fraudflow.local.serving.app:app_from_env", factory=True, workers=args.workers, **common
     )
-    server = uvicorn.Server(config)
-    Multiprocess(config, target=server.run, sockets=[sock]).run()
+    Multiprocess(config, sockets=[sock]).run()
     return 0
 
 

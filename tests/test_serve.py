@@ -1,0 +1,451 @@
+"""`fraudflow serve` end to end: a real XGBoost model trained on the AWS claims data, registered with the
+Registry API, served by the real server in a subprocess on a free loopback port, called over HTTP and with
+boto3's sagemaker-runtime client."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fraudflow.local.registry import Registry, VariantSpec
+from fraudflow.local.serving.model import PROJECT_PREPROCESS, load_preprocess
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data" / "aws-synthetic-claims"
+pytestmark = pytest.mark.skipif(
+    not (DATA / "claims.csv").is_file(), reason="AWS sample data not beside the repo"
+)
+
+# Used only while step_code/preprocess.py does not exist yet: a minimal encoder with the same interface.
+_STAND_IN = """
+import pandas as pd
+def fit(df, config):
+    d = config["data"]; f = config["features"]
+    x = df.drop(columns=[d["label"], *d["drop"]], errors="ignore")
+    cats = {c: sorted(x[c].fillna("na").astype(str).unique()) for c in f["one_hot"]}
+    ords = f["ordinal"]
+    num = [c for c in x.columns if c not in cats and c not in ords]
+    feats = num + list(ords) + [f"{c}_{v}".lower() for c, vs in cats.items() for v in vs]
+    return {"numeric": num, "ordinal": ords, "one_hot": cats, "features": feats}
+def transform(df, schema):
+    out = {c: pd.to_numeric(df[c], errors="raise").astype(float) for c in schema["numeric"]}
+    for c, levels in schema["ordinal"].items():
+        out[c] = df[c].map({v: i for i, v in enumerate(levels)}).astype(float)
+    for c, vs in schema["one_hot"].items():
+        col = df[c].fillna("na").astype(str)
+        for v in vs:
+            out[f"{c}_{v}".lower()] = (col == v).astype(float)
+    return pd.DataFrame(out)[schema["features"]]
+"""
+
+
+def spec_config() -> dict:
+    spec = yaml.safe_load((REPO / "pipelines.yaml").read_text())["pipelines"]["fraud-detect-xgb"]
+    return {k: spec[k] for k in ("data", "features", "split", "evaluate")}
+
+
+def joined() -> pd.DataFrame:
+    claims = pd.read_csv(DATA / "claims.csv")
+    customers = pd.read_csv(DATA / "customers.csv")
+    return claims.merge(customers, on="policy_id", how="left")
+
+
+def preprocess_module(tmp: Path) -> tuple[object, Path]:
+    """The project's preprocess.py when it exists (the real thing), else the stand-in above."""
+    if PROJECT_PREPROCESS.is_file():
+        mod = load_preprocess(PROJECT_PREPROCESS)
+        if hasattr(mod, "fit") and hasattr(mod, "transform"):
+            return mod, PROJECT_PREPROCESS
+    path = tmp / "preprocess.py"
+    path.write_text(_STAND_IN)
+    return load_preprocess(path), path
+
+
+def train_and_register(
+    workspace: Path,
+    *,
+    rounds: int = 30,
+    depth: int = 3,
+    seed: int = 0,
+    endpoint: str | None = "fraud-detect-xgb",
+):
+    """Train on the AWS data with the pipeline's encoding, register, optionally deploy. Returns a dict of
+    everything a test compares against."""
+    import xgboost as xgb
+
+    tmp = workspace / f"build-{rounds}-{depth}-{seed}"
+    tmp.mkdir(parents=True)
+    mod, code = preprocess_module(tmp)
+    cfg = spec_config()
+    df = joined()
+    schema = mod.fit(df, cfg)
+    x = mod.transform(df, schema).to_numpy(dtype=np.float64)
+    y = df["fraud"].to_numpy()
+    booster = xgb.train(
+        {"objective": "binary:logistic", "max_depth": depth, "eta": 0.2, "seed": seed, "subsample": 0.8},
+        xgb.DMatrix(x, label=y),
+        num_boost_round=rounds,
+    )
+    model_dir = tmp / "model"
+    model_dir.mkdir()
+    booster.save_model(model_dir / "model.json")
+    booster.save_model(model_dir / "xgboost-model.ubj")
+    (model_dir / "xgboost-model.ubj").rename(model_dir / "xgboost-model")
+    (tmp / "feature_schema.json").write_text(json.dumps(schema))
+    metrics = {"classification_metrics": {"roc_auc": {"value": 0.81}}, "decision_threshold": 0.5}
+    reg = Registry(workspace / ".fraudflow")
+    mv = reg.register(
+        "fraud-detect-xgb",
+        model_dir=model_dir,
+        feature_schema=tmp / "feature_schema.json",
+        metrics=metrics,
+        bias=None,
+        explainability=None,
+        baselines=None,
+        approval_status="PendingManualApproval",
+        pipeline="fraud-detect-xgb",
+        run_id=f"test-{rounds}-{seed}",
+        preprocess_code=code,
+    )
+    if endpoint:
+        reg.deploy(endpoint, [VariantSpec("AllTraffic", mv.group, mv.version, 1.0)])
+    reg.close()
+    return {"version": mv.version, "booster": booster, "x": x, "df": df, "schema": schema, "module": mod}
+
+
+class Server:
+    """`fraudflow serve` in a subprocess on a free port (--port 0); collects its log lines."""
+
+    def __init__(self, workspace: Path, *extra: str):
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fraudflow",
+                "serve",
+                "--workspace",
+                str(workspace),
+                "--port",
+                "0",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            text=True,
+            cwd=REPO,
+        )
+        self.lines: list[str] = []
+        self.url = None
+        deadline = time.monotonic() + 60
+        while self.url is None:
+            line = self.proc.stderr.readline()
+            if not line:
+                raise RuntimeError(f"server exited: {self.proc.wait()}: {''.join(self.lines)}")
+            self.lines.append(line)
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+        threading.Thread(target=self._drain, daemon=True).start()
+        for _ in range(600):  # workers may still be importing xgboost
+            try:
+                if call(self.url + "/ping", method="GET")[0] == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def access_log(self) -> list[dict]:
+        out = []
+        for ln in self.lines:
+            if ln.startswith("{"):
+                rec = json.loads(ln)
+                if "status" in rec:
+                    out.append(rec)
+        return out
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def call(url: str, body: bytes | None = None, ctype: str | None = None, method: str = "POST", headers=None):
+    req = urllib.request.Request(url, data=body, method=method)
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def csv_of(rows: np.ndarray) -> bytes:
+    return "".join(",".join(repr(float(v)) for v in r) + "\n" for r in rows).encode()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("ws")
+    model = train_and_register(ws)
+    server = Server(ws)
+    yield ws, model, server
+    server.stop()
+
+
+def test_csv_rows_match_in_process_predictions(served):
+    _, model, server = served
+    x = model["x"][:200]
+    status, headers, body = call(server.url + "/invocations", csv_of(x), "text/csv")
+    assert status == 200, body
+    assert headers["Content-Type"] == "text/csv"
+    assert headers["x-Amzn-Invoked-Production-Variant"] == "AllTraffic"
+    got = np.array([float(v) for v in body.decode().split()])
+    want = model["booster"].predict(__import__("xgboost").DMatrix(x))
+    np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_json_instances_and_features_forms(served):
+    _, model, server = served
+    x = model["x"][:5]
+    want = model["booster"].inplace_predict(x)
+    for doc in ({"instances": x.tolist()}, {"instances": [{"features": r} for r in x.tolist()]}):
+        status, _, body = call(server.url + "/invocations", json.dumps(doc).encode(), "application/json")
+        assert status == 200, body
+        out = json.loads(body)
+        np.testing.assert_allclose([p["score"] for p in out["predictions"]], want, atol=1e-6)
+        assert out["variant"] == "AllTraffic"
+    status, _, body = call(
+        server.url + "/invocations", json.dumps({"features": x[0].tolist()}).encode(), "application/json"
+    )
+    assert status == 200 and abs(json.loads(body)["predictions"][0]["score"] - want[0]) < 1e-6
+    # CSV in, JSON out when asked
+    status, headers, body = call(
+        server.url + "/invocations", csv_of(x), "text/csv", headers={"Accept": "application/json"}
+    )
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    np.testing.assert_allclose([p["score"] for p in json.loads(body)["predictions"]], want, atol=1e-6)
+
+
+def test_raw_records_are_encoded_like_training(served):
+    _, model, server = served
+    df = model["df"]
+    sample = df.sample(300, random_state=1)
+    # what preprocess itself turns these records into, fed to the model in-process
+    want = model["booster"].inplace_predict(
+        model["module"].transform(sample, model["schema"]).to_numpy(dtype=np.float64)
+    )
+    records = json.loads(sample.drop(columns=["fraud"]).to_json(orient="records"))
+    status, headers, body = call(
+        server.url + "/invocations", json.dumps({"records": records}).encode(), "application/json"
+    )
+    assert status == 200, body
+    out = json.loads(body)
+    probs = np.array([p["probability"] for p in out["predictions"]])
+    np.testing.assert_allclose(probs, want, atol=1e-6)
+    assert [p["decision"] for p in out["predictions"]] == [int(p >= 0.5) for p in probs]
+    assert out["decision_threshold"] == 0.5 and out["model"] == f"fraud-detect-xgb:{model['version']}"
+
+
+def test_boto3_sagemaker_runtime_client(served):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    _, model, server = served
+    rt = boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    x = model["x"][:3]
+    resp = rt.invoke_endpoint(EndpointName="fraud-detect-xgb", ContentType="text/csv", Body=csv_of(x))
+    assert resp["InvokedProductionVariant"] == "AllTraffic"
+    assert resp["ContentType"] == "text/csv"
+    got = [float(v) for v in resp["Body"].read().decode().split()]
+    np.testing.assert_allclose(got, model["booster"].inplace_predict(x), atol=1e-6)
+
+    with pytest.raises(ClientError) as err:
+        rt.invoke_endpoint(EndpointName="nope", ContentType="text/csv", Body=csv_of(x))
+    assert err.value.response["Error"]["Code"] == "ValidationError"
+    assert "nope" in err.value.response["Error"]["Message"]
+
+    with pytest.raises(ClientError) as err:  # the container's 400 arrives as SageMaker's ModelError
+        rt.invoke_endpoint(EndpointName="fraud-detect-xgb", ContentType="text/csv", Body=b"1,2,3")
+    e = err.value.response
+    assert e["Error"]["Code"] == "ModelError" and e["OriginalStatusCode"] == 400
+    assert "encoded features" in e["Error"]["Message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status", "code"),
+    [
+        (b"", "text/csv", 400, "EmptyBody"),
+        (b"1,2,3\n", "text/csv", 400, "WrongFeatureCount"),
+        (b"{", "application/json", 400, "MalformedJSON"),
+        (b'{"instances": [["a"]]}', "application/json", 400, "WrongFeatureCount"),
+        (b'{"rows": []}', "application/json", 400, "InvalidInput"),
+        (b"1,2", "application/x-www-form-urlencoded", 415, "UnsupportedMediaType"),
+        (b"1,2", None, 415, "UnsupportedMediaType"),
+        (json.dumps({"records": [{}] * 1001}).encode(), "application/json", 413, "TooManyRecords"),
+        (b"0" * (6 * 1024 * 1024 + 1), "text/csv", 413, "PayloadTooLarge"),
+        (
+            json.dumps({"records": [{"customer_age": "old"}]}).encode(),
+            "application/json",
+            400,
+            "InvalidRecords",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None,
+)
+def test_bad_requests_get_a_clear_4xx(served, body, ctype, status, code):
+    _, _, server = served
+    got, headers, out = call(server.url + "/invocations", body, ctype)
+    assert got == status, out
+    doc = json.loads(out)
+    assert doc["code"] == code and doc["message"]
+
+
+def test_non_numeric_csv_names_the_cell(served):
+    _, model, server = served
+    row = [repr(float(v)) for v in model["x"][0]]
+    row[2] = "abc"
+    status, _, out = call(server.url + "/invocations", (",".join(row) + "\n").encode(), "text/csv")
+    assert status == 400
+    assert json.loads(out)["message"] == "CSV row 1, column 3: 'abc' is not a number"
+
+
+def test_routes_methods_and_access_log(served):
+    _, _, server = served
+    assert call(server.url + "/ping", method="GET")[0] == 200
+    assert call(server.url + "/nowhere", method="GET")[0] == 404
+    assert call(server.url + "/invocations", method="GET")[0] == 405
+    time.sleep(0.2)
+    log = server.access_log()
+    assert {"method", "path", "status", "latency_ms", "variant", "rows"} <= set(log[-1])
+    assert any(r["path"] == "/nowhere" and r["status"] == 404 for r in log)
+
+
+def test_version_option_and_startup_errors(served, tmp_path):
+    ws, model, _ = served
+    s = Server(ws, "--version", f"fraud-detect-xgb:{model['version']}")
+    try:
+        status, headers, _ = call(s.url + "/invocations", csv_of(model["x"][:1]), "text/csv")
+        assert status == 200 and headers["x-fraudflow-model"] == f"fraud-detect-xgb:{model['version']}"
+    finally:
+        s.stop()
+    for args, code in (
+        (["--version", "fraud-detect-xgb:99"], "FF803"),
+        (["--version", "nonsense"], "FF852"),
+        (["--endpoint", "other"], "FF805"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "fraudflow", "serve", "--workspace", str(ws), "--port", "0", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+        assert r.returncode == 1 and code in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "fraudflow", "serve", "--workspace", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
+    assert r.returncode == 1 and "FF851" in r.stderr
+
+
+@pytest.mark.slow
+def test_variants_split_by_weight_and_hot_switch(tmp_path):
+    ws = tmp_path
+    a = train_and_register(ws, rounds=20, endpoint=None)
+    b = train_and_register(ws, rounds=40, seed=1, endpoint=None)
+    reg = Registry(ws / ".fraudflow")
+    reg.deploy(
+        "fraud",
+        [
+            VariantSpec("Blue", "fraud-detect-xgb", a["version"], 3),
+            VariantSpec("Green", "fraud-detect-xgb", b["version"], 1),
+        ],
+    )
+    server = Server(ws)
+    try:
+        x = a["x"][:1]
+        seen = Counter()
+        expected = {"Blue": a["booster"].inplace_predict(x)[0], "Green": b["booster"].inplace_predict(x)[0]}
+        for _ in range(1000):
+            status, headers, body = call(server.url + "/endpoints/fraud/invocations", csv_of(x), "text/csv")
+            assert status == 200
+            v = headers["x-Amzn-Invoked-Production-Variant"]
+            seen[v] += 1
+            assert abs(float(body) - expected[v]) < 1e-6
+        assert 700 <= seen["Blue"] <= 800 and seen["Blue"] + seen["Green"] == 1000
+
+        # hot switch under concurrent load: every request succeeds, and the new model takes over
+        stop = threading.Event()
+        results: list[tuple[int, str]] = []
+
+        def hammer():
+            while not stop.is_set():
+                s, h, _ = call(server.url + "/invocations", csv_of(x), "text/csv")
+                results.append((s, h.get("x-fraudflow-model", "")))
+
+        with ThreadPoolExecutor(4) as pool:
+            futs = [pool.submit(hammer) for _ in range(4)]
+            time.sleep(0.5)
+            reg.deploy("fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", b["version"], 1)])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not (
+                results and results[-1][1].endswith(f":{b['version']}")
+            ):
+                time.sleep(0.05)
+            time.sleep(0.5)
+            stop.set()
+            for f in futs:
+                f.result()
+        assert results and all(s == 200 for s, _ in results)
+        assert results[-1][1] == f"fraud-detect-xgb:{b['version']}"
+        assert any(json.loads(ln).get("event") == "switch" for ln in server.lines if ln.startswith("{"))
+    finally:
+        server.stop()
+        reg.close()
+
+
+@pytest.mark.slow
+def test_two_workers_serve(served):
+    ws, model, _ = served
+    s = Server(ws, "--workers", "2")
+    try:
+        for _ in range(20):
+            status, _, body = call(s.url + "/invocations", csv_of(model["x"][:1]), "text/csv")
+            assert status == 200
+    finally:
+        s.stop()
+    assert os.name != "nt"
