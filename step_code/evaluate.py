@@ -1,0 +1,361 @@
+"""Evaluate step: score the test split with the trained model; ROC-AUC with a bootstrap confidence interval.
+
+Runs in SageMaker's XGBoost 1.7-1 image as a processing job and in `fraudflow run`; imports only the standard
+library, numpy, pandas, scikit-learn and xgboost. See docs/step-contract.md for evaluation.json's layout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+E_CONFIG = "FF630"  # config or argument is wrong
+E_MODEL = "FF631"  # no model, or one XGBoost cannot read
+E_TEST_DATA = "FF632"  # test CSV missing, malformed, or of the wrong width
+E_ONE_CLASS = "FF633"  # the test split holds one class: ROC-AUC is undefined
+
+MODEL_FILES = ("xgboost-model", "model.json", "model.ubj", "model.bin")
+MAX_CELLS = 4_000_000  # bootstrap resamples are ranked in batches of at most this many cells
+
+
+class StepError(Exception):
+    """A problem with the user's data or settings: printed as `error[CODE]: file:line: message`."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
+            code,
+            message,
+            file,
+            line,
+            column,
+            hint,
+        )
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = f"error[{self.ff_code}]: {where}{self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+
+
+def auc_by_ranks(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each row of (labels, scores), shape (B, n), via the Mann-Whitney rank sum (ties averaged).
+    Rows holding one class give NaN."""
+    b, n = scores.shape
+    order = np.argsort(scores, axis=1, kind="mergesort")
+    sorted_scores = np.take_along_axis(scores, order, axis=1)
+    sorted_labels = np.take_along_axis(labels, order, axis=1).astype("float64")
+    # tie groups numbered across all rows at once (each row starts a new group), then averaged 1-based ranks
+    starts = np.ones((b, n), dtype=bool)
+    starts[:, 1:] = sorted_scores[:, 1:] != sorted_scores[:, :-1]
+    group = np.cumsum(starts.ravel()) - 1
+    positions = np.tile(np.arange(1, n + 1, dtype="float64"), b)
+    mean_rank = np.bincount(group, weights=positions) / np.bincount(group)
+    ranks = mean_rank[group].reshape(b, n)
+    n_pos = sorted_labels.sum(axis=1)
+    n_neg = n - n_pos
+    rank_sum = (ranks * sorted_labels).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return auc
+
+
+def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, samples: int, confidence: float, seed: int) -> dict:
+    """Percentile bootstrap CI of ROC-AUC; resamples holding one class are skipped (and not counted)."""
+    rng = np.random.RandomState(seed)  # RandomState: same stream on numpy 1.x and 2.x
+    n = len(labels)
+    batch = max(1, MAX_CELLS // max(n, 1))
+    aucs = []
+    for start in range(0, samples, batch):
+        idx = rng.randint(0, n, size=(min(batch, samples - start), n))
+        aucs.append(auc_by_ranks(labels[idx], scores[idx]))
+    values = np.concatenate(aucs) if aucs else np.array([])
+    values = values[~np.isnan(values)]
+    if len(values) == 0:
+        return {"lower": None, "upper": None, "level": confidence, "samples": 0}
+    alpha = (1.0 - confidence) / 2.0
+    lower, upper = np.quantile(values, [alpha, 1.0 - alpha])
+    return {"lower": float(lower), "upper": float(upper), "level": confidence, "samples": int(len(values))}
+
+
+def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, bootstrap: dict) -> dict:
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        confusion_matrix,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    predicted = (scores >= threshold).astype("int64")  # a score at the threshold counts as fraud
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(labels, predicted, labels=[0, 1]).ravel())
+    ci = bootstrap_auc(
+        labels,
+        scores,
+        int(bootstrap.get("samples", 1000)),
+        float(bootstrap.get("confidence", 0.95)),
+        int(bootstrap.get("seed", 0)),
+    )
+    return {
+        "roc_auc": {"value": float(roc_auc_score(labels, scores)), "confidence_interval": ci},
+        "pr_auc": {"value": float(average_precision_score(labels, scores))},
+        "precision": {"value": float(precision_score(labels, predicted, zero_division=0))},
+        "recall": {"value": float(recall_score(labels, predicted, zero_division=0))},
+        "f1": {"value": float(f1_score(labels, predicted, zero_division=0))},
+        "accuracy": {"value": float(accuracy_score(labels, predicted))},
+        "confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}},
+    }
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    """Extract regular files only, refusing absolute or escaping paths (no `filter=` on the container's Python)."""
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                target = (dest / member.name).resolve()
+                if member.name.startswith("/") or not str(target).startswith(str(dest.resolve())):
+                    raise StepError(E_MODEL, f"unsafe path {member.name!r} in the archive", file=str(archive))
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isfile():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(member) as src, open(target, "wb") as out:  # type: ignore[union-attr]
+                        shutil.copyfileobj(src, out)
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise StepError(E_MODEL, f"cannot extract the model archive: {exc}", file=str(archive)) from None
+
+
+def load_model(model_dir: str | Path):  # noqa: ANN201 - xgboost.Booster
+    """The booster in model_dir (extracting model.tar.gz first, as SageMaker hands the training output over)."""
+    import xgboost as xgb
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise StepError(E_MODEL, "the model folder does not exist", file=str(model_dir))
+    with tempfile.TemporaryDirectory(prefix="ff-model-") as tmp:
+        search = [model_dir]
+        archive = model_dir / "model.tar.gz"
+        if archive.is_file():
+            _safe_extract(archive, Path(tmp))
+            search.insert(0, Path(tmp))
+        for folder in search:
+            for name in MODEL_FILES:
+                path = folder / name
+                if path.is_file():
+                    booster = xgb.Booster()
+                    try:  # from bytes: XGBoost detects the format itself, whatever the file is called
+                        booster.load_model(bytearray(path.read_bytes()))
+                    except xgb.core.XGBoostError as exc:
+                        raise StepError(
+                            E_MODEL,
+                            f"XGBoost cannot read the model: {str(exc).splitlines()[0]}",
+                            file=str(path),
+                        ) from None
+                    return booster
+    raise StepError(
+        E_MODEL,
+        f"no model in {model_dir} (looked for model.tar.gz and {', '.join(MODEL_FILES)})",
+        file=str(model_dir),
+    )
+
+
+def read_test(test_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Header-less CSVs, label first -> (X, y)."""
+    path = Path(test_dir)
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.glob("*") if p.is_file() and not p.name.startswith("."))
+    )
+    if not files:
+        raise StepError(E_TEST_DATA, "no test data files", file=str(path))
+    frames = []
+    for f in files:
+        try:
+            df = pd.read_csv(f, header=None)
+        except pd.errors.EmptyDataError:
+            raise StepError(E_TEST_DATA, "the file is empty", file=str(f)) from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise StepError(
+                E_TEST_DATA,
+                f"malformed CSV: {str(exc).strip()}",
+                file=str(f),
+                line=int(m.group(1)) if m else None,
+            ) from None
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col]):
+                bad = (pd.to_numeric(df[col], errors="coerce").isna() & df[col].notna()).to_numpy()
+                row = int(np.flatnonzero(bad)[0])
+                raise StepError(
+                    E_TEST_DATA,
+                    f"column {col + 1} holds a non-number {df[col].iloc[row]!r}",
+                    file=str(f),
+                    line=row + 1,
+                    hint="test CSVs are header-less and numeric, label first",
+                )
+        frames.append(df)
+    data = pd.concat(frames, ignore_index=True)
+    y = data.iloc[:, 0]
+    if y.isna().any() or not y.isin([0, 1]).all():
+        row = int(np.flatnonzero((y.isna() | ~y.isin([0, 1])).to_numpy())[0])
+        raise StepError(
+            E_TEST_DATA,
+            f"labels (first column) must be 0 or 1, found {y.iloc[row]!r}",
+            file=str(files[0]),
+            line=row + 1,
+        )
+    return data.iloc[:, 1:].to_numpy(dtype="float64"), y.to_numpy(dtype="int64")
+
+
+# ---------------------------------------------------------------------------------------------- step
+
+
+def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+    import xgboost as xgb
+
+    settings = config.get("evaluate") or {}
+    threshold = float(settings.get("decision_threshold", 0.5))
+    if not 0.0 <= threshold <= 1.0:
+        raise StepError(
+            E_CONFIG,
+            f"evaluate.decision_threshold must be within [0, 1], got {threshold}",
+            file="config.json",
+        )
+    booster = load_model(model_dir)
+    x, y = read_test(test_dir)
+    expected = booster.num_features()
+    if x.shape[1] != expected:
+        raise StepError(
+            E_TEST_DATA,
+            f"test rows have {x.shape[1]} features but the model was trained on {expected}",
+            file=str(test_dir),
+            hint="train and evaluate on outputs of the same preprocess run",
+        )
+    if len(np.unique(y)) < 2:
+        raise StepError(
+            E_ONE_CLASS,
+            f"the test split ({len(y)} rows) holds only label {int(y[0])}: ROC-AUC is undefined",
+            file=str(test_dir),
+            hint="enlarge split.test or add positives",
+        )
+    scores = booster.predict(xgb.DMatrix(x)).astype("float64")
+    result = {
+        "classification_metrics": metrics(y, scores, threshold, settings.get("bootstrap") or {}),
+        "decision_threshold": threshold,
+        "rows": int(len(y)),
+        "positives": int(y.sum()),
+    }
+    return result, pd.DataFrame({"label": y, "score": scores})
+
+
+def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
+    output_dir = Path(output_dir)
+    if not output_dir.exists():
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+        try:
+            write(tmp)
+            os.replace(tmp, output_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))  # SageMaker creates the folder beforehand
+    try:
+        write(tmp)
+        for entry in sorted(tmp.iterdir()):
+            dest = output_dir / entry.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.replace(entry, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: str | Path) -> dict:
+    result, predictions = evaluate(config, model_dir, test_dir)
+
+    def write(out: Path) -> None:
+        (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
+        predictions.to_csv(out / "predictions.csv", index=False)
+
+    publish(Path(output_dir), write)
+    return result
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+        raise StepError(E_CONFIG, f"bad arguments: {message}")
+
+
+def _load_config(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StepError(E_CONFIG, "config file not found", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise StepError(
+            E_CONFIG, f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno
+        ) from None
+    if not isinstance(data, dict):
+        raise StepError(E_CONFIG, "config must be a JSON object", file=path)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
+    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
+    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
+    parser.add_argument("--model-dir", default="/opt/ml/processing/model")
+    parser.add_argument("--test-dir", default="/opt/ml/processing/test")
+    parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    try:
+        args = parser.parse_args(argv)
+        result = run(_load_config(args.config), args.model_dir, args.test_dir, args.output_dir)
+    except StepError as exc:
+        if argv is not None:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return 2
+    auc = result["classification_metrics"]["roc_auc"]
+    print(json.dumps({"roc_auc": auc["value"], "confidence_interval": auc["confidence_interval"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,655 @@
+"""Preprocess step: join the raw sources, split, encode, and write the CSVs SageMaker's XGBoost reads.
+
+Runs unchanged in SageMaker's scikit-learn 1.2-1 processing image and in `fraudflow run`, so it imports only the
+standard library, numpy, pandas and scikit-learn, and avoids APIs newer than pandas 1.5 / scikit-learn 1.2.
+See docs/step-contract.md for inputs, outputs and the error codes.
+
+Encoders are fitted on the training split only (no leakage) and recorded in feature_schema.json, so
+`transform(df, schema)` rebuilds the model row of any raw record: the serving endpoint calls the same function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+# pandas >= 2 reads the string "None" as missing, pandas 1.x does not; the data writes "None" for missing, so
+# spell the pandas 2 list out to get the same result on the container's pandas 1.x.
+NA_VALUES = [
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+]  # fmt: skip
+NUMERIC_FILLS = ("none", "zero", "mean", "median")
+_FILE, _LINE = "__ff_file", "__ff_line"  # where each base row came from, for located errors
+
+# Error codes (stable; listed in docs/step-contract.md).
+E_CONFIG = "FF600"
+E_MISSING_COLUMN = "FF601"
+E_NO_DATA = "FF602"
+E_MALFORMED = "FF603"
+E_LABEL = "FF604"
+E_SPLIT = "FF605"
+E_DUPLICATE_KEY = "FF606"
+E_UNDECLARED_TEXT = "FF607"
+E_BAD_VALUE = "FF608"
+
+
+class StepError(Exception):
+    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
+            code,
+            message,
+            file,
+            line,
+            column,
+            hint,
+        )
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = f"error[{self.ff_code}]: {where}{self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+# ---------------------------------------------------------------------------------------------- config
+
+
+def _get(cfg: dict, dotted: str, default: object = ..., kind: type | tuple | None = None) -> object:
+    """Read `a.b.c` from the config; a missing required key or a wrong type is a located config error."""
+    node: object = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node or node[part] is None:
+            if default is not ...:
+                return default
+            raise StepError(E_CONFIG, f"config key '{dotted}' is missing", file="config.json")
+        node = node[part]
+    if kind is not None and not isinstance(node, kind):
+        raise StepError(
+            E_CONFIG, f"config key '{dotted}' has the wrong type ({type(node).__name__})", file="config.json"
+        )
+    return node
+
+
+def _split_ratios(cfg: dict) -> tuple[float, float, float]:
+    ratios = tuple(float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test"))
+    if min(ratios) <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
+        raise StepError(
+            E_CONFIG,
+            f"split ratios train/validation/test must be positive and sum to 1, got {ratios}",
+            file="config.json",
+        )
+    return ratios  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _source_files(input_dir: Path, name: str, configured: str) -> list[Path]:
+    path = input_dir / name
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise StepError(E_NO_DATA, f"source '{name}' has no files in {path}", file=str(path))
+        return files
+    if Path(str(path) + ".csv").is_file():
+        return [Path(str(path) + ".csv")]
+    raise StepError(
+        E_NO_DATA,
+        f"source '{name}' ({configured}) was not found at {path}",
+        file=str(path),
+        hint="each name under data.sources must be a CSV file or a folder of CSV files",
+    )
+
+
+def _display(files: list[Path], configured: str) -> list[str]:
+    """Name files as the user declared them when the step reads one copy of a declared file."""
+    if len(files) == 1 and configured and Path(configured).name == files[0].name:
+        return [configured]
+    return [str(f) for f in files]
+
+
+def _read_csv(path: Path, shown: str) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, skipinitialspace=False)
+    except pd.errors.EmptyDataError:
+        raise StepError(E_NO_DATA, "the file is empty (no header, no rows)", file=shown) from None
+    except pd.errors.ParserError as exc:
+        m = re.search(r"line (\d+)", str(exc))
+        raise StepError(
+            E_MALFORMED,
+            f"malformed CSV: {str(exc).strip().splitlines()[-1]}",
+            file=shown,
+            line=int(m.group(1)) if m else None,
+            hint="every row must have as many fields as the header; quote fields that contain commas",
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc.reason})", file=shown) from None
+    if df.empty:
+        raise StepError(E_NO_DATA, "the file has a header but no rows", file=shown, line=1)
+    unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
+    if unnamed:
+        raise StepError(E_MALFORMED, "the header has an empty column name", file=shown, line=1)
+    return df
+
+
+def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFrame, list[str]]:
+    """Read one source (a CSV or a folder of CSVs with the same header), tagging each row with file and line."""
+    files = _source_files(input_dir, name, configured)
+    shown = _display(files, configured)
+    frames = []
+    for i, (path, label) in enumerate(zip(files, shown)):  # noqa: B905 - no strict= on the containers' Python 3.8/3.9
+        df = _read_csv(path, label)
+        if frames and list(df.columns) != list(frames[0].columns):
+            raise StepError(
+                E_MALFORMED,
+                f"header differs from {shown[0]}'s: files of one source must share their columns",
+                file=label,
+                line=1,
+            )
+        df[_FILE] = i
+        df[_LINE] = np.arange(2, len(df) + 2)  # line 1 is the header
+        frames.append(df)
+    return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), shown
+
+
+def _where(df: pd.DataFrame, shown: list[str], row: int) -> dict:
+    return {"file": shown[int(df[_FILE].iloc[row])], "line": int(df[_LINE].iloc[row])}
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None
+
+
+# ---------------------------------------------------------------------------------------------- join
+
+
+def _check_label(df: pd.DataFrame, label: str, shown: list[str]) -> pd.DataFrame:
+    values = pd.to_numeric(df[label], errors="coerce")
+    missing = df[label].isna().to_numpy()
+    bad = ~missing & ~values.isin([0, 1]).to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise StepError(
+            E_LABEL,
+            f"label '{label}' is missing in {int(missing.sum())} row(s); the first is here",
+            **_where(df, shown, row),
+            hint="every row needs a label 0 or 1; remove unlabelled rows",
+        )
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise StepError(
+            E_LABEL,
+            f"label '{label}' must be 0 or 1, found {df[label].iloc[row]!r} ({int(bad.sum())} such row(s))",
+            **_where(df, shown, row),
+        )
+    df[label] = values.astype("int64")
+    return df
+
+
+def _check_unique_keys(df: pd.DataFrame, key: str, name: str, shown: list[str]) -> None:
+    dup = df[key].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        value = df[key].iloc[rows[0]]
+        raise StepError(
+            E_DUPLICATE_KEY,
+            f"join key {key}={value!r} appears {int((df[key] == value).sum())} times in source '{name}' "
+            f"({len(rows)} rows share a key): joining would multiply rows of the base table",
+            **_where(df, shown, int(rows[1])),
+            hint=f"make {key} unique in '{name}' (one row per key) before joining",
+        )
+
+
+def _require_column(df: pd.DataFrame, column: str, shown: list[str], what: str) -> None:
+    if column not in df.columns:
+        near = _closest(column, [c for c in df.columns if not c.startswith("__ff_")])
+        raise StepError(
+            E_MISSING_COLUMN,
+            f"{what} column '{column}' is not in {shown[0]}",
+            file=shown[0],
+            line=1,
+            column=column,
+            hint=f"did you mean '{near}'?" if near else None,
+        )
+
+
+def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read every source, check labels and keys, and join them onto the first. Returns (joined, report)."""
+    input_dir = Path(input_dir)
+    sources = _get(config, "data.sources", kind=dict)
+    if not sources:
+        raise StepError(E_CONFIG, "data.sources is empty", file="config.json")
+    label = str(_get(config, "data.label", kind=str))
+    key = _get(config, "data.join.on", None)
+    how = str(_get(config, "data.join.how", "left"))
+    if how not in ("left", "inner"):
+        raise StepError(E_CONFIG, f"data.join.how must be left or inner, got {how!r}", file="config.json")
+    report: dict = {"sources": {}}
+    tables = []
+    for name, configured in sources.items():
+        df, shown = read_source(input_dir, name, str(configured))
+        report["sources"][name] = {"files": shown, "rows": int(len(df))}
+        tables.append((name, df, shown))
+    if len(tables) > 1 and key is None:
+        raise StepError(
+            E_CONFIG, "data.join.on is required when there are several sources", file="config.json"
+        )
+    all_shown = [s for _, _, shown in tables for s in shown]
+    holders = [(n, df, s) for n, df, s in tables if label in df.columns]
+    if not holders:
+        columns = [c for _, df, _ in tables for c in df.columns if not c.startswith("__ff_")]
+        near = _closest(label, columns)
+        raise StepError(
+            E_MISSING_COLUMN,
+            f"label column '{label}' (data.label) is in none of the sources ({', '.join(all_shown)})",
+            file=tables[0][2][0],
+            line=1,
+            column=label,
+            hint=f"did you mean '{near}'?" if near else None,
+        )
+    _check_label(holders[0][1], label, holders[0][2])
+    base_name, joined, base_shown = tables[0]
+    for name, df, shown in tables[1:]:
+        _require_column(joined, key, base_shown, "join key (data.join.on)")
+        _require_column(df, key, shown, "join key (data.join.on)")
+        _check_unique_keys(df, key, name, shown)
+        overlap = (set(joined.columns) & set(df.columns)) - {key, _FILE, _LINE}
+        if overlap:
+            raise StepError(
+                E_BAD_VALUE,
+                f"source '{name}' repeats column(s) {sorted(overlap)} of earlier sources",
+                file=shown[0],
+                line=1,
+                hint="drop the duplicate columns from one of the files",
+            )
+        joined = joined.merge(df.drop(columns=[_FILE, _LINE]), on=key, how=how, sort=False)
+    joined = joined.reset_index(drop=True)
+    if joined.empty:
+        raise StepError(E_NO_DATA, f"the {how} join on '{key}' left no rows", file=base_shown[0])
+    if joined[label].isna().any():  # label held by a joined source with unmatched base rows
+        row = int(np.flatnonzero(joined[label].isna().to_numpy())[0])
+        raise StepError(
+            E_LABEL,
+            f"label '{label}' is missing after the join: this base row has no match in '{holders[0][0]}'",
+            **_where(joined, base_shown, row),
+        )
+    joined[label] = joined[label].astype("int64")
+    report["joined_rows"] = int(len(joined))
+    joined.attrs["ff_shown"] = base_shown
+    return joined, report
+
+
+# ---------------------------------------------------------------------------------------------- split
+
+
+def split_frame(df: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Two seeded train_test_split calls giving exactly the declared ratios (0.8/0.1/0.1 of 5000 -> 4000/500/500)."""
+    from sklearn.model_selection import train_test_split
+
+    label = str(_get(config, "data.label"))
+    _, val_ratio, test_ratio = _split_ratios(config)
+    seed = int(_get(config, "split.seed", 0))
+    stratify = bool(_get(config, "split.stratify", True))
+    n = len(df)
+    n_test, n_val = int(round(test_ratio * n)), int(round(val_ratio * n))
+    if min(n_test, n_val, n - n_test - n_val) < 1:
+        raise StepError(E_SPLIT, f"{n} rows are too few for the split ratios", file="config.json")
+    try:
+        rest, test = train_test_split(
+            df, test_size=n_test, random_state=seed, stratify=df[label] if stratify else None
+        )
+        train, val = train_test_split(
+            rest, test_size=n_val, random_state=seed, stratify=rest[label] if stratify else None
+        )
+    except ValueError as exc:  # e.g. "The least populated class in y has only 1 member"
+        raise StepError(
+            E_SPLIT, f"cannot split the data stratified by '{label}': {exc}", file="config.json"
+        ) from None
+    parts = {"train": train, "validation": val, "test": test}
+    for name, part in parts.items():
+        classes = sorted(part[label].unique().tolist())
+        if len(classes) < 2:
+            raise StepError(
+                E_SPLIT,
+                f"the {name} split ({len(part)} rows) holds only label {classes[0]}: "
+                f"{int(df[label].sum())} positive(s) in {n} rows are too few",
+                file="config.json",
+                hint="add labelled positives, or enlarge the split (split.validation / split.test)",
+            )
+    return train, val, test
+
+
+# ---------------------------------------------------------------------------------------------- encode
+
+
+def _key(value: object) -> str:
+    """Canonical category text: 3, 3.0 and "3" are one category; strings are kept as they are."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        f = float(value)
+        return str(int(f)) if f.is_integer() else repr(f)
+    return str(value)
+
+
+def dummy_name(column: str, value: object) -> str:
+    return f"{column}_{_key(value).lower().replace(' ', '_')}"
+
+
+def _is_text(series: pd.Series) -> bool:
+    return not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series))
+
+
+def _filled(series: pd.Series, fill: object) -> pd.Series:
+    """Missing categorical values -> the declared fill string (object dtype: a string into a float column)."""
+    if fill is None:
+        return series
+    return series.astype(object).where(series.notna(), fill)
+
+
+def _number(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def fit(df: pd.DataFrame, config: dict) -> dict:
+    """Fit fill values, one-hot categories and ordinal maps on `df` (the training split) -> the feature schema."""
+    label = str(_get(config, "data.label"))
+    drop = [str(c) for c in _get(config, "data.drop", [], kind=list)]
+    one_hot = [str(c) for c in _get(config, "features.one_hot", [], kind=list)]
+    ordinal = {
+        str(k): [_key(v) for v in vals] for k, vals in _get(config, "features.ordinal", {}, kind=dict).items()
+    }
+    drop_encoded = [str(c) for c in _get(config, "features.drop_encoded", [], kind=list)]
+    cat_fill = _get(config, "features.missing.categorical", None)
+    num_fill = str(_get(config, "features.missing.numeric", "none"))
+    if num_fill not in NUMERIC_FILLS:
+        raise StepError(
+            E_CONFIG, f"features.missing.numeric must be one of {NUMERIC_FILLS}, got {num_fill!r}"
+        )
+    shown = df.attrs.get("ff_shown") or ["<data>"]
+    columns = [c for c in df.columns if not str(c).startswith("__ff_")]
+    _check_declared(columns, label, drop, one_hot, ordinal, shown)
+    used = [c for c in columns if c != label and c not in drop]
+    undeclared = [c for c in used if c not in one_hot and c not in ordinal and _is_text(df[c])]
+    if undeclared:
+        c = undeclared[0]
+        sample = df[c].dropna().astype(str).unique()[:3].tolist()
+        raise StepError(
+            E_UNDECLARED_TEXT,
+            f"text column(s) {undeclared} are neither one-hot, ordinal nor dropped (e.g. {c} = {sample})",
+            file=shown[0],
+            line=1,
+            column=c,
+            hint="declare each under features.one_hot, features.ordinal, or data.drop",
+        )
+    numeric: dict[str, dict] = {}
+    for c in used:
+        if c in one_hot or c in ordinal:
+            continue
+        values = pd.to_numeric(df[c], errors="coerce").astype("float64")
+        fill = {"none": None, "zero": 0.0, "mean": values.mean(), "median": values.median()}[num_fill]
+        integer = pd.api.types.is_integer_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])
+        numeric[c] = {"fill": _number(fill), "integer": bool(integer)}
+    cats = {}
+    for c in one_hot:
+        keys = sorted({_key(v) for v in _filled(df[c], cat_fill).dropna().tolist()})
+        names = [dummy_name(c, k) for k in keys]
+        if len(set(names)) != len(names):
+            raise StepError(
+                E_BAD_VALUE, f"categories of '{c}' differ only by case or spaces: {keys}", column=c
+            )
+        cats[c] = keys
+    features = [c for c in used if c not in one_hot] + [dummy_name(c, k) for c in one_hot for k in cats[c]]
+    for c in drop_encoded:
+        if c not in features:
+            near = _closest(c, features)
+            raise StepError(
+                E_MISSING_COLUMN,
+                f"features.drop_encoded names '{c}', which is not an encoded column",
+                file="config.json",
+                column=c,
+                hint=f"did you mean '{near}'?"
+                if near
+                else "encoded columns are named <column>_<value lowercased>",
+            )
+    return {
+        "version": SCHEMA_VERSION,
+        "label": label,
+        "drop": drop,
+        "missing": {"categorical": cat_fill, "numeric": num_fill},
+        "numeric": numeric,
+        "one_hot": {
+            c: {"categories": cats[c], "columns": [dummy_name(c, k) for k in cats[c]]} for c in one_hot
+        },
+        "ordinal": {c: {"values": vals, "unknown": -1} for c, vals in ordinal.items()},
+        "drop_encoded": drop_encoded,
+        "features": [f for f in features if f not in drop_encoded],
+    }
+
+
+def _check_declared(
+    columns: list[str], label: str, drop: list[str], one_hot: list[str], ordinal: dict, shown: list[str]
+) -> None:
+    for what, names in (
+        ("data.drop", drop),
+        ("features.one_hot", one_hot),
+        ("features.ordinal", list(ordinal)),
+    ):
+        for c in names:
+            if c not in columns:
+                near = _closest(c, columns)
+                raise StepError(
+                    E_MISSING_COLUMN,
+                    f"{what} names column '{c}', which is in none of the sources ({', '.join(shown)})",
+                    file="config.json",
+                    column=c,
+                    hint=f"did you mean '{near}'?" if near else None,
+                )
+    both = sorted(set(one_hot) & set(ordinal))
+    if both:
+        raise StepError(E_CONFIG, f"column(s) {both} are both one-hot and ordinal", file="config.json")
+
+
+def transform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Raw records -> model rows (features in model order). Missing columns count as missing values; unknown
+    categories give all-zero dummies (one-hot) or -1 (ordinal); extra columns, the label included, are ignored."""
+    n = len(df)
+    cat_fill = schema["missing"]["categorical"]
+    out: dict[str, np.ndarray] = {}
+
+    def column(c: str) -> pd.Series:
+        return df[c].reset_index(drop=True) if c in df.columns else pd.Series([np.nan] * n, dtype="float64")
+
+    for c, spec in schema["numeric"].items():
+        raw = column(c)
+        values = pd.to_numeric(raw, errors="coerce").astype("float64")
+        bad = values.isna() & raw.notna()
+        if bad.any():
+            raise StepError(E_BAD_VALUE, f"column '{c}' expects numbers, got {raw[bad].iloc[0]!r}", column=c)
+        if spec["fill"] is not None:
+            values = values.fillna(spec["fill"])
+        # integer columns stay integers in the CSVs unless a missing value forces floats
+        integral = spec.get("integer") and values.notna().all() and (values == values.round()).all()
+        out[c] = values.to_numpy().astype("int64") if integral else values.to_numpy()
+    for c, spec in schema["ordinal"].items():
+        raw = _filled(column(c), cat_fill)
+        index = {v: i for i, v in enumerate(spec["values"])}
+        out[c] = np.array([index.get(_key(v), -1) if pd.notna(v) else -1 for v in raw], dtype="int64")
+    for c, spec in schema["one_hot"].items():
+        raw = _filled(column(c), cat_fill)
+        keys = np.array([_key(v) if pd.notna(v) else None for v in raw], dtype=object)
+        for k, name in zip(spec["categories"], spec["columns"]):  # noqa: B905 - Python 3.8/3.9 in the containers
+            out[name] = (keys == k).astype("int64")
+    return pd.DataFrame({f: out[f] for f in schema["features"]}, columns=schema["features"])
+
+
+def model_frame(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Label first, then the features: the rows the XGBoost container reads."""
+    features = transform(df, schema)
+    features.insert(0, schema["label"], df[schema["label"]].to_numpy().astype("int64"))
+    return features
+
+
+# ---------------------------------------------------------------------------------------------- outputs
+
+
+def statistics(frame: pd.DataFrame) -> dict:
+    """Per-feature training statistics: the drift baseline."""
+    stats = {}
+    for c in frame.columns:
+        v = frame[c].astype("float64")
+        q = v.quantile([0.25, 0.5, 0.75]) if v.notna().any() else pd.Series([np.nan] * 3)
+        stats[c] = {
+            "count": int(v.notna().sum()),
+            "missing": int(v.isna().sum()),
+            "mean": _number(v.mean()),
+            "std": _number(v.std()),
+            "min": _number(v.min()),
+            "p25": _number(q.iloc[0]),
+            "p50": _number(q.iloc[1]),
+            "p75": _number(q.iloc[2]),
+            "max": _number(v.max()),
+        }
+    return {"rows": int(len(frame)), "features": stats}
+
+
+def _write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
+
+
+def _write_csv(path: Path, frame: pd.DataFrame, header: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, header=header, index=False)
+
+
+def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
+    output_dir = Path(output_dir)
+    if not output_dir.exists():
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+        try:
+            write(tmp)
+            os.replace(tmp, output_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    # SageMaker creates the output folder beforehand: stage inside it, then move each entry into place.
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))
+    try:
+        write(tmp)
+        for entry in sorted(tmp.iterdir()):
+            dest = output_dir / entry.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.replace(entry, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
+    """The whole step; returns the report. Raises StepError for bad data, writing nothing."""
+    _split_ratios(config)  # fail on a bad config before reading any data
+    joined, report = load_joined(config, input_dir)
+    train, val, test = split_frame(joined, config)
+    train.attrs["ff_shown"] = joined.attrs.get("ff_shown")
+    schema = fit(train, config)
+    frames = {
+        name: model_frame(part, schema)
+        for name, part in (("train", train), ("validation", val), ("test", test))
+    }
+    label = schema["label"]
+    report["splits"] = {
+        name: {"rows": int(len(f)), "positives": int(f[label].sum())} for name, f in frames.items()
+    }
+    report["features"] = len(schema["features"])
+
+    def write(out: Path) -> None:
+        for name, frame in frames.items():
+            _write_csv(out / name / f"{name}.csv", frame, header=False)
+        _write_csv(out / "baseline" / "train_with_header.csv", frames["train"], header=True)
+        _write_csv(out / "baseline" / "test_with_header.csv", frames["test"], header=True)
+        _write_json(out / "baseline" / "statistics.json", statistics(frames["train"][schema["features"]]))
+        _write_json(out / "schema" / "feature_schema.json", schema)
+        _write_json(out / "report" / "preprocess.json", report)
+
+    publish(Path(output_dir), write)
+    return report
+
+
+# ---------------------------------------------------------------------------------------------- entry
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+        raise StepError(E_CONFIG, f"bad arguments: {message}")
+
+
+def _load_config(path: str) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise StepError(E_CONFIG, "config file not found", file=path) from None
+    except json.JSONDecodeError as exc:
+        raise StepError(
+            E_CONFIG, f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno
+        ) from None
+    if not isinstance(data, dict):
+        raise StepError(E_CONFIG, "config must be a JSON object", file=path)
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
+    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
+    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
+    parser.add_argument("--input-dir", default="/opt/ml/processing/input")
+    parser.add_argument("--output-dir", default="/opt/ml/processing/output")
+    try:
+        args = parser.parse_args(argv)
+        report = run(_load_config(args.config), args.input_dir, args.output_dir)
+    except StepError as exc:
+        if argv is not None:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return 2
+    print(json.dumps({"preprocess": report["splits"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""Train step: XGBoost in SageMaker script mode (the XGBoost 1.7-1 framework image) and in `fraudflow run`.
+
+Hyperparameters arrive as `--name value` strings (every XGBoost parameter, plus num_round, early_stopping_rounds,
+cv_folds and seed); data channels and the model folder come from SageMaker's SM_* variables or arguments.
+Imports only the standard library, numpy, pandas and xgboost (>= 1.7). See docs/step-contract.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+E_CONFIG = "FF620"  # a hyperparameter or argument is wrong
+E_NO_DATA = "FF621"  # a channel is missing or empty
+E_BAD_DATA = "FF622"  # a training CSV is not numeric, or its labels are not 0/1
+E_XGBOOST = "FF623"  # XGBoost rejected the parameters
+
+# Parameters this script consumes itself rather than handing to XGBoost.
+OWN = ("num_round", "early_stopping_rounds", "cv_folds")
+MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre")  # the metrics XGBoost maximises
+
+
+class StepError(Exception):
+    """A problem with the user's data or settings: printed as `error[CODE]: file:line: message`."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
+            code,
+            message,
+            file,
+            line,
+            column,
+            hint,
+        )
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = f"error[{self.ff_code}]: {where}{self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+
+
+def _typed(value: str) -> object:
+    """SageMaker passes every hyperparameter as a string: give XGBoost ints, floats and bools back."""
+    text = value.strip()
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_hyperparameters(tokens: list[str]) -> dict:
+    """`--name value` / `--name=value` pairs -> typed dict. A flag without a value is an error."""
+    params: dict = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise StepError(E_CONFIG, f"unexpected argument {token!r}: hyperparameters are `--name value`")
+        name, eq, value = token[2:].partition("=")
+        if not eq:
+            if i + 1 >= len(tokens) or tokens[i + 1].startswith("--"):
+                raise StepError(E_CONFIG, f"hyperparameter --{name} has no value")
+            value, i = tokens[i + 1], i + 1
+        params[name.replace("-", "_")] = _typed(value)
+        i += 1
+    if isinstance(params.get("eval_metric"), str) and "," in params["eval_metric"]:
+        params["eval_metric"] = [m.strip() for m in params["eval_metric"].split(",") if m.strip()]
+    return params
+
+
+def _positive_int(params: dict, name: str, default: int | None = None) -> int | None:
+    value = params.pop(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StepError(E_CONFIG, f"hyperparameter {name} must be a positive integer, got {value!r}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def _channel_files(channel: str | None, name: str) -> list[Path]:
+    if not channel:
+        raise StepError(E_NO_DATA, f"no {name} channel given (--{name} or SM_CHANNEL_{name.upper()})")
+    path = Path(channel)
+    if path.is_file():
+        return [path]
+    files = (
+        sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        if path.is_dir()
+        else []
+    )
+    if not files:
+        raise StepError(E_NO_DATA, f"the {name} channel has no data files", file=str(path))
+    return files
+
+
+def read_channel(channel: str | None, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Header-less CSVs, label first (the layout SageMaker's XGBoost reads) -> (X, y)."""
+    frames = []
+    for path in _channel_files(channel, name):
+        try:
+            df = pd.read_csv(path, header=None)
+        except pd.errors.EmptyDataError:
+            raise StepError(E_NO_DATA, "the file is empty", file=str(path)) from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise StepError(
+                E_BAD_DATA,
+                f"malformed CSV: {str(exc).strip()}",
+                file=str(path),
+                line=int(m.group(1)) if m else None,
+            ) from None
+        for col in df.columns:
+            if not pd.api.types.is_numeric_dtype(df[col]):
+                numbers = pd.to_numeric(df[col], errors="coerce")
+                row = int(np.flatnonzero((numbers.isna() & df[col].notna()).to_numpy())[0])
+                raise StepError(
+                    E_BAD_DATA,
+                    f"column {col + 1} holds a non-number {df[col].iloc[row]!r}",
+                    file=str(path),
+                    line=row + 1,
+                    hint="training CSVs are header-less and numeric, label first (preprocess writes them so)",
+                )
+        if frames and df.shape[1] != frames[0][1].shape[1]:
+            raise StepError(
+                E_BAD_DATA,
+                f"{df.shape[1]} columns, but {frames[0][0]} has {frames[0][1].shape[1]}",
+                file=str(path),
+            )
+        frames.append((str(path), df))
+    data = pd.concat([df for _, df in frames], ignore_index=True)
+    if data.shape[1] < 2:
+        raise StepError(
+            E_BAD_DATA, "a training CSV needs a label column and at least one feature", file=frames[0][0]
+        )
+    y = data.iloc[:, 0]
+    if y.isna().any():
+        raise StepError(
+            E_BAD_DATA,
+            "missing label (first column)",
+            file=frames[0][0],
+            line=int(np.flatnonzero(y.isna())[0]) + 1,
+        )
+    return data.iloc[:, 1:].to_numpy(dtype="float64"), y.to_numpy(dtype="float64")
+
+
+def _check_binary(y: np.ndarray, name: str, objective: str) -> None:
+    if str(objective).startswith("binary:"):
+        bad = ~np.isin(y, (0.0, 1.0))
+        if bad.any():
+            raise StepError(
+                E_BAD_DATA,
+                f"{objective} needs labels 0/1; the {name} channel has {y[bad][0]!r} (row {int(np.flatnonzero(bad)[0]) + 1})",
+            )
+        if len(np.unique(y)) < 2:
+            raise StepError(E_BAD_DATA, f"the {name} channel holds only label {int(y[0])}")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def _metric_columns(cv: pd.DataFrame) -> tuple[str, str]:
+    """The metric XGBoost's own early stopping watches: the last one evaluated."""
+    names = [
+        c[len("test-") : -len("-mean")] for c in cv.columns if c.startswith("test-") and c.endswith("-mean")
+    ]
+    metric = names[-1]
+    return metric, f"test-{metric}-mean"
+
+
+def cross_validate(
+    params: dict, dtrain, num_round: int, folds: int, early_stopping: int | None, seed: int
+) -> dict:
+    import xgboost as xgb
+
+    try:
+        cv = xgb.cv(
+            params,
+            dtrain,
+            num_boost_round=num_round,
+            nfold=folds,
+            stratified=str(params.get("objective", "")).startswith("binary:"),
+            seed=seed,
+            early_stopping_rounds=early_stopping,
+            verbose_eval=False,
+        )
+    except xgb.core.XGBoostError as exc:
+        raise StepError(E_XGBOOST, f"XGBoost rejected the parameters: {_first_line(exc)}") from None
+    except ValueError as exc:  # e.g. fewer positives than folds
+        raise StepError(E_CONFIG, f"cv_folds={folds}: {exc}") from None
+    metric, column = _metric_columns(cv)
+    scores = cv[column].to_numpy()
+    maximize = metric.split("@")[0] in MAXIMIZE
+    # with early stopping xgb.cv already cut the table at the best round; otherwise pick the best round here
+    best = len(scores) - 1 if early_stopping else int(np.argmax(scores) if maximize else np.argmin(scores))
+    return {
+        "folds": folds,
+        "metric": metric,
+        "rounds_chosen": best + 1,
+        "best_score": float(scores[best]),
+        "results": {c: [float(v) for v in cv[c]] for c in cv.columns},
+    }
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    lines = [ln for ln in text.splitlines() if ln.strip() and "Stack trace" not in ln]
+    return (lines[0] if lines else text)[:300]
+
+
+def train(params: dict, x_train, y_train, x_val=None, y_val=None) -> tuple[object, dict]:
+    """Train as the hyperparameters say -> (booster holding exactly the kept rounds, training summary)."""
+    import xgboost as xgb
+
+    params = dict(params)
+    num_round = _positive_int(params, "num_round", 100)
+    early_stopping = _positive_int(params, "early_stopping_rounds")
+    folds = _positive_int(params, "cv_folds")
+    if folds is not None and folds < 2:
+        raise StepError(E_CONFIG, "hyperparameter cv_folds must be at least 2")
+    seed = params.setdefault("seed", 0)
+    objective = params.setdefault("objective", "binary:logistic")
+    _check_binary(y_train, "train", objective)
+    dtrain = xgb.DMatrix(x_train, label=y_train)
+    evals = [(dtrain, "train")]
+    if x_val is not None:
+        if x_val.shape[1] != x_train.shape[1]:
+            raise StepError(
+                E_BAD_DATA,
+                f"validation rows have {x_val.shape[1]} features, training rows {x_train.shape[1]}",
+            )
+        _check_binary(y_val, "validation", objective)
+        evals.append((xgb.DMatrix(x_val, label=y_val), "validation"))
+    elif early_stopping and not folds:
+        raise StepError(E_NO_DATA, "early_stopping_rounds needs a validation channel (--validation)")
+
+    cv = cross_validate(params, dtrain, num_round, folds, early_stopping, int(seed)) if folds else None
+    history: dict = {}
+    try:
+        booster = xgb.train(
+            params,
+            dtrain,
+            num_boost_round=cv["rounds_chosen"] if cv else num_round,
+            evals=evals,
+            evals_result=history,
+            early_stopping_rounds=None if cv else early_stopping,
+            verbose_eval=False,
+        )
+    except xgb.core.XGBoostError as exc:
+        raise StepError(E_XGBOOST, f"XGBoost rejected the parameters: {_first_line(exc)}") from None
+    best_iteration = getattr(booster, "best_iteration", None) if early_stopping and not cv else None
+    best_score = getattr(booster, "best_score", None) if best_iteration is not None else None
+    if best_iteration is not None:
+        booster = booster[: best_iteration + 1]  # keep the best model, so every consumer serves it
+    summary = {
+        "xgboost_version": xgb.__version__,
+        "params": params,
+        "num_round": num_round,
+        "early_stopping_rounds": early_stopping,
+        "cv_folds": folds,
+        "rounds_trained": int(booster.num_boosted_rounds()),
+        "best_iteration": best_iteration,
+        "best_score": None if best_score is None else float(best_score),
+        "evaluation_history": {
+            k: {m: [float(v) for v in vs] for m, vs in d.items()} for k, d in history.items()
+        },
+        "cv": cv,
+        "train_rows": int(len(y_train)),
+        "validation_rows": None if y_val is None else int(len(y_val)),
+        "features": int(x_train.shape[1]),
+    }
+    return booster, summary
+
+
+def portable_model(model_json: bytes) -> bytes:
+    """XGBoost >= 2 writes base_score as "[5E-1]", which XGBoost 1.7 (SageMaker's container) silently reads
+    as 0.5: write the scalar form, which every version reads the same."""
+    model = json.loads(model_json)
+    param = model.get("learner", {}).get("learner_model_param", {})
+    score = param.get("base_score")
+    if isinstance(score, str) and score.startswith("[") and score.endswith("]") and "," not in score:
+        param["base_score"] = score[1:-1]
+    return json.dumps(model, separators=(",", ":")).encode()
+
+
+def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
+    output_dir = Path(output_dir)
+    if not output_dir.exists():
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+        try:
+            write(tmp)
+            os.replace(tmp, output_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))  # SageMaker creates /opt/ml/model beforehand
+    try:
+        write(tmp)
+        for entry in sorted(tmp.iterdir()):
+            dest = output_dir / entry.name
+            if dest.is_dir() and not dest.is_symlink():
+                shutil.rmtree(dest)
+            elif dest.exists() or dest.is_symlink():
+                dest.unlink()
+            os.replace(entry, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(params: dict, train_dir: str | None, validation_dir: str | None, model_dir: str | Path) -> dict:
+    x_train, y_train = read_channel(train_dir, "train")
+    x_val = y_val = None
+    if validation_dir and Path(validation_dir).exists():
+        x_val, y_val = read_channel(validation_dir, "validation")
+    booster, summary = train(params, x_train, y_train, x_val, y_val)
+
+    def write(out: Path) -> None:
+        booster.save_model(str(out / "model.json"))
+        # `xgboost-model` is the file SageMaker's XGBoost container loads; JSON content reads in 1.7 and later
+        (out / "xgboost-model").write_bytes(portable_model((out / "model.json").read_bytes()))
+        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    publish(Path(model_dir), write)
+    return summary
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+        raise StepError(E_CONFIG, f"bad arguments: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
+    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
+    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
+    parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
+    parser.add_argument("--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    try:
+        args, rest = parser.parse_known_args(argv)
+        summary = run(parse_hyperparameters(rest), args.train, args.validation, args.model_dir)
+    except StepError as exc:
+        if argv is not None:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return 2
+    print(json.dumps({k: summary[k] for k in ("rounds_trained", "best_iteration", "best_score")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
