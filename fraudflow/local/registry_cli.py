@@ -1,0 +1,163 @@
+"""`fraudflow registry list|show|approve|reject`: the local registry as readable tables or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from fraudflow.errors import UserError
+from fraudflow.local.registry import ModelVersion, Registry
+
+
+def command(args: argparse.Namespace) -> int:
+    state_dir = Path(args.workspace) / ".fraudflow"
+    if not (state_dir / "registry.db").is_file():
+        if args.action == "list" and not args.group:
+            _print_empty(args)
+            return 0
+        raise UserError.single(
+            "FF802",
+            f"no registry in {state_dir}: nothing is registered yet",
+            hint="run the pipeline first, or point --workspace at the folder holding .fraudflow/",
+        )
+    reg = Registry(state_dir)
+    try:
+        if args.action == "list":
+            return _list(reg, args)
+        if args.action == "show":
+            return _show(reg.get(args.group, args.version), args.format)
+        status = "Approved" if args.action == "approve" else "Rejected"
+        before = reg.get(args.group, args.version).status
+        mv = reg.set_status(args.group, args.version, status, args.reason)
+        note = "unchanged" if before == mv.status else f"was {before}"
+        print(f"{mv.group} version {mv.version}: {mv.status} ({note})")
+        for ep in reg.list_endpoints():
+            served = [v for v in ep.variants if v.group == mv.group]
+            if served:
+                refs = ", ".join(f"{v.name}={v.group}:{v.version}" for v in served)
+                print(f"endpoint {ep.name} serves {refs}")
+        return 0
+    finally:
+        reg.close()
+
+
+def _print_empty(args: argparse.Namespace) -> None:
+    print("[]" if args.format == "json" else "no model package groups yet")
+
+
+def _list(reg: Registry, args: argparse.Namespace) -> int:
+    groups = [args.group] if args.group else [g["name"] for g in reg.list_groups()]
+    data = {g: reg.list_versions(g) for g in groups}
+    endpoints = reg.list_endpoints()
+    serving: dict[tuple[str, int], list[str]] = {}
+    for ep in endpoints:
+        for v in ep.variants:
+            serving.setdefault((v.group, v.version), []).append(
+                ep.name if len(ep.variants) == 1 else f"{ep.name}/{v.name}"
+            )
+    if args.format == "json":
+        out = [
+            {
+                "group": g,
+                "versions": [
+                    {
+                        "version": mv.version,
+                        "status": mv.status,
+                        "roc_auc": mv.roc_auc,
+                        "created": mv.created,
+                        "pipeline": mv.pipeline,
+                        "run_id": mv.run_id,
+                        "endpoints": serving.get((g, mv.version), []),
+                    }
+                    for mv in versions
+                ],
+            }
+            for g, versions in data.items()
+        ]
+        print(json.dumps(out, indent=2))
+        return 0
+    if not data:
+        print("no model package groups yet")
+        return 0
+    for i, (g, versions) in enumerate(data.items()):
+        if i:
+            print()
+        print(f"{g} ({len(versions)} version{'s' * (len(versions) != 1)})")
+        rows = [
+            [
+                str(mv.version),
+                mv.status,
+                "-" if mv.roc_auc is None else f"{mv.roc_auc:.4f}",
+                mv.created.replace("T", " ")[:19],
+                mv.run_id,
+                ", ".join(serving.get((g, mv.version), [])) or "-",
+            ]
+            for mv in versions
+        ]
+        print(_table(["VERSION", "STATUS", "ROC_AUC", "CREATED (UTC)", "RUN", "ENDPOINT"], rows))
+    return 0
+
+
+def _show(mv: ModelVersion, fmt: str) -> int:
+    if fmt == "json":
+        print(json.dumps(mv.to_dict(), indent=2, sort_keys=True))
+        return 0
+    m = mv.metrics.get("classification_metrics", {}) if isinstance(mv.metrics, dict) else {}
+    lines = [
+        f"{mv.group} version {mv.version}",
+        f"  status              {mv.status}",
+        f"  created             {mv.created}",
+        f"  pipeline / run      {mv.pipeline} / {mv.run_id}",
+        f"  decision threshold  {mv.decision_threshold:g}",
+        f"  artifacts           {mv.artifact_dir}",
+    ]
+    if mv.description:
+        lines.append(f"  description         {mv.description}")
+    if m:
+        lines.append("metrics")
+        for name, val in m.items():
+            if isinstance(val, dict) and "value" in val:
+                text = _num(val["value"])
+                ci = val.get("confidence_interval")
+                if isinstance(ci, dict) and "lower" in ci:
+                    text += f"  ({ci.get('level', 0.95):g} CI {_num(ci['lower'])} .. {_num(ci['upper'])})"
+                lines.append(f"  {name:<18}  {text}")
+    if mv.bias:
+        lines.append("bias (Clarify analysis)")
+        for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):
+            for facet in (mv.bias.get(stage) or {}).get("facets", {}).values():
+                for f in facet:
+                    metrics = ", ".join(f"{x['name']}={_num(x.get('value'))}" for x in f.get("metrics", []))
+                    lines.append(f"  {stage.split('_')[0]:<5} {f.get('value_or_threshold', '')}: {metrics}")
+    if mv.explainability:
+        lines.append("explainability: top features by mean |SHAP|")
+        for name, val in _top_shap(mv.explainability):
+            lines.append(f"  {name:<32} {_num(val)}")
+    lines.append(f"baselines           {'yes' if mv.baselines else 'none'}")
+    lines.append("approval history")
+    for a in mv.history:
+        lines.append(f"  {a.at}  {a.status:<22} by {a.actor}" + (f": {a.reason}" if a.reason else ""))
+    print("\n".join(lines))
+    return 0
+
+
+def _top_shap(doc: dict, n: int = 10) -> list[tuple[str, float]]:
+    """Clarify's layout: explanations.kernel_shap.label0.global_shap_values {feature: value}."""
+    try:
+        values = next(iter(doc["explanations"].values()))
+        values = next(iter(values.values()))["global_shap_values"]
+        return sorted(values.items(), key=lambda kv: -abs(float(kv[1])))[:n]
+    except (KeyError, StopIteration, AttributeError, TypeError, ValueError):
+        return []
+
+
+def _num(v: object) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]
+    )
