@@ -1,0 +1,154 @@
+"""step_code/explain.py: exact TreeSHAP of a real XGBoost model on the AWS claims data, in Clarify's layout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.test_step_bias import REPO, load_aws_encoded, load_step, train_booster, write_preprocess_output
+
+explain = load_step("explain")
+
+
+def save_model(booster, path) -> None:
+    """As the train step does: SageMaker's file name, whatever format this xgboost picks for it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "Saving model in the UBJSON format as default"
+        booster.save_model(str(path))
+
+
+@pytest.fixture(scope="module")
+def aws(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain")
+    splits = write_preprocess_output(load_aws_encoded(), root / "pre")
+    booster = train_booster(splits)
+    (root / "model").mkdir()
+    save_model(booster, root / "model" / "xgboost-model")
+    return {"root": root, "splits": splits, "booster": booster}
+
+
+def run_explain(aws, tmp_path, model_dir=None, **explain_config):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"explain": {"method": "shap", "num_samples": 100, **explain_config}}))
+    out = tmp_path / "out"
+    argv = ["--config", str(config), "--model-dir", str(model_dir or aws["root"] / "model")]
+    assert explain.main(argv + ["--data-dir", str(aws["root"] / "pre"), "--output-dir", str(out)]) == 0
+    return out
+
+
+def margins(aws) -> np.ndarray:
+    import xgboost as xgb
+
+    test = aws["splits"]["test"]
+    return aws["booster"].predict(xgb.DMatrix(test.drop(columns="fraud").to_numpy(float)), output_margin=True)
+
+
+def test_shap_rows_sum_to_the_margin(aws, tmp_path):
+    out = run_explain(aws, tmp_path)
+    shap = pd.read_csv(out / "shap_values.csv")
+    test = aws["splits"]["test"]
+    assert list(shap.columns) == [c for c in test.columns if c != "fraud"] + ["bias"]
+    assert len(shap) == len(test)
+    np.testing.assert_allclose(shap.sum(axis=1).to_numpy(), margins(aws), atol=1e-4)
+
+
+def test_analysis_has_clarify_layout_and_global_ranking_is_sorted(aws, tmp_path):
+    out = run_explain(aws, tmp_path)
+    analysis = json.loads((out / "analysis.json").read_text())
+    label0 = analysis["explanations"]["kernel_shap"]["label0"]
+    shap = pd.read_csv(out / "shap_values.csv")
+    features = [c for c in shap.columns if c != "bias"]
+    assert list(label0["global_shap_values"]) == features
+    mean_abs = shap[features].abs().mean()
+    for name in features:
+        assert label0["global_shap_values"][name] == pytest.approx(mean_abs[name], abs=1e-6)
+    assert label0["expected_value"] == pytest.approx(shap["bias"].iloc[0], abs=1e-6)
+    assert analysis["explanation_method"]["output_space"] == "log_odds"
+
+    ranking = json.loads((out / "global.json").read_text())["ranking"]
+    values = [r["value"] for r in ranking]
+    assert values == sorted(values, reverse=True)
+    assert [r["rank"] for r in ranking] == list(range(1, len(features) + 1))
+    assert ranking[0]["value"] > 0
+
+
+@pytest.mark.parametrize("agg", ["median", "mean_sq"])
+def test_other_aggregations(aws, tmp_path, agg):
+    out = run_explain(aws, tmp_path, agg_method=agg)
+    shap = pd.read_csv(out / "shap_values.csv").drop(columns="bias")
+    expected = shap.median() if agg == "median" else (shap**2).mean()
+    got = json.loads((out / "analysis.json").read_text())["explanations"]["kernel_shap"]["label0"]
+    for name, value in got["global_shap_values"].items():
+        assert value == pytest.approx(expected[name], abs=1e-6)
+
+
+def test_model_tar_gz_as_sagemaker_leaves_it(aws, tmp_path):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with tarfile.open(model_dir / "model.tar.gz", "w:gz") as tar:
+        tar.add(aws["root"] / "model" / "xgboost-model", arcname="xgboost-model")
+    out = run_explain(aws, tmp_path, model_dir=model_dir)
+    shap = pd.read_csv(out / "shap_values.csv")
+    np.testing.assert_allclose(shap.sum(axis=1).to_numpy(), margins(aws), atol=1e-4)
+
+
+def test_fixed_point_writer_round_trips():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(scale=3, size=(50, 4)), [[0.0, -0.0, -1e-9, 998.9999999]]])
+    back = np.loadtxt(explain.format_rows(values).decode().splitlines(), delimiter=",")
+    np.testing.assert_allclose(back, values, atol=0.6e-7)
+    assert "-0.0000000" not in explain.format_rows(values).decode()
+    big = np.array([[1234.5, -np.inf]])
+    assert explain.format_rows(big).decode().strip() == "1234.5000000,-inf"
+
+
+# --- user errors ---------------------------------------------------------------------------------------------
+
+
+def test_wrong_agg_method(aws, tmp_path):
+    with pytest.raises(explain.StepError) as info:
+        run_explain(aws, tmp_path, agg_method="max")
+    assert info.value.ff_code == "FF702" and "mean_abs" in info.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_model_for_other_features(aws, tmp_path):
+    import xgboost as xgb
+
+    small = xgb.train({"max_depth": 2}, xgb.DMatrix(np.eye(3), label=[0, 1, 0]), 2)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    save_model(small, model_dir / "xgboost-model")
+    with pytest.raises(explain.StepError) as info:
+        run_explain(aws, tmp_path, model_dir=model_dir)
+    assert info.value.ff_code == "FF706" and "3 features" in info.value.message
+
+
+def test_script_mode_missing_model(aws, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"explain": {"method": "shap"}}))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "step_code/explain.py"),
+            "--config",
+            str(config),
+            "--model-dir",
+            str(tmp_path / "nomodel"),
+            "--data-dir",
+            str(aws["root"] / "pre"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error[FF703]: ")
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
