@@ -219,7 +219,7 @@ def read_test(test_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
                 row = int(np.flatnonzero(bad)[0])
                 raise StepError(
                     E_TEST_DATA,
-                    f"column {col + 1} holds a non-number {df[col].iloc[row]!r}",
+                    f"column {col + 1} holds a non-number {str(df[col].iloc[row])!r}",
                     file=str(f),
                     line=row + 1,
                     hint="test CSVs are header-less and numeric, label first",
@@ -231,7 +231,7 @@ def read_test(test_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
         row = int(np.flatnonzero((y.isna() | ~y.isin([0, 1])).to_numpy())[0])
         raise StepError(
             E_TEST_DATA,
-            f"labels (first column) must be 0 or 1, found {y.iloc[row]!r}",
+            f"labels (first column) must be 0 or 1, found {str(y.iloc[row])!r}",
             file=str(files[0]),
             line=row + 1,
         )

@@ -180,6 +180,11 @@ def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFra
     return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), shown
 
 
+def _plain(value: object) -> object:
+    """numpy scalars as plain Python values, so messages read 5, not np.int64(5)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 def _where(df: pd.DataFrame, shown: list[str], row: int) -> dict:
     return {"file": shown[int(df[_FILE].iloc[row])], "line": int(df[_LINE].iloc[row])}
 
@@ -208,7 +213,7 @@ def _check_label(df: pd.DataFrame, label: str, shown: list[str]) -> pd.DataFrame
         row = int(np.flatnonzero(bad)[0])
         raise StepError(
             E_LABEL,
-            f"label '{label}' must be 0 or 1, found {df[label].iloc[row]!r} ({int(bad.sum())} such row(s))",
+            f"label '{label}' must be 0 or 1, found {_plain(df[label].iloc[row])!r} ({int(bad.sum())} such row(s))",
             **_where(df, shown, row),
         )
     df[label] = values.astype("int64")
@@ -219,11 +224,11 @@ def _check_unique_keys(df: pd.DataFrame, key: str, name: str, shown: list[str]) 
     dup = df[key].duplicated(keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
-        value = df[key].iloc[rows[0]]
+        value = _plain(df[key].iloc[rows[0]])
         raise StepError(
             E_DUPLICATE_KEY,
             f"join key {key}={value!r} appears {int((df[key] == value).sum())} times in source '{name}' "
-            f"({len(rows)} rows share a key): joining would multiply rows of the base table",
+            f"({len(rows)} rows have a repeated key): joining would multiply rows of the base table",
             **_where(df, shown, int(rows[1])),
             hint=f"make {key} unique in '{name}' (one row per key) before joining",
         )
@@ -362,7 +367,8 @@ def _key(value: object) -> str:
 
 
 def dummy_name(column: str, value: object) -> str:
-    return f"{column}_{_key(value).lower().replace(' ', '_')}"
+    # the same rule as fraudflow/spec/semantic.py's dummy_name, which checks declared names before a run
+    return f"{column}_{_key(value).strip().lower().replace(' ', '_')}"
 
 
 def _is_text(series: pd.Series) -> bool:
@@ -494,7 +500,9 @@ def transform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
         values = pd.to_numeric(raw, errors="coerce").astype("float64")
         bad = values.isna() & raw.notna()
         if bad.any():
-            raise StepError(E_BAD_VALUE, f"column '{c}' expects numbers, got {raw[bad].iloc[0]!r}", column=c)
+            raise StepError(
+                E_BAD_VALUE, f"column '{c}' expects numbers, got {_plain(raw[bad].iloc[0])!r}", column=c
+            )
         if spec["fill"] is not None:
             values = values.fillna(spec["fill"])
         # integer columns stay integers in the CSVs unless a missing value forces floats

@@ -146,7 +146,7 @@ def read_channel(channel: str | None, name: str) -> tuple[np.ndarray, np.ndarray
                 row = int(np.flatnonzero((numbers.isna() & df[col].notna()).to_numpy())[0])
                 raise StepError(
                     E_BAD_DATA,
-                    f"column {col + 1} holds a non-number {df[col].iloc[row]!r}",
+                    f"column {col + 1} holds a non-number {str(df[col].iloc[row])!r}",
                     file=str(path),
                     line=row + 1,
                     hint="training CSVs are header-less and numeric, label first (preprocess writes them so)",
@@ -180,7 +180,7 @@ def _check_binary(y: np.ndarray, name: str, objective: str) -> None:
         if bad.any():
             raise StepError(
                 E_BAD_DATA,
-                f"{objective} needs labels 0/1; the {name} channel has {y[bad][0]!r} (row {int(np.flatnonzero(bad)[0]) + 1})",
+                f"{objective} needs labels 0/1; the {name} channel has {float(y[bad][0])!r} (row {int(np.flatnonzero(bad)[0]) + 1})",
             )
         if len(np.unique(y)) < 2:
             raise StepError(E_BAD_DATA, f"the {name} channel holds only label {int(y[0])}")

@@ -1,0 +1,94 @@
+"""Helpers for the step_code tests: load a step script as a module, the reference config from pipelines.yaml,
+and step inputs laid out as the local runner and SageMaker lay them out (input-dir/<source>/<file>.csv)."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+STEP_CODE = REPO / "step_code"
+AWS_DATA = Path(__file__).resolve().parents[2] / "shared/data/aws-synthetic-claims"
+PIPELINE = "fraud-detect-xgb"
+
+
+def load_step(name: str) -> ModuleType:
+    """Import step_code/<name>.py by path (the scripts are not a package, as in SageMaker's containers)."""
+    spec = importlib.util.spec_from_file_location(f"_ff_test_step_{name}", STEP_CODE / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (true/false only), as fraudflow's loader reads them: `join: {on: policy_id}` keeps the
+    key "on" instead of PyYAML's YAML 1.1 True."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def reference_pipeline() -> dict:
+    """The reference pipeline's sections straight from pipelines.yaml (templates in source paths left as is:
+    a step reads its sources from input-dir/<name>, never from these paths)."""
+    doc = yaml.load((REPO / "pipelines.yaml").read_text(), Loader=_Yaml12Loader)
+    return copy.deepcopy(doc["pipelines"][PIPELINE])
+
+
+def reference_config() -> dict:
+    """The resolved config the plan hands to preprocess and evaluate: the sections they read."""
+    p = reference_pipeline()
+    p["data"]["sources"] = {
+        "claims": "../shared/data/aws-synthetic-claims/claims.csv",
+        "customers": "../shared/data/aws-synthetic-claims/customers.csv",
+    }
+    return {k: p[k] for k in ("data", "features", "split", "evaluate", "gate")}
+
+
+def hyperparameter_args(extra: dict | None = None) -> list[str]:
+    """train.hyperparameters (+ early_stopping.rounds) as SageMaker script mode passes them: `--name value`."""
+    p = reference_pipeline()["train"]
+    params = dict(p["hyperparameters"])
+    if p.get("early_stopping"):
+        params["early_stopping_rounds"] = p["early_stopping"]["rounds"]
+    params.update(extra or {})
+    return [tok for k, v in params.items() for tok in (f"--{k}", str(v))]
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config))
+    return path
+
+
+def aws_inputs(root: Path, claims: Path | None = None, customers: Path | None = None) -> Path:
+    """input-dir/claims/claims.csv and input-dir/customers/customers.csv (symlinks to the shared copy unless
+    replacement files are given): the shared data is never copied into the repo."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, given in (("claims", claims), ("customers", customers)):
+        folder = root / name
+        folder.mkdir(exist_ok=True)
+        target = folder / f"{name}.csv"
+        if target.exists() or target.is_symlink():
+            target.unlink()
+        if given is None:
+            target.symlink_to(AWS_DATA / f"{name}.csv")
+        else:
+            shutil.copyfile(given, target)
+    return root
