@@ -61,11 +61,11 @@ def reference_config() -> dict:
     return {k: p[k] for k in ("data", "features", "split", "evaluate", "gate")}
 
 
-def hyperparameter_args(extra: dict | None = None) -> list[str]:
+def hyperparameter_args(extra: dict | None = None, early_stopping: bool = True) -> list[str]:
     """train.hyperparameters (+ early_stopping.rounds) as SageMaker script mode passes them: `--name value`."""
     p = reference_pipeline()["train"]
     params = dict(p["hyperparameters"])
-    if p.get("early_stopping"):
+    if early_stopping and p.get("early_stopping"):
         params["early_stopping_rounds"] = p["early_stopping"]["rounds"]
     params.update(extra or {})
     return [tok for k, v in params.items() for tok in (f"--{k}", str(v))]
