@@ -80,7 +80,9 @@ def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]
                 hint="instance types look like ml.m5.xlarge",
             )
         ]
-    if kind == "propertyNames":
+    if "propertyNames" in error.relative_schema_path:
+        # jsonschema reports a bad key as a `pattern`/`maxLength` error on the key string, at the parent's path:
+        # point at the key itself.
         bad = error.instance
         key_path = (*path, bad) if isinstance(bad, str) else path
         parent = format_path(path) or "top level"
@@ -136,6 +138,8 @@ def _closest_hint(word: str, options: list[str]) -> str | None:
 def _name_hint(parent: str) -> str | None:
     if parent in ("pipelines", ""):
         return "SageMaker names: letters, digits and hyphens, starting with a letter or digit"
+    if parent.endswith(".parameters"):
+        return "SageMaker parameter names: letters and digits, starting with a letter (e.g. AucThreshold)"
     return None
 
 
@@ -147,9 +151,6 @@ def _required_hint(path: PathT, missing: str) -> str | None:
 
 def _rule(error: Any) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator == "propertyNames":
-        rules = schema.get("propertyNames", {})
-        return f"must match {rules.get('pattern')}" if "pattern" in rules else error.message
     if error.validator == "pattern":
         return f"must match {schema.get('pattern')}"
     if error.validator == "maxLength":
