@@ -206,9 +206,9 @@ def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
     hp = dict(train["hyperparameters"])
     if train.get("early_stopping"):
         hp["early_stopping_rounds"] = train["early_stopping"]["rounds"]
-    if train.get("cv"):
+    if train.get("cv"):  # train.py then applies early stopping inside CV, and fits the chosen rounds on all rows
         hp["cv_folds"] = train["cv"]["folds"]
-        hp["cv_early_stopping_rounds"] = train["cv"]["early_stopping_rounds"]
+        hp.setdefault("early_stopping_rounds", train["cv"]["early_stopping_rounds"])
     return hp
 
 

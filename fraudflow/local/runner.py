@@ -1,0 +1,507 @@
+"""The local backend: executes a Plan on this machine, no AWS and no Docker.
+
+Each script step runs in-process (its module imported from step_code/, `main([...])` called with the same
+arguments SageMaker would give it, pointed at folders under .fraudflow/), so one interpreter start-up serves the
+whole run. A step whose code, config, inputs and library versions are unchanged is reused from the step cache,
+like SageMaker's step caching. The gate, registration and deployment are done here, against the local registry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import Diagnostic, UserError
+from fraudflow.local.store import Store, file_digest, step_digest
+from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
+
+EXIT_GATE_STOPPED = 3
+CACHEABLE = ("processing", "training", "bias", "explain")
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str  # ran | cached | failed | skipped
+    seconds: float = 0.0
+    digest: str | None = None
+    path: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str  # succeeded | stopped_at_gate | failed
+    steps: list[StepRecord]
+    gate: dict[str, Any] | None = None
+    model_package: dict[str, Any] | None = None
+    endpoint: dict[str, Any] | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"succeeded": 0, "stopped_at_gate": EXIT_GATE_STOPPED}.get(self.status, 1)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from fraudflow.spec.load import load_one
+
+    spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
+    result = run_plan(build_plan(spec), use_cache=not args.no_cache, out=sys.stdout)
+    return result.exit_code
+
+
+def run_plan(plan: Plan, *, use_cache: bool = True, out: Any = None) -> RunResult:
+    out = out or io.StringIO()
+    store = Store(plan.spec.workspace)
+    run_id, run_dir = store.new_run()
+    runner = _Runner(plan, store, run_id, run_dir, use_cache, out)
+    try:
+        result = runner.execute()
+    finally:
+        runner.write_summary()
+    return result
+
+
+class _Runner:
+    def __init__(self, plan: Plan, store: Store, run_id: str, run_dir: Path, use_cache: bool, out: Any):
+        self.plan, self.store, self.run_id, self.run_dir = plan, store, run_id, run_dir
+        self.use_cache, self.out = use_cache, out
+        self.digests: dict[str, str] = {}
+        self.dirs: dict[str, Path] = {}
+        self.result = RunResult(run_id, run_dir, "failed", [])
+        self.started = time.time()
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # ---------------------------------------------------------------------------------------------- driver
+    def execute(self) -> RunResult:
+        plan = self.plan
+        self.say(f"fraudflow run {plan.name}  (run {self.run_id}, {self.run_dir})")
+        ungated = [s for s in plan.steps if not s.gated]
+        gated = [s for s in plan.steps if s.gated]
+        total = len(plan.steps) + 1
+        for i, step in enumerate(ungated, 1):
+            self._step(step, i, total)
+        passed = self._gate(len(ungated) + 1, total)
+        if not passed:
+            for step in gated:
+                self.result.steps.append(StepRecord(step.name, "skipped"))
+            self.result.status = "stopped_at_gate"
+            g = self.result.gate or {}
+            self.say(
+                f"stopped at the gate: {g['metric']} {g['value']:.4f} < {g['threshold']:.4f}; "
+                "nothing was registered or deployed (exit 3)"
+            )
+            return self.result
+        for i, step in enumerate(gated, len(ungated) + 2):
+            self._step(step, i, total)
+        self.result.status = "succeeded"
+        took = time.time() - self.started
+        self.say(
+            f"succeeded in {took:.1f}s — summary: {self.run_dir / 'run.json'}, report: "
+            f"{self.run_dir / 'report.html'}"
+        )
+        return self.result
+
+    def _step(self, step: Step, index: int, total: int) -> None:
+        label = f"[{index}/{total}] {step.name:<10}"
+        t0 = time.perf_counter()
+        try:
+            if step.kind in CACHEABLE:
+                status, path, detail = self._script_step(step)
+            elif step.kind == "register":
+                status, path, detail = self._register(step)
+            else:
+                status, path, detail = self._deploy(step)
+        except BaseException:
+            self.result.steps.append(StepRecord(step.name, "failed", time.perf_counter() - t0))
+            self.say(f"{label} failed")
+            raise
+        seconds = time.perf_counter() - t0
+        self.result.steps.append(
+            StepRecord(
+                step.name, status, seconds, self.digests.get(step.name), str(path) if path else None, detail
+            )
+        )
+        note = f"  {detail['note']}" if detail.get("note") else ""
+        self.say(f"{label} {status:<7} {seconds:6.2f}s{note}")
+
+    # ---------------------------------------------------------------------------------------- script steps
+    def _script_step(self, step: Step) -> tuple[str, Path, dict]:
+        digest = self._digest(step)
+        self.digests[step.name] = digest
+        cached = self.store.cached(digest) if self.use_cache else None
+        if cached is not None:
+            self.dirs[step.name] = cached
+            self.store.link(self.run_dir, step.name, cached)
+            return "cached", cached, {}
+        scratch = self.store.scratch(digest)
+        try:
+            self._invoke(step, scratch)
+        except BaseException:
+            self.store.discard(scratch)
+            raise
+        final = self.store.commit(scratch, digest, {"step": step.name, "digest": digest, "run": self.run_id})
+        self.dirs[step.name] = final
+        self.store.link(self.run_dir, step.name, final)
+        return "ran", final, self._note(step, final)
+
+    def _digest(self, step: Step) -> str:
+        inputs = []
+        for inp in step.inputs:
+            if inp.is_source:
+                inputs.append(
+                    [inp.name, _source_digest(self.plan.spec.config["data"]["sources"][inp.output])]
+                )
+            else:
+                inputs.append([inp.name, self.digests[inp.step], inp.output])
+        script = step.script_path()
+        return step_digest(
+            [
+                step.name,
+                step.kind,
+                file_digest(script) if script else None,
+                step.config,
+                step.hyperparameters,
+                inputs,
+                _library_versions(),
+            ]
+        )
+
+    def _input_path(self, step: Step, name: str) -> Path:
+        inp = next(i for i in step.inputs if i.name == name)
+        base = self.dirs[inp.step] / "output"
+        return base if inp.output == "*" else base / inp.output
+
+    def _invoke(self, step: Step, scratch: Path) -> None:
+        out = scratch / "output"
+        config = scratch / "config.json"
+        config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
+        if step.name == "preprocess":
+            inputs = scratch / "input"
+            inputs.mkdir()
+            for inp in step.inputs:
+                uri = self.plan.spec.config["data"]["sources"][inp.output]
+                _check_local_source(uri, inp.output)
+                os.symlink(uri, inputs / inp.name)
+            argv = ["--config", str(config), "--input-dir", str(inputs), "--output-dir", str(out)]
+        elif step.kind == "training":
+            argv = [
+                "--train",
+                str(self._input_path(step, "train")),
+                "--validation",
+                str(self._input_path(step, "validation")),
+                "--model-dir",
+                str(out / "model"),
+            ]
+            for key, value in step.hyperparameters.items():
+                argv += [f"--{key}", _hp_text(value)]
+        elif step.name == "evaluate":
+            argv = [
+                "--config",
+                str(config),
+                "--model-dir",
+                str(self._input_path(step, "model")),
+                "--test-dir",
+                str(self._input_path(step, "test")),
+                "--output-dir",
+                str(out / "evaluation"),
+            ]
+        elif step.kind == "bias":
+            argv = [
+                "--config",
+                str(config),
+                "--data-dir",
+                str(self._input_path(step, "data")),
+                "--predictions-dir",
+                str(self._input_path(step, "predictions")),
+                "--output-dir",
+                str(out / "analysis"),
+            ]
+        elif step.kind == "explain":
+            argv = [
+                "--config",
+                str(config),
+                "--model-dir",
+                str(self._input_path(step, "model")),
+                "--data-dir",
+                str(self._input_path(step, "data")),
+                "--output-dir",
+                str(out / "analysis"),
+            ]
+        else:  # pragma: no cover - the plan only makes the kinds above
+            raise AssertionError(step.kind)
+        run_script(step, argv, scratch / "log.txt")
+
+    def _note(self, step: Step, path: Path) -> dict:
+        out = path / "output"
+        try:
+            if step.name == "preprocess":
+                rep = json.loads((out / "report" / "preprocess.json").read_text())
+                splits = rep.get("splits", {})
+                sizes = "/".join(
+                    str(splits[k]["rows"]) for k in ("train", "validation", "test") if k in splits
+                )
+                return {"note": f"{rep.get('joined_rows', '?')} rows → {sizes}"}
+            if step.kind == "training":
+                t = json.loads((out / "model" / "training.json").read_text())
+                return {"note": f"{t.get('rounds_trained', '?')} trees"}
+            if step.name == "evaluate":
+                ev = json.loads((out / "evaluation" / EVALUATION_FILE).read_text())["classification_metrics"]
+                ci = ev["roc_auc"].get("confidence_interval") or {}
+                ci_text = f" [{ci['lower']:.3f}, {ci['upper']:.3f}]" if "lower" in ci else ""
+                return {"note": f"roc_auc {ev['roc_auc']['value']:.4f}{ci_text}"}
+        except (OSError, KeyError, ValueError, TypeError):
+            pass
+        return {}
+
+    # ---------------------------------------------------------------------------------------------- gate
+    def _gate(self, index: int, total: int) -> bool:
+        gate = self.plan.gate
+        path = self.dirs[gate.step] / "output" / gate.output / EVALUATION_FILE
+        value: Any = json.loads(path.read_text())
+        for part in gate.json_path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if not isinstance(value, (int, float)):
+            raise UserError.single(
+                "FF702",
+                f"{EVALUATION_FILE} has no number at {gate.json_path}",
+                file=str(path),
+                hint="evaluate.py writes the gate metrics",
+            )
+        passed = value >= gate.threshold
+        self.result.gate = {
+            "metric": gate.metric,
+            "value": value,
+            "threshold": gate.threshold,
+            "passed": passed,
+        }
+        sign = ">=" if passed else "<"
+        self.say(
+            f"[{index}/{total}] {'gate':<10} {'passed' if passed else 'stopped':<7}          "
+            f"{gate.metric} {value:.4f} {sign} {gate.threshold}"
+        )
+        return passed
+
+    # ------------------------------------------------------------------------------------ register, deploy
+    def _registry(self) -> Any:
+        from fraudflow.local.registry import Registry
+
+        return Registry(self.store.root)
+
+    def _register(self, step: Step) -> tuple[str, Path | None, dict]:
+        pre = self.dirs["preprocess"] / "output"
+        evaluation = json.loads(
+            (self.dirs["evaluate"] / "output" / "evaluation" / EVALUATION_FILE).read_text()
+        )
+
+        def report(name: str) -> dict | None:
+            if name not in self.dirs:
+                return None
+            return json.loads((self.dirs[name] / "output" / "analysis" / "analysis.json").read_text())
+
+        stats = pre / "baseline" / "statistics.json"
+        cfg = step.config
+        registry = self._registry()
+        try:
+            version = registry.register(
+                cfg["model_package_group"],
+                model_dir=self.dirs["train"] / "output" / "model",
+                feature_schema=pre / "schema" / "feature_schema.json",
+                metrics=evaluation,
+                bias=report("bias"),
+                explainability=report("explain"),
+                baselines=json.loads(stats.read_text()) if stats.exists() else None,
+                approval_status=cfg["approval_status"],
+                pipeline=self.plan.name,
+                run_id=self.run_id,
+                description=cfg.get("description") or self.plan.spec.config.get("description", ""),
+            )
+        finally:
+            registry.close()
+        self.result.model_package = {
+            "group": version.group,
+            "version": version.version,
+            "status": version.status,
+        }
+        return "ran", version.artifact_dir, {"note": f"{version.group} v{version.version} ({version.status})"}
+
+    def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
+        from fraudflow.local.registry import VariantSpec
+
+        cfg = step.config
+        pkg = self.result.model_package or {}
+        group, newest = pkg["group"], pkg["version"]
+        if cfg.get("require_approval") and pkg.get("status") != "Approved":
+            note = (
+                f"not deployed: v{newest} is {pkg.get('status')} (deploy.require_approval); approve it with "
+                f"`fraudflow registry approve {group} {newest}`"
+            )
+            return "skipped", None, {"note": note}
+        variants = []
+        for v in cfg["variants"]:
+            version = v["model_version"]
+            if version == "latest":
+                version = newest
+            elif version == "previous":
+                version = max(newest - 1, 1)
+            variants.append(VariantSpec(v["name"], group, int(version), float(v["weight"])))
+        registry = self._registry()
+        try:
+            endpoint = registry.deploy(
+                cfg["endpoint_name"],
+                variants,
+                follow_approved=bool(cfg.get("require_approval")) and len(variants) == 1,
+            )
+        finally:
+            registry.close()
+        self.result.endpoint = endpoint.to_dict()
+        served = ", ".join(f"{v.name}→v{v.version} ({v.weight:g})" for v in endpoint.variants)
+        return "ran", None, {"note": f"endpoint {endpoint.name}: {served}; `fraudflow serve` serves it"}
+
+    # ----------------------------------------------------------------------------------------------- output
+    def write_summary(self) -> None:
+        r = self.result
+        summary = {
+            "run_id": r.run_id,
+            "pipeline": self.plan.name,
+            "file": str(self.plan.spec.file),
+            "env": self.plan.spec.env,
+            "status": r.status,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
+            "seconds": round(time.time() - self.started, 3),
+            "steps": [
+                {
+                    "name": s.name,
+                    "status": s.status,
+                    "seconds": round(s.seconds, 3),
+                    "digest": s.digest,
+                    "path": s.path,
+                    **({"note": s.detail["note"]} if s.detail.get("note") else {}),
+                }
+                for s in r.steps
+            ],
+            "gate": r.gate,
+            "model_package": r.model_package,
+            "endpoint": r.endpoint,
+        }
+        (self.run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+        if r.status != "failed":
+            from fraudflow.local.report import write_report
+
+            try:
+                write_report(self.run_dir, summary, self.dirs, self.plan)
+            except (OSError, KeyError, ValueError) as exc:  # a report problem must not fail a finished run
+                self.say(f"warning: report.html not written: {exc}")
+        self.store.mark_latest(r.run_id)
+
+
+def run_script(step: Step, argv: list[str], log: Path) -> None:
+    """Import the step's script and call main(argv) in-process; its output goes to the step's log."""
+    path = step.script_path()
+    assert path is not None
+    module = load_script(path)
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            code = module.main(argv)
+    except Exception as exc:
+        log.write_text(buffer.getvalue() + traceback.format_exc())
+        if getattr(exc, "ff_code", None):
+            raise UserError(
+                Diagnostic(
+                    exc.ff_code,
+                    f"{step.name}: {getattr(exc, 'message', str(exc))}",
+                    file=getattr(exc, "file", None),
+                    line=getattr(exc, "line", None),
+                    column=getattr(exc, "column", None),
+                    hint=getattr(exc, "hint", None),
+                )
+            ) from None
+        raise UserError.single(
+            "FF700",
+            f"step {step.name} failed: {type(exc).__name__}: {exc}",
+            file=str(log),
+            hint="the step's log holds the traceback",
+        ) from None
+    log.write_text(buffer.getvalue())
+    if code:
+        raise UserError.single("FF700", f"step {step.name} exited with {code}", file=str(log))
+
+
+_MODULES: dict[Path, Any] = {}
+
+
+def load_script(path: Path) -> Any:
+    """step_code scripts are files, not a package (SageMaker gets them one by one): import by path, once."""
+    if path not in _MODULES:
+        spec = importlib.util.spec_from_file_location(f"fraudflow_step_{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        _MODULES[path] = module
+    return _MODULES[path]
+
+
+def _check_local_source(uri: str, name: str) -> None:
+    if uri.startswith("s3://"):
+        raise UserError.single(
+            "FF701",
+            f"source {name!r} is on S3 ({uri}); the local run reads local files",
+            hint="download it, or point the source at a local path with --set/--env",
+        )
+    if not Path(uri).exists():
+        raise UserError.single(
+            "FF600",
+            f"data file not found: {uri}",
+            file=uri,
+            hint="`fraudflow sample-data data` writes sample claims.csv and customers.csv",
+        )
+
+
+def _source_digest(uri: str) -> str:
+    if uri.startswith("s3://"):
+        return uri
+    p = Path(uri)
+    if not p.exists():
+        return f"missing:{uri}"
+    return file_digest(p) if p.is_file() else uri
+
+
+def _hp_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _library_versions() -> dict[str, str]:
+    import numpy
+    import pandas
+    import sklearn
+    import xgboost
+
+    return {
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "sklearn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+    }
+
+
+__all__ = ["run_plan", "run_command", "RunResult", "build_plan"]
