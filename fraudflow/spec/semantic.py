@@ -70,7 +70,7 @@ def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, warn = _reporters(pos, out)
     data, feats = cfg["data"], cfg["features"]
-    one_hot, ordinal = feats.get("one_hot", []), feats.get("ordinal", {})
+    one_hot, ordinal = _names(feats.get("one_hot")), _mapping(feats.get("ordinal"))
     for col in sorted(set(one_hot) & set(ordinal)):
         err(
             "FF505",
@@ -80,7 +80,7 @@ def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
             hint="choose one encoding",
         )
     label = data["label"]
-    for where, cols in (("drop", data.get("drop", [])), ("one_hot", one_hot), ("ordinal", list(ordinal))):
+    for where, cols in (("drop", _names(data.get("drop"))), ("one_hot", one_hot), ("ordinal", list(ordinal))):
         if label in cols:
             err("FF505", f"the label {label!r} cannot be in {where}", ("data", "label"))
 
@@ -187,16 +187,17 @@ def _check_columns(
             for k in keys:
                 if k not in cols:
                     missing(k, ("data", "join", "on"), f"join key (in source {source})", cols)
-    missing(data["label"], ("data", "label"), "label")
-    for i, col in enumerate(data.get("drop", [])):
+    if isinstance(data["label"], str):
+        missing(data["label"], ("data", "label"), "label")
+    for i, col in enumerate(_names(data.get("drop"))):
         missing(col, ("data", "drop", i), "dropped column")
-    for i, col in enumerate(feats.get("one_hot", [])):
+    for i, col in enumerate(_names(feats.get("one_hot"))):
         missing(col, ("features", "one_hot", i), "one-hot column")
-    for col in feats.get("ordinal", {}):
+    for col in _mapping(feats.get("ordinal")):
         missing(col, ("features", "ordinal", col), "ordinal column", key=True)
-    dropped = set(data.get("drop", []))
-    for i, col in enumerate(feats.get("drop_encoded", [])):
-        producers = [c for c in feats.get("one_hot", []) if col.startswith(c + "_")]
+    dropped = set(_names(data.get("drop")))
+    for i, col in enumerate(_names(feats.get("drop_encoded"))):
+        producers = [c for c in _names(feats.get("one_hot")) if col.startswith(c + "_")]
         if not producers and col not in all_cols:
             err(
                 "FF504",
@@ -219,18 +220,20 @@ def _check_facet(
 ) -> None:
     facet, feats, data = bias["facet"], cfg["features"], cfg["data"]
     path = ("bias", "facet")
+    if not isinstance(feats.get("one_hot", []), list) or not isinstance(facet, str):
+        return  # the schema check reported the wrong type; a facet check on it would only add noise
     if facet == data["label"]:
         err("FF503", "the bias facet cannot be the label", path)
         return
-    if facet in feats.get("drop_encoded", []) or facet in data.get("drop", []):
+    if facet in _names(feats.get("drop_encoded")) or facet in _names(data.get("drop")):
         err("FF503", f"bias facet {facet!r} is dropped before training", path)
         return
-    producers = [c for c in feats.get("one_hot", []) if facet.startswith(c + "_")]
+    producers = [c for c in _names(feats.get("one_hot")) if facet.startswith(c + "_")]
     raw_kept = (
         headers is not None
         and any(facet in cols for cols in headers.values())
-        and facet not in feats.get("one_hot", [])
-        and facet not in feats.get("ordinal", {})
+        and facet not in _names(feats.get("one_hot"))
+        and facet not in _mapping(feats.get("ordinal"))
     )
     if not producers:
         if headers is None or raw_kept:
@@ -288,6 +291,16 @@ def _column_values(
                 return None, False
             return values, True
     return None, False
+
+
+def _names(value: Any) -> list[str]:
+    """A list of column names, or nothing when the value has the wrong type (the schema check reports it):
+    iterating a string would report each of its characters as a missing column."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _get(cfg: dict, parts: list[str]) -> Any:
