@@ -16,6 +16,7 @@ from typing import Any
 from fraudflow.errors import Diagnostic, UsageError, UserError
 from fraudflow.spec import schema as sch
 from fraudflow.spec.model import Spec
+from fraudflow.spec.schema import _closest_hint
 from fraudflow.spec.template import Renderer
 from fraudflow.spec.yamlload import Mark, PathT, Positions, parse_file, parse_text
 
@@ -121,17 +122,22 @@ def load(
             path="pipelines",
             hint="pipelines in this file: " + (", ".join(pipelines) or "none"),
         )
-    env_overlay = (rendered.get("environments") or {}).get(env, {}) if env else {}
-    for name in (env_overlay.get("pipelines") or {}) if isinstance(env_overlay, dict) else {}:
-        if name not in pipelines:
-            result.diagnostics.append(
-                pos.diagnostic(
-                    "FF403",
-                    f"environment {env!r} overlays unknown pipeline {name!r}",
-                    ("environments", env, "pipelines", name),
-                    key=True,
+    all_envs = rendered.get("environments") if isinstance(rendered.get("environments"), dict) else {}
+    env_overlay = all_envs.get(env, {}) if env else {}
+    # Every environment, not only the chosen one: a typo in the prod overlay should fail in CI, before prod.
+    for env_name, overlay_ in all_envs.items():
+        overlaid = overlay_.get("pipelines") if isinstance(overlay_, dict) else None
+        for name in overlaid if isinstance(overlaid, dict) else {}:
+            if name not in pipelines:
+                result.diagnostics.append(
+                    pos.diagnostic(
+                        "FF403",
+                        f"environment {env_name!r} overlays unknown pipeline {name!r}",
+                        ("environments", env_name, "pipelines", name),
+                        key=True,
+                        hint=_closest_hint(str(name), list(pipelines)),
+                    )
                 )
-            )
 
     doc_sets = [o for o in sets if o.path[0] in TOP_KEYS]
     if doc_sets:
@@ -156,6 +162,12 @@ def load(
         result.diagnostics += diags
         if spec is not None:
             result.specs.append(spec)
+    # A template that failed keeps its raw text; the schema and semantic checks of that text would only repeat
+    # the template error in a less helpful way.
+    failed = {(d.file, d.line, d.column) for d in renderer.errors}
+    result.diagnostics = [
+        d for d in result.diagnostics if d.code.startswith("FF3") or (d.file, d.line, d.column) not in failed
+    ]
     result.diagnostics = _dedupe(result.diagnostics)
     return result
 
@@ -197,8 +209,6 @@ def _resolve_pipeline(
         if target is None:
             parent = o.path[:-1]
             keys = sch.known_keys(parent)
-            from fraudflow.spec.schema import _closest_hint
-
             raise UsageError.single(
                 "FF404",
                 f"--set {o.text!r}: no such setting {'.'.join(map(str, o.path))!r}",
