@@ -418,9 +418,10 @@ def load_schema(data_dir: str) -> tuple[str | None, list[str]]:
         raise StepError(
             "FF603", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
         ) from None
-    names = schema.get("feature_names")
+    # preprocess.py writes `features`; `feature_names` is accepted too.
+    names = schema.get("features", schema.get("feature_names"))
     if not isinstance(names, list) or not names:
-        raise StepError("FF603", "feature schema has no `feature_names` list", file=path)
+        raise StepError("FF603", "feature schema has no `features` list", file=path)
     return schema.get("label"), [str(n) for n in names]
 
 

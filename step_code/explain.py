@@ -128,9 +128,10 @@ def load_schema(data_dir: str) -> list[str]:
         raise StepError(
             "FF704", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
         ) from None
-    names = schema.get("feature_names")
+    # preprocess.py writes `features`; `feature_names` is accepted too.
+    names = schema.get("features", schema.get("feature_names"))
     if not isinstance(names, list) or not names:
-        raise StepError("FF704", "feature schema has no `feature_names` list", file=path)
+        raise StepError("FF704", "feature schema has no `features` list", file=path)
     return [str(n) for n in names]
 
 
