@@ -237,6 +237,7 @@ def _merge_layers(layers: list[tuple[Any, PathT]], rel: PathT, src: Positions, d
     if key_mark:
         dst.keys[rel] = key_mark
     if last_plain == len(layers) - 1:
+        _copy_positions(value, origin, rel, src, dst)
         return copy.deepcopy(value)
     dicts = layers[last_plain + 1 :]
     out: dict = {}
@@ -248,6 +249,25 @@ def _merge_layers(layers: list[tuple[Any, PathT]], rel: PathT, src: Positions, d
         sub = [(d[k], (*p, k)) for d, p in dicts if k in d]
         out[k] = _merge_layers(sub, (*rel, k), src, dst)
     return out
+
+
+def _copy_positions(value: Any, origin: PathT, rel: PathT, src: Positions, dst: Positions) -> None:
+    """Carry the positions of a list's items (and what they hold) over, so that an error in one item points at
+    that item rather than at the whole list."""
+    if isinstance(value, list):
+        items: Any = enumerate(value)
+    elif isinstance(value, dict):
+        items = value.items()
+    else:
+        return
+    for k, v in items:
+        mark = src.values.get((*origin, k))
+        if mark:
+            dst.values[(*rel, k)] = mark
+        key_mark = src.keys.get((*origin, k))
+        if key_mark:
+            dst.keys[(*rel, k)] = key_mark
+        _copy_positions(v, (*origin, k), (*rel, k), src, dst)
 
 
 def _merge_dicts(base: Any, over: Any) -> Any:

@@ -108,8 +108,13 @@ def _check_deploy(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]
     variants = (cfg.get("deploy") or {}).get("variants") or []
     names = [v["name"] for v in variants]
     for i, v in enumerate(variants):
-        if names.count(v["name"]) > 1:
-            err("FF507", f"variant name {v['name']!r} is used twice", ("deploy", "variants", i, "name"))
+        if v["name"] in names[:i]:  # report the repeat, where the user must rename
+            first = names.index(v["name"])
+            err(
+                "FF507",
+                f"variant name {v['name']!r} is used twice (first in variants[{first}])",
+                ("deploy", "variants", i, "name"),
+            )
     if variants and sum(v["weight"] for v in variants) <= 0:
         err("FF507", "variant weights sum to 0: no variant would get traffic", ("deploy", "variants"))
     return out
