@@ -27,6 +27,10 @@ E_ONE_CLASS = "FF633"  # the test split holds one class: ROC-AUC is undefined
 MODEL_FILES = ("xgboost-model", "model.json", "model.ubj", "model.bin")
 MAX_CELLS = 4_000_000  # bootstrap resamples are ranked in batches of at most this many cells
 
+# pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
+# and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 
 class StepError(Exception):
     """A problem with the user's data or settings: printed as `error[CODE]: file:line: message`."""
@@ -202,7 +206,7 @@ def read_test(test_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     frames = []
     for f in files:
         try:
-            df = pd.read_csv(f, header=None)
+            df = pd.read_csv(f, header=None, **EXACT_FLOATS)
         except pd.errors.EmptyDataError:
             raise StepError(E_TEST_DATA, "the file is empty", file=str(f)) from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -45,6 +45,10 @@ E_DUPLICATE_KEY = "FF606"
 E_UNDECLARED_TEXT = "FF607"
 E_BAD_VALUE = "FF608"
 
+# pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
+# and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 
 class StepError(Exception):
     """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
@@ -138,7 +142,7 @@ def _display(files: list[Path], configured: str) -> list[str]:
 
 def _read_csv(path: Path, shown: str) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, skipinitialspace=False)
+        df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, **EXACT_FLOATS)
     except pd.errors.EmptyDataError:
         raise StepError(E_NO_DATA, "the file is empty (no header, no rows)", file=shown) from None
     except pd.errors.ParserError as exc:

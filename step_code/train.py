@@ -28,6 +28,10 @@ E_XGBOOST = "FF623"  # XGBoost rejected the parameters
 OWN = ("num_round", "early_stopping_rounds", "cv_folds")
 MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre")  # the metrics XGBoost maximises
 
+# pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
+# and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
+EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
 
 class StepError(Exception):
     """A problem with the user's data or settings: printed as `error[CODE]: file:line: message`."""
@@ -129,7 +133,7 @@ def read_channel(channel: str | None, name: str) -> tuple[np.ndarray, np.ndarray
     frames = []
     for path in _channel_files(channel, name):
         try:
-            df = pd.read_csv(path, header=None)
+            df = pd.read_csv(path, header=None, **EXACT_FLOATS)
         except pd.errors.EmptyDataError:
             raise StepError(E_NO_DATA, "the file is empty", file=str(path)) from None
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
