@@ -194,7 +194,7 @@ def parse_file(path: Path) -> tuple[Any, Positions]:
 
 
 def _syntax_hint(problem: str) -> str | None:
-    if "tab" in problem:
+    if "tab" in problem or "'\\t'" in problem:  # PyYAML: "found character '\\t' that cannot start any token"
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "a value containing ': ' must be quoted"
@@ -239,7 +239,9 @@ class _Builder:
                     f"document too large: {what}",
                     node,
                     path,
-                    hint="an alias repeated inside aliases multiplies the document; refused, not expanded",
+                    hint="pipelines.yaml never needs that many levels"
+                    if depth > MAX_DEPTH
+                    else "an alias repeated inside aliases multiplies the document; refused, not expanded",
                 )
             return None
         if self._bomb:
