@@ -133,9 +133,9 @@ def _source_files(input_dir: Path, name: str, configured: str) -> list[Path]:
     )
 
 
-def _display(files: list[Path], configured: str) -> list[str]:
-    """Name files as the user declared them when the step reads one copy of a declared file."""
-    if len(files) == 1 and configured and Path(configured).name == files[0].name:
+def _display(files: list[Path], configured: str, name: str) -> list[str]:
+    """Name files as the user declared them when the step reads one copy of (or a link to) a declared file."""
+    if len(files) == 1 and configured and (files[0].name in (name, Path(configured).name)):
         return [configured]
     return [str(f) for f in files]
 
@@ -167,11 +167,11 @@ def _read_csv(path: Path, shown: str) -> pd.DataFrame:
 def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFrame, list[str]]:
     """Read one source (a CSV or a folder of CSVs with the same header), tagging each row with file and line."""
     files = _source_files(input_dir, name, configured)
-    shown = _display(files, configured)
+    shown = _display(files, configured, name)
     frames = []
     for i, (path, label) in enumerate(zip(files, shown)):  # noqa: B905 - no strict= on the containers' Python 3.8/3.9
         df = _read_csv(path, label)
-        if frames and list(df.columns) != list(frames[0].columns):
+        if frames and list(df.columns) != list(frames[0].columns[:-2]):  # [:-2]: less _FILE, _LINE
             raise StepError(
                 E_MALFORMED,
                 f"header differs from {shown[0]}'s: files of one source must share their columns",

@@ -255,3 +255,38 @@ def test_script_prints_a_located_error_without_traceback(tmp_path):
         "error[FF604]: ../shared/data/aws-synthetic-claims/claims.csv:11: label 'fraud'"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_runner_layout_source_as_a_link_to_the_declared_file(tmp_path):
+    """fraudflow run links input-dir/<name> to the declared file itself: errors name the declared path."""
+    claims = claims_frame()
+    claims.loc[4, "fraud"] = "x"
+    bad = tmp_path / "claims.csv"
+    claims.to_csv(bad, index=False)
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    (inputs / "claims").symlink_to(bad)
+    (inputs / "customers").symlink_to(AWS_DATA / "customers.csv")
+    config = reference_config()
+    config["data"]["sources"]["claims"] = "data/claims.csv"
+    with pytest.raises(pp.StepError) as info:
+        pp.run(config, inputs, tmp_path / "out")
+    assert (info.value.file, info.value.line) == ("data/claims.csv", 6)
+
+
+def test_source_folder_of_several_csvs_locates_errors_per_file(tmp_path):
+    claims = claims_frame()
+    claims.loc[3000 + 7, "fraud"] = "3"
+    folder = tmp_path / "input" / "claims"
+    folder.mkdir(parents=True)
+    claims.iloc[:3000].to_csv(folder / "part-0.csv", index=False)
+    claims.iloc[3000:].to_csv(folder / "part-1.csv", index=False)
+    inputs = aws_inputs(tmp_path / "input", claims=None)
+    (inputs / "claims" / "claims.csv").unlink()  # aws_inputs linked the full file beside the parts
+    with pytest.raises(pp.StepError) as info:
+        pp.run(reference_config(), inputs, tmp_path / "out")
+    assert info.value.file.endswith("part-1.csv") and info.value.line == 9
+    claims.loc[3000 + 7, "fraud"] = "0"
+    claims.iloc[3000:].to_csv(folder / "part-1.csv", index=False)
+    report = pp.run(reference_config(), inputs, tmp_path / "out")
+    assert report["sources"]["claims"]["rows"] == 5000 and len(report["sources"]["claims"]["files"]) == 2
