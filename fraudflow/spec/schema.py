@@ -114,7 +114,7 @@ def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]
             at(
                 "FF206",
                 f"{_describe(error.instance)} is not a valid value here: {_rule(error)}",
-                hint=_PATTERN_HINTS.get(schema.get("pattern", ""), schema.get("description")),
+                hint=_PATTERN_HINTS.get(_pattern(schema), schema.get("description")),
             )
         ]
     return [at("FF207", error.message)]
@@ -124,6 +124,17 @@ _PATTERN_HINTS = {
     "^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$": "SageMaker names use letters, digits and hyphens only (no spaces, "
     "underscores or dots), starting and ending with a letter or digit",
 }
+
+
+# String patterns in the schema end with this alternative so that an editor checking the raw file (templates not
+# yet rendered) accepts `{{ ... }}` values; fraudflow validates the rendered strings, which hold no `{{`.
+TEMPLATE_ALT = "|\\{[{%]"
+
+
+def _pattern(schema: dict) -> str:
+    """The schema's pattern as users should read it: without the editors' template alternative."""
+    pattern = str(schema.get("pattern", ""))
+    return pattern[: -len(TEMPLATE_ALT)] if pattern.endswith(TEMPLATE_ALT) else pattern
 
 
 def _closest_hint(word: str, options: list[str]) -> str | None:
@@ -152,7 +163,7 @@ def _required_hint(path: PathT, missing: str) -> str | None:
 def _rule(error: Any) -> str:
     schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "pattern":
-        return f"must match {schema.get('pattern')}"
+        return f"must match {_pattern(schema)}"
     if error.validator == "maxLength":
         return f"at most {schema.get('maxLength')} characters"
     if error.validator == "minLength":
