@@ -190,6 +190,7 @@ class _Runner:
         out = scratch / "output"
         config = scratch / "config.json"
         config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
+        aliases: dict[str, str] = {}  # paths the script sees → paths the user knows, for error messages
         if step.name == "preprocess":
             inputs = scratch / "input"
             inputs.mkdir()
@@ -197,6 +198,7 @@ class _Runner:
                 uri = self.plan.spec.config["data"]["sources"][inp.output]
                 _check_local_source(uri, inp.output)
                 os.symlink(uri, inputs / inp.name)
+                aliases[str(inputs / inp.name)] = uri
             argv = ["--config", str(config), "--input-dir", str(inputs), "--output-dir", str(out)]
         elif step.kind == "training":
             argv = [
@@ -244,7 +246,7 @@ class _Runner:
             ]
         else:  # pragma: no cover - the plan only makes the kinds above
             raise AssertionError(step.kind)
-        run_script(step, argv, scratch / "log.txt")
+        run_script(step, argv, scratch / "log.txt", aliases)
 
     def _note(self, step: Step, path: Path) -> dict:
         out = path / "output"
@@ -409,7 +411,7 @@ class _Runner:
         self.store.mark_latest(r.run_id)
 
 
-def run_script(step: Step, argv: list[str], log: Path) -> None:
+def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] | None = None) -> None:
     """Import the step's script and call main(argv) in-process; its output goes to the step's log."""
     path = step.script_path()
     assert path is not None

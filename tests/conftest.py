@@ -1,0 +1,35 @@
+"""Fixtures shared by the test modules: the AWS data beside the repository, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
+
+
+@pytest.fixture(scope="session")
+def aws_data() -> Path:
+    if not (AWS_DATA / "claims.csv").exists():
+        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
+    return AWS_DATA
+
+
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m fraudflow ...` as a user would, capturing output."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "fraudflow", *args],
+        cwd=cwd,
+        env=full_env,
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+    )
