@@ -169,7 +169,7 @@ class EndpointApp:
         t0 = time.perf_counter()
         method, path = scope["method"], scope["path"]
         runtime = path.startswith("/endpoints/")
-        variant_name, rows, status = None, 0, 500
+        variant_name, model_ref, rows, status, in_model = None, None, 0, 500, False
         headers: list[tuple[bytes, bytes]] = []
         try:
             if path == "/ping":
@@ -197,7 +197,8 @@ class EndpointApp:
                     variant = state.by_name[target]
                 else:
                     variant = state.pick()
-                variant_name = variant.name
+                variant_name, model_ref = variant.name, variant.model.ref
+                in_model = True  # from here a client mistake is the model container's 4xx
                 body, ctype, rows = await self._invoke(variant, hdr, body)
                 status = 200
                 headers.append((b"x-amzn-invoked-production-variant", variant.name.encode()))
@@ -212,7 +213,7 @@ class EndpointApp:
             )
             headers.append((b"x-amzn-errortype", b"ValidationError"))
         except P.BadRequest as exc:
-            status, ctype, body, h = _client_error(exc, runtime, variant_name)
+            status, ctype, body, h = _client_error(exc, runtime, in_model, variant_name)
             headers.extend(h)
         except Exception as exc:  # a bug: say so, do not crash the server
             status, ctype = 500, b"application/json"
@@ -230,6 +231,7 @@ class EndpointApp:
                 "status": status,
                 "latency_ms": round((time.perf_counter() - t0) * 1000, 3),
                 "variant": variant_name,
+                "model": model_ref,
                 "rows": rows,
             }
         )
@@ -290,16 +292,15 @@ def _score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
     return model.predict(x)
 
 
-def _client_error(exc: P.BadRequest, runtime: bool, variant: str | None):
-    """On the container path: the status itself. On the runtime path: SageMaker wraps a container's 4xx in
-    ModelError (HTTP 424, OriginalStatusCode), except the payload limit which SageMaker checks itself."""
-    if not runtime or exc.status == 413 and exc.code == "PayloadTooLarge":
-        code = "ValidationError" if runtime else exc.code
+def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None):
+    """On the container path: the status itself. On the runtime path, SageMaker wraps the container's 4xx in
+    ModelError (HTTP 424, with OriginalStatusCode); routing and payload-size errors stay its own."""
+    if not (runtime and in_model):
         return (
             exc.status,
             b"application/json",
-            _error_body(exc, code, runtime),
-            [(b"x-amzn-errortype", code.encode())],
+            _error_body(exc, exc.code, runtime),
+            [(b"x-amzn-errortype", exc.code.encode())],
         )
     msg = f'Received client error ({exc.status}) from {variant or "model"} with message "{exc.message}".'
     body = {
@@ -313,7 +314,7 @@ def _client_error(exc: P.BadRequest, runtime: bool, variant: str | None):
 
 
 def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
-    doc = {"code": code if runtime else exc.code, "message": exc.message}
+    doc = {"code": code, "message": exc.message}
     if runtime:
         doc["__type"] = code
     return json.dumps(doc).encode()
