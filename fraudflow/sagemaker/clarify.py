@@ -1,0 +1,78 @@
+"""SageMaker Clarify analysis configs, generated from pipelines.yaml in the shapes the SageMaker SDK v2 writes.
+
+Four documents: the bias and the explainability job configs (inputs of the ClarifyCheck steps) and their
+model-monitor counterparts (the DriftCheckBaselines' ConfigFile). The SDK uploads them under timestamped, random
+keys; fraudflow uploads the same content under content-hashed keys so the definition stays deterministic.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fraudflow.errors import UserError
+
+REPORT = {"name": "report", "title": "Analysis Report"}
+
+
+def predictor(instance_type: str, instance_count: int = 1) -> dict[str, Any]:
+    """The shadow endpoint Clarify starts from the model (CSV in, the XGBoost probability out)."""
+    return {
+        "instance_type": instance_type,
+        "initial_instance_count": instance_count,
+        "accept_type": "text/csv",
+        "content_type": "text/csv",
+    }
+
+
+def _bias_core(label: str, bias: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "label_values_or_threshold": list(bias["label_values"]),
+        "facet": [{"name_or_index": bias["facet"], "value_or_threshold": list(bias["facet_values"])}],
+    }
+
+
+def bias_job_config(label: str, bias: dict[str, Any], pred: dict[str, Any]) -> dict[str, Any]:
+    """Post-training bias (ClarifyCheck MODEL_BIAS): the label is read by name from the CSV's header row."""
+    return {
+        "dataset_type": "text/csv",
+        "label": label,
+        **_bias_core(label, bias),
+        "methods": {"post_training_bias": {"methods": list(bias["post_training_metrics"])}, "report": REPORT},
+        "predictor": dict(pred),
+        "probability_threshold": bias["probability_threshold"],
+    }
+
+
+def bias_monitor_config(label: str, bias: dict[str, Any]) -> dict[str, Any]:
+    return {**_bias_core(label, bias), "label": label}
+
+
+def shap_config(explain: dict[str, Any]) -> dict[str, Any]:
+    """Clarify computes its SHAP baseline by k-means over the dataset: one cluster is the feature means."""
+    if explain.get("baseline", "mean") != "mean":
+        raise UserError.single(
+            "FF706",
+            f"explain.baseline {explain['baseline']!r} has no SageMaker Clarify equivalent",
+            path="explain.baseline",
+            hint="use `mean` (Clarify's k-means baseline with one cluster) for SageMaker",
+        )
+    return {
+        "use_logit": False,
+        "save_local_shap_values": True,
+        "num_samples": explain["num_samples"],
+        "agg_method": explain["agg_method"],
+        "num_clusters": 1,
+    }
+
+
+def explain_job_config(label: str, explain: dict[str, Any], pred: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dataset_type": "text/csv",
+        "label": label,
+        "methods": {"shap": shap_config(explain), "report": REPORT},
+        "predictor": dict(pred),
+    }
+
+
+def explain_monitor_config(explain: dict[str, Any], pred: dict[str, Any]) -> dict[str, Any]:
+    return {"methods": {"shap": shap_config(explain)}, "predictor": dict(pred)}

@@ -1,0 +1,626 @@
+"""Plan → SageMaker pipeline definition (format 2020-12-01) and the files it needs in S3. Pure, deterministic.
+
+The same Plan the local runner executes, rendered as the SageMaker Python SDK v2 would render it (the
+conformance test checks that step by step), with three differences that make it deterministic and offline:
+every uploaded file lives under a content-hashed key (code, configs, Clarify configs, the Lambda zip, local
+data), image URIs come from the SDK's JSON data (images.py), and nothing is uploaded while rendering.
+No boto3 and no sagemaker import here: render must start fast.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import UserError
+from fraudflow.plan import EVALUATION_FILE, STEP_CODE, Plan, Step
+from fraudflow.sagemaker import clarify, images
+
+FORMAT_VERSION = "2020-12-01"
+LAMBDA_SCRIPT = "lambda_deployer.py"
+LAMBDA_RUNTIME = "python3.12"
+PROPERTY_FILE = "EvaluationReport"
+MODEL_STEP = "CreateModel"
+FAIL_STEP = "GateFailed"
+DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name")
+PROC = "/opt/ml/processing"
+EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One object the pipeline needs in S3: bytes made here, or a local data file read at upload time."""
+
+    key: str
+    sha256: str
+    body: bytes | None = field(default=None, repr=False)
+    path: Path | None = None
+    what: str = ""
+
+    def read(self) -> bytes:
+        return self.body if self.body is not None else Path(self.path).read_bytes()  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    name: str
+    arn: str
+    role_arn: str
+    timeout: int
+    code: Upload  # the deployment zip
+    handler: str = "lambda_deployer.handler"
+    runtime: str = LAMBDA_RUNTIME
+
+
+@dataclass(frozen=True)
+class Rendered:
+    name: str  # SageMaker pipeline name
+    region: str
+    bucket: str
+    role_arn: str
+    definition: dict[str, Any]
+    uploads: tuple[Upload, ...]
+    lambda_function: LambdaFunction | None = None
+    description: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    file: str | None = None  # the pipelines.yaml, for error locations
+
+    @property
+    def text(self) -> str:
+        """The canonical JSON: what render prints and what apply sends (byte-identical for the same YAML)."""
+        return to_json(self.definition)
+
+
+def to_json(definition: dict[str, Any]) -> str:
+    return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def json_bytes(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def sourcedir_tar(name: str, data: bytes) -> bytes:
+    """script mode's sourcedir.tar.gz, reproducible: fixed mtimes, owners and modes; gzip without a timestamp."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.mtime = len(data), 0o644, 0
+        tar.addfile(info, io.BytesIO(data))
+    out = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
+        gz.write(raw.getvalue())
+    return out.getvalue()
+
+
+def lambda_zip(name: str, data: bytes) -> bytes:
+    """The Lambda deployment package: one file, fixed timestamp and mode, so the same code hashes the same."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(info, data)
+    return out.getvalue()
+
+
+class _Compiler:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.cfg = plan.spec.config
+        if not self.cfg.get("sagemaker"):
+            raise UserError.single(
+                "FF704",
+                f"pipeline {plan.name!r} has no `sagemaker` settings",
+                file=str(plan.spec.file),
+                path=f"pipelines.{plan.name}.sagemaker",
+                hint="declare sagemaker.role_arn and sagemaker.bucket (or put them under defaults.sagemaker)",
+            )
+        self.sm = self.cfg["sagemaker"]
+        self.bucket = self.sm["bucket"]
+        self.prefix = self.sm.get("prefix") if self.sm.get("prefix") is not None else plan.name
+        self.prefix = self.prefix.strip("/")
+        self.region = self.sm["region"]
+        self.role = self.sm["role_arn"]
+        self.name = self.sm.get("pipeline_name") or plan.name
+        self.uploads: dict[str, Upload] = {}
+        self.params = {p.path: p for p in plan.parameters}
+        self.cache = (
+            {"CacheConfig": {"Enabled": True, "ExpireAfter": self.sm["cache"]["expire_after"]}}
+            if (self.sm.get("cache") or {}).get("enabled")
+            else {}
+        )
+        unsupported = [p for p in plan.parameters if p.path == "evaluate.decision_threshold"]
+        if unsupported:
+            raise UserError.single(
+                "FF705",
+                f"parameter {unsupported[0].name}: evaluate.decision_threshold cannot be a SageMaker parameter",
+                file=str(plan.spec.file),
+                path=f"pipelines.{plan.name}.parameters.{unsupported[0].name}",
+                hint="evaluate.py reads it from its config file, fixed at render time; remove the parameter",
+            )
+
+    # -- references ---------------------------------------------------------------------------------------
+    def ref(self, path: str, fixed: Any) -> Any:
+        """A value the YAML may mark as a pipeline parameter: `{"Get": "Parameters.X"}` if it is."""
+        p = self.params.get(path)
+        return {"Get": f"Parameters.{p.name}"} if p else fixed
+
+    def key(self, *parts: str) -> str:
+        return "/".join(x for x in (self.prefix, *parts) if x)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    def upload(self, kind: str, filename: str, body: bytes, what: str) -> str:
+        digest = sha256(body)
+        key = self.key(kind, digest, filename)
+        self.uploads[key] = Upload(key, digest, body=body, what=what)
+        return self.uri(key)
+
+    def data_uri(self, source: str, name: str) -> str:
+        if source.startswith("s3://"):
+            return source
+        path = Path(source)
+        if not path.is_file():
+            raise UserError.single(
+                "FF707",
+                f"data source {name!r}: {source} does not exist",
+                file=str(self.plan.spec.file),
+                path=f"pipelines.{self.plan.name}.data.sources.{name}",
+                hint="SageMaker reads the file from S3: create it (fraudflow sample-data DIR) or give an s3:// URI",
+            )
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        key = self.key("data", digest.hexdigest(), path.name)
+        self.uploads[key] = Upload(key, digest.hexdigest(), path=path, what=f"data {name}")
+        return self.uri(key)
+
+    def output_uri(self, step: str, output: str) -> dict[str, Any]:
+        """Per-execution output location, as the SDK's PipelineSession derives it."""
+        values = ["s3:/", self.bucket, *([self.prefix] if self.prefix else []), self.name]
+        return {"Std:Join": {"On": "/", "Values": [*values, EXECUTION_ID, step, "output", output]}}
+
+    def step_output(self, step: Step, output: str) -> dict[str, Any]:
+        if step.kind == "training":
+            return {"Get": f"Steps.{step.title}.ModelArtifacts.S3ModelArtifacts"}
+        return {"Get": f"Steps.{step.title}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"}
+
+    # -- building blocks ----------------------------------------------------------------------------------
+    @staticmethod
+    def s3_input(name: str, uri: Any, local: str) -> dict[str, Any]:
+        return {
+            "InputName": name,
+            "AppManaged": False,
+            "S3Input": {
+                "S3Uri": uri,
+                "LocalPath": local,
+                "S3DataType": "S3Prefix",
+                "S3InputMode": "File",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3CompressionType": "None",
+            },
+        }
+
+    @staticmethod
+    def s3_output(name: str, uri: Any, local: str) -> dict[str, Any]:
+        return {
+            "OutputName": name,
+            "AppManaged": False,
+            "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
+        }
+
+    def resources(self, section: str) -> dict[str, Any]:
+        res = self.sm[section]
+        return {
+            "ClusterConfig": {
+                "InstanceType": self.ref(f"sagemaker.{section}.instance_type", res["instance_type"]),
+                "InstanceCount": self.ref(f"sagemaker.{section}.instance_count", res["instance_count"]),
+                "VolumeSizeInGB": res["volume_size_gb"],
+            }
+        }
+
+    def processing(
+        self, step: Step, image: str, inputs: list[dict[str, Any]], config: dict[str, Any]
+    ) -> dict:
+        script = step.script_path()
+        assert script is not None
+        code = self.upload("code", script.name, script.read_bytes(), f"{step.name} code")
+        conf = self.upload("config", "config.json", json_bytes(config), f"{step.name} config")
+        locals_ = {o: f"{PROC}/output/{o}" for o in step.outputs}
+        if step.name == "evaluate":
+            locals_ = {"evaluation": f"{PROC}/evaluation"}
+        return {
+            "Name": step.title,
+            "Type": "Processing",
+            "Arguments": {
+                "ProcessingResources": self.resources("processing"),
+                "AppSpecification": {
+                    "ImageUri": image,
+                    "ContainerEntrypoint": ["python3", f"{PROC}/input/code/{script.name}"],
+                },
+                "RoleArn": self.role,
+                "ProcessingInputs": [
+                    *inputs,
+                    self.s3_input("config", conf, f"{PROC}/input/config"),
+                    self.s3_input("code", code, f"{PROC}/input/code"),
+                ],
+                "ProcessingOutputConfig": {
+                    "Outputs": [
+                        self.s3_output(o, self.output_uri(step.title, o), local)
+                        for o, local in locals_.items()
+                    ]
+                },
+            },
+            **self.cache,
+        }
+
+    # -- steps ---------------------------------------------------------------------------------------------
+    def preprocess(self) -> dict[str, Any]:
+        step = self.plan.step("preprocess")
+        sources = self.cfg["data"]["sources"]
+        uris = {name: self.data_uri(src, name) for name, src in sources.items()}
+        inputs = [
+            self.s3_input(
+                i.name, self.ref(f"data.sources.{i.output}", uris[i.output]), f"{PROC}/input/{i.name}"
+            )
+            for i in step.inputs
+        ]
+        # The script reads input-dir/<name>; the config names S3 (not this machine's paths) so it is portable.
+        config = {**step.config, "data": {**step.config["data"], "sources": uris}}
+        self.data_uris = uris
+        image = images.sklearn(self.sm["processing"]["framework_version"], self.region)
+        return self.processing(step, image, inputs, config)
+
+    def train(self) -> dict[str, Any]:
+        step = self.plan.step("train")
+        pre = self.plan.step("preprocess")
+        script = step.script_path()
+        assert script is not None
+        tar = sourcedir_tar(script.name, script.read_bytes())
+        submit = self.upload("code", "sourcedir.tar.gz", tar, "train code (script mode)")
+        tcfg = self.sm["training"]
+        # Script mode JSON-encodes each value; the training toolkit decodes it and passes `--name value`.
+        hps: dict[str, Any] = {}
+        for k, v in step.hyperparameters.items():
+            p = self.params.get(f"train.hyperparameters.{k}")
+            hps[k] = (
+                {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{p.name}"}]}} if p else json.dumps(v)
+            )
+        hps.update(
+            sagemaker_container_log_level="20",
+            sagemaker_program=json.dumps(script.name),
+            sagemaker_region=json.dumps(self.region),
+            sagemaker_submit_directory=json.dumps(submit),
+        )
+        return {
+            "Name": step.title,
+            "Type": "Training",
+            "Arguments": {
+                "AlgorithmSpecification": {
+                    "TrainingInputMode": "File",
+                    "TrainingImage": images.xgboost(tcfg["framework_version"], self.region),
+                },
+                "OutputDataConfig": {"S3OutputPath": self.uri(self.key("model"))},
+                "StoppingCondition": {"MaxRuntimeInSeconds": tcfg["max_runtime_s"]},
+                "ResourceConfig": {
+                    "VolumeSizeInGB": tcfg["volume_size_gb"],
+                    "InstanceCount": self.ref("sagemaker.training.instance_count", tcfg["instance_count"]),
+                    "InstanceType": self.ref("sagemaker.training.instance_type", tcfg["instance_type"]),
+                },
+                "RoleArn": self.role,
+                "InputDataConfig": [
+                    {
+                        "DataSource": {
+                            "S3DataSource": {
+                                "S3DataType": "S3Prefix",
+                                "S3Uri": self.step_output(pre, i.output),
+                                "S3DataDistributionType": "FullyReplicated",
+                            }
+                        },
+                        "ContentType": "text/csv",
+                        "ChannelName": i.name,
+                    }
+                    for i in step.inputs
+                ],
+                "HyperParameters": hps,
+                "ProfilerConfig": {"DisableProfiler": True},
+            },
+            **self.cache,
+        }
+
+    def evaluate(self) -> dict[str, Any]:
+        step = self.plan.step("evaluate")
+        local = {"model": f"{PROC}/model", "test": f"{PROC}/test"}
+        inputs = [
+            self.s3_input(i.name, self.step_output(self.plan.step(i.step), i.output), local[i.name])
+            for i in step.inputs
+            if i.step
+        ]
+        out = self.processing(step, self.xgb_image, inputs, step.config)
+        out["PropertyFiles"] = [
+            {
+                "PropertyFileName": PROPERTY_FILE,
+                "OutputName": self.plan.gate.output,
+                "FilePath": EVALUATION_FILE,
+            }
+        ]
+        return out
+
+    @property
+    def xgb_image(self) -> str:
+        return images.xgboost(self.sm["training"]["framework_version"], self.region)
+
+    @property
+    def model_data(self) -> dict[str, Any]:
+        return self.step_output(self.plan.step("train"), "model")
+
+    def model(self) -> dict[str, Any]:
+        return {
+            "Name": f"{MODEL_STEP}-CreateModel",
+            "Type": "Model",
+            "Arguments": {
+                "ExecutionRoleArn": self.role,
+                "PrimaryContainer": {
+                    "Image": self.xgb_image,
+                    "Environment": {},
+                    "ModelDataUrl": self.model_data,
+                },
+            },
+        }
+
+    def check(self, step: Step, check_type: str, job_config: dict[str, Any]) -> dict[str, Any]:
+        cl = self.sm["clarify"]
+        config_uri = self.upload(
+            "clarify", "analysis_config.json", json_bytes(job_config), f"{step.name} Clarify config"
+        )
+        dataset = {
+            "Std:Join": {
+                "On": "/",
+                "Values": [
+                    self.step_output(self.plan.step("preprocess"), "baseline"),
+                    "train_with_header.csv",
+                ],
+            }
+        }
+        output = {
+            "Std:Join": {
+                "On": "/",
+                "Values": [
+                    "s3:/",
+                    self.bucket,
+                    *([self.prefix] if self.prefix else []),
+                    EXECUTION_ID,
+                    step.title,
+                ],
+            }
+        }
+        fail = bool(step.config.get("bias", {}).get("fail_on_violation", False))
+        return {
+            "Name": step.title,
+            "Type": "ClarifyCheck",
+            "Arguments": {
+                "ProcessingResources": {
+                    "ClusterConfig": {
+                        "InstanceType": cl["instance_type"],
+                        "InstanceCount": cl["instance_count"],
+                        "VolumeSizeInGB": cl["volume_size_gb"],
+                    }
+                },
+                "AppSpecification": {"ImageUri": images.clarify(self.region)},
+                "RoleArn": self.role,
+                "ProcessingInputs": [
+                    self.s3_input("analysis_config", config_uri, f"{PROC}/input/config"),
+                    self.s3_input("dataset", dataset, f"{PROC}/input/data"),
+                ],
+                "ProcessingOutputConfig": {
+                    "Outputs": [self.s3_output("analysis_result", output, f"{PROC}/output")]
+                },
+            },
+            **self.cache,
+            "CheckType": check_type,
+            "ModelPackageGroupName": self.cfg["register"]["model_package_group"],
+            "SkipCheck": False,
+            "FailOnViolation": fail,
+            # The first registration has no approved baseline to compare with: record this run's as the baseline.
+            "RegisterNewBaseline": True,
+            "SuppliedBaselineConstraints": None,
+            "ModelName": {"Get": f"Steps.{MODEL_STEP}-CreateModel.ModelName"},
+        }
+
+    def checks(self) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+        """ClarifyCheck steps plus the ModelMetrics and DriftCheckBaselines entries they feed."""
+        steps, metrics, drift = [], {}, {}
+        label = self.cfg["data"]["label"]
+        pred = clarify.predictor(self.sm["clarify"]["instance_type"])
+        json_ct = "application/json"
+
+        def prop(step: Step, name: str) -> dict[str, Any]:
+            return {"ContentType": json_ct, "S3Uri": {"Get": f"Steps.{step.title}.{name}"}}
+
+        def monitor(doc: dict[str, Any], name: str) -> dict[str, Any]:
+            uri = self.upload("clarify", "analysis_config.json", json_bytes(doc), f"{name} monitoring config")
+            return {"S3Uri": uri, "ContentType": json_ct}
+
+        if self.plan.has("bias"):
+            s = self.plan.step("bias")
+            bias = s.config["bias"]
+            steps.append(self.check(s, "MODEL_BIAS", clarify.bias_job_config(label, bias, pred)))
+            metrics["Bias"] = {"PostTrainingReport": prop(s, "CalculatedBaselineConstraints")}
+            drift["Bias"] = {
+                "ConfigFile": monitor(clarify.bias_monitor_config(label, bias), "bias"),
+                "PostTrainingConstraints": prop(s, "BaselineUsedForDriftCheckConstraints"),
+            }
+        if self.plan.has("explain"):
+            s = self.plan.step("explain")
+            explain = s.config["explain"]
+            steps.append(
+                self.check(s, "MODEL_EXPLAINABILITY", clarify.explain_job_config(label, explain, pred))
+            )
+            metrics["Explainability"] = {"Report": prop(s, "CalculatedBaselineConstraints")}
+            drift["Explainability"] = {
+                "Constraints": prop(s, "BaselineUsedForDriftCheckConstraints"),
+                "ConfigFile": monitor(clarify.explain_monitor_config(explain, pred), "explainability"),
+            }
+        return steps, metrics, drift
+
+    def register(self, metrics: dict[str, Any], drift: dict[str, Any]) -> dict[str, Any]:
+        step = self.plan.step("register")
+        reg = step.config
+        evaluation = self.step_output(self.plan.step(self.plan.gate.step), self.plan.gate.output)
+        model_metrics = {
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": {"Std:Join": {"On": "/", "Values": [evaluation, EVALUATION_FILE]}},
+                }
+            },
+            **metrics,
+        }
+        deploy = self.cfg.get("deploy")
+        spec: dict[str, Any] = {
+            "Containers": [{"Image": self.xgb_image, "Environment": {}, "ModelDataUrl": self.model_data}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        }
+        if deploy:
+            spec["SupportedRealtimeInferenceInstanceTypes"] = [deploy["instance_type"]]
+            spec["SupportedTransformInstanceTypes"] = [deploy["instance_type"]]
+        args: dict[str, Any] = {
+            "ModelPackageGroupName": reg["model_package_group"],
+            "ModelMetrics": model_metrics,
+            "InferenceSpecification": spec,
+            "ModelApprovalStatus": self.ref("register.approval_status", reg["approval_status"]),
+            "SkipModelValidation": "None",
+        }
+        if drift:
+            args["DriftCheckBaselines"] = drift
+        if reg.get("description"):
+            args["ModelPackageDescription"] = reg["description"]
+        return {"Name": f"{step.title}-RegisterModel", "Type": "RegisterModel", "Arguments": args}
+
+    def deploy(self) -> tuple[dict[str, Any], LambdaFunction]:
+        step = self.plan.step("deploy")
+        d = step.config
+        variants = d.get("variants") or []
+        if len(variants) > 1 or any(str(v.get("model_version", "latest")) != "latest" for v in variants):
+            raise UserError.single(
+                "FF708",
+                "deploy.variants: SageMaker deployment supports one variant serving the newest version",
+                file=str(self.plan.spec.file),
+                path=f"pipelines.{self.plan.name}.deploy.variants",
+                hint="traffic splits across registered versions are local-only (fraudflow serve) for now",
+            )
+        lam = self.sm.get("lambda") or {}
+        fn = lam.get("function_name") or f"{self.name}-deployer"[:64]
+        account = self.role.split(":")[4]
+        arn = f"arn:aws:lambda:{self.region}:{account}:function:{fn}"
+        code = (STEP_CODE / LAMBDA_SCRIPT).read_bytes()
+        z = lambda_zip(LAMBDA_SCRIPT, code)
+        zkey = self.key("lambda", sha256(z), "lambda_deployer.zip")
+        self.uploads[zkey] = Upload(zkey, sha256(z), body=z, what="deployer Lambda package")
+        function = LambdaFunction(
+            fn, arn, lam.get("role_arn") or self.role, int(lam.get("timeout_s", 600)), self.uploads[zkey]
+        )
+        register = self.plan.step("register")
+        variant = (variants or [{"name": "AllTraffic"}])[0]
+        out = {
+            "Name": step.title,
+            "Type": "Lambda",
+            "Arguments": {
+                "model_package_arn": {"Get": f"Steps.{register.title}-RegisterModel.ModelPackageArn"},
+                "endpoint_name": d["endpoint_name"],
+                "instance_type": d["instance_type"],
+                "instance_count": d["instance_count"],
+                "variant_name": variant.get("name", "AllTraffic"),
+                "require_approval": bool(d.get("require_approval", False)),
+                "role_arn": self.role,
+            },
+            "FunctionArn": arn,
+            "OutputParameters": [{"OutputName": n, "OutputType": "String"} for n in DEPLOY_OUTPUTS],
+        }
+        return out, function
+
+    def gate(self, if_steps: list[dict[str, Any]]) -> dict[str, Any]:
+        g = self.plan.gate
+        evaluate = self.plan.step(g.step)
+        metric = {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": f"Steps.{evaluate.title}.PropertyFiles.{PROPERTY_FILE}"},
+                "Path": g.json_path,
+            }
+        }
+        threshold = self.ref("gate.threshold", g.threshold)
+        fail = {
+            "Name": FAIL_STEP,
+            "Type": "Fail",
+            "Arguments": {
+                "ErrorMessage": {
+                    "Std:Join": {"On": " ", "Values": [g.metric, metric, "is below the threshold", threshold]}
+                }
+            },
+        }
+        return {
+            "Name": g.title,
+            "Type": "Condition",
+            "Arguments": {
+                "Conditions": [
+                    {"Type": "GreaterThanOrEqualTo", "LeftValue": metric, "RightValue": threshold}
+                ],
+                "IfSteps": if_steps,
+                "ElseSteps": [fail],
+            },
+        }
+
+    def parameters(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.plan.parameters:
+            default = p.default
+            if p.path.startswith("data.sources."):
+                default = self.data_uris[p.path.split(".", 2)[2]]
+            out.append({"Name": p.name, "Type": p.type, "DefaultValue": default})
+        return out
+
+    def compile(self) -> Rendered:
+        steps = [self.preprocess(), self.train(), self.evaluate()]
+        checks, metrics, drift = self.checks()
+        if_steps = [self.model(), *checks, self.register(metrics, drift)]
+        function = None
+        if self.plan.has("deploy"):
+            deploy, function = self.deploy()
+            if_steps.append(deploy)
+        steps.append(self.gate(if_steps))
+        definition = {
+            "Version": FORMAT_VERSION,
+            "Metadata": {},
+            "Parameters": self.parameters(),
+            "Steps": steps,
+        }
+        return Rendered(
+            name=self.name,
+            region=self.region,
+            bucket=self.bucket,
+            role_arn=self.role,
+            definition=definition,
+            uploads=tuple(sorted(self.uploads.values(), key=lambda u: u.key)),
+            lambda_function=function,
+            description=self.cfg.get("description"),
+            tags=dict(self.sm.get("tags") or {}),
+            file=str(self.plan.spec.file),
+        )
+
+
+def compile_plan(plan: Plan) -> Rendered:
+    return _Compiler(plan).compile()
