@@ -70,6 +70,8 @@ class StepError(Exception):
 def _typed(value: str) -> object:
     """SageMaker passes every hyperparameter as a string: give XGBoost ints, floats and bools back."""
     text = value.strip()
+    if text.lower() in ("none", "null", ""):  # an unset optional value: treated as not given
+        return None
     if text.lower() in ("true", "false"):
         return text.lower() == "true"
     if re.fullmatch(r"[+-]?\d+", text):
@@ -95,6 +97,7 @@ def parse_hyperparameters(tokens: list[str]) -> dict:
             value, i = tokens[i + 1], i + 1
         params[name.replace("-", "_")] = _typed(value)
         i += 1
+    params = {k: v for k, v in params.items() if v is not None}
     if isinstance(params.get("eval_metric"), str) and "," in params["eval_metric"]:
         params["eval_metric"] = [m.strip() for m in params["eval_metric"].split(",") if m.strip()]
     return params

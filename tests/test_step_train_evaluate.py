@@ -136,6 +136,20 @@ def test_bad_hyperparameters(run, tmp_path, extra, validation, code):
     assert not (tmp_path / "m").exists()
 
 
+def test_hyperparameter_typing():
+    params = tr.parse_hyperparameters(
+        ["--max_depth", "3", "--eta=0.2", "--objective", "binary:logistic", "--eval_metric", "auc,logloss",
+         "--early_stopping_rounds", "None", "--validate_parameters", "true"]
+    )  # fmt: skip
+    assert params == {
+        "max_depth": 3,
+        "eta": 0.2,
+        "objective": "binary:logistic",
+        "eval_metric": ["auc", "logloss"],
+        "validate_parameters": True,
+    }
+
+
 def test_flag_without_value(run, tmp_path):
     with pytest.raises(tr.StepError, match="--eta has no value"):
         tr.main(train_args(run, tmp_path / "m") + ["--eta", "--max_depth", "3"])
