@@ -255,11 +255,12 @@ def _claims(rng: np.random.Generator, n: int) -> dict[str, Any]:
     authorities.codes = np.where(to_police, police, np.where(collision, authorities.codes, 1))
     # Only a police call yields a report, 60% of the time.
     report = Cat(((authorities.codes == police) & (rng.random(n) < 0.6)).astype(np.int64), ["No", "Yes"])
-    sev_name = np.array(list(SEVERITY))[severity.codes]
-    injuries = np.minimum(rng.poisson(np.vectorize(INJURY_RATE.get)(sev_name)), 4).astype(np.int64)
+    injury_rate = np.array([INJURY_RATE[s] for s in SEVERITY])[severity.codes]
+    injuries = np.minimum(rng.poisson(injury_rate), 4).astype(np.int64)
     injury_claim = np.clip(np.rint(rng.lognormal(np.log(14600), 1.0, n) / 100) * 100, *INJURY_CLAIM_RANGE)
     vehicle_claim = np.clip(
-        rng.lognormal(np.log(np.vectorize(VEHICLE_CLAIM_MEDIAN.get)(sev_name)), 0.45), *VEHICLE_CLAIM_RANGE
+        rng.lognormal(np.log(np.array([VEHICLE_CLAIM_MEDIAN[s] for s in SEVERITY]))[severity.codes], 0.45),
+        *VEHICLE_CLAIM_RANGE,
     )
     injury_claim = injury_claim.astype(np.int64)
     return {
