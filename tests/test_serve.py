@@ -433,6 +433,28 @@ def test_variants_split_by_weight_and_hot_switch(tmp_path):
         assert results and all(s == 200 for s, _ in results)
         assert results[-1][1] == f"fraud-detect-xgb:{b['version']}"
         assert any(json.loads(ln).get("event") == "switch" for ln in server.lines if ln.startswith("{"))
+
+        # an endpoint that follows approvals switches when `registry approve` approves a newer version
+        def served_model() -> str:
+            return call(server.url + "/invocations", csv_of(x), "text/csv")[1]["x-fraudflow-model"]
+
+        def wait_model(ref: str) -> bool:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and served_model() != ref:
+                time.sleep(0.05)
+            return served_model() == ref
+
+        reg.set_status("fraud-detect-xgb", a["version"], "Approved")
+        reg.deploy(
+            "fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", a["version"], 1)], follow_approved=True
+        )
+        assert wait_model(f"fraud-detect-xgb:{a['version']}")
+        from fraudflow.cli import main
+
+        assert (
+            main(["registry", "approve", "fraud-detect-xgb", str(b["version"]), "--workspace", str(ws)]) == 0
+        )
+        assert wait_model(f"fraud-detect-xgb:{b['version']}")
     finally:
         server.stop()
         reg.close()

@@ -165,7 +165,7 @@ def _load(text: str | None) -> dict | None:
 
 class Registry:
     def __init__(self, state_dir: Path):
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(state_dir).resolve()  # absolute: artifact paths stay valid after a chdir
         self.root = self.state_dir / "registry"
         self.db_path = self.state_dir / "registry.db"
         self.root.mkdir(parents=True, exist_ok=True)
