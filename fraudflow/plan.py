@@ -206,7 +206,7 @@ def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
     hp = dict(train["hyperparameters"])
     if train.get("early_stopping"):
         hp["early_stopping_rounds"] = train["early_stopping"]["rounds"]
-    if train.get("cv"):  # train.py then applies early stopping inside CV, and fits the chosen rounds on all rows
+    if train.get("cv"):  # train.py early-stops inside CV, then fits the chosen rounds on the train split
         hp["cv_folds"] = train["cv"]["folds"]
         hp.setdefault("early_stopping_rounds", train["cv"]["early_stopping_rounds"])
     return hp
