@@ -46,10 +46,154 @@ def validate(
     instance: Any, positions: Positions, *, ref: str | None = None, base: PathT = ()
 ) -> list[Diagnostic]:
     """All schema violations of `instance` (located at `base` in the document) as diagnostics."""
+    if is_valid(instance, ref):
+        return []  # the common case, decided without importing jsonschema (a third of validate's start-up)
     out: list[Diagnostic] = []
     for error in _validator(ref).iter_errors(instance):
         out.extend(_diagnose(error, positions, base))
     return out
+
+
+# ------------------------------------------------------------------------------------------ quick validity check
+# A small validator for the keywords this schema uses. It only answers "valid?": when the answer is no (or the
+# schema uses a keyword it does not know), jsonschema runs and produces the errors, so that every diagnostic
+# still comes from the reference implementation. tests/test_spec_loader.py checks that both agree.
+
+_KNOWN = frozenset(
+    {
+        *("$schema", "$id", "$defs", "$ref", "title", "description", "default", "examples"),
+        *("type", "enum", "const", "allOf", "anyOf", "oneOf"),
+        *(
+            "properties",
+            "additionalProperties",
+            "required",
+            "propertyNames",
+            "minProperties",
+            "maxProperties",
+        ),
+        *("pattern", "minLength", "maxLength", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"),
+        *("items", "minItems", "maxItems", "uniqueItems"),
+    }
+)
+
+
+class _Unsupported(Exception):
+    pass
+
+
+def is_valid(instance: Any, ref: str | None = None) -> bool:
+    """True if `instance` is valid against the schema (or the `#/$defs/...` entry `ref`); False if invalid or
+    if the quick check cannot decide."""
+    root = load_schema()
+    try:
+        return _ok(instance, root if ref is None else {"$ref": ref}, root)
+    except _Unsupported:
+        return False
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> Any:
+    import re
+
+    return re.compile(pattern)
+
+
+def _json_eq(a: Any, b: Any) -> bool:
+    """JSON equality: true is not 1 (Python says it is), 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_eq(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_eq(a[k], b[k]) for k in a)
+    same_kind = type(a) is type(b) or (isinstance(a, (int, float)) and isinstance(b, (int, float)))
+    return same_kind and a == b
+
+
+def _is_type(value: Any, t: str) -> bool:
+    if t == "object":
+        return isinstance(value, dict)
+    if t == "array":
+        return isinstance(value, list)
+    if t == "string":
+        return isinstance(value, str)
+    if t == "boolean":
+        return isinstance(value, bool)
+    if t == "null":
+        return value is None
+    if isinstance(value, bool):
+        return False
+    if t == "integer":
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if t == "number":
+        return isinstance(value, (int, float))
+    raise _Unsupported(t)
+
+
+def _ok(value: Any, node: dict, root: dict) -> bool:
+    if not node.keys() <= _KNOWN:
+        raise _Unsupported(sorted(node.keys() - _KNOWN))
+    ref = node.get("$ref")
+    if ref is not None:
+        if not ref.startswith("#/$defs/"):
+            raise _Unsupported(ref)
+        if not _ok(value, root["$defs"][ref[len("#/$defs/") :]], root):
+            return False
+    t = node.get("type")
+    if t is not None and not any(_is_type(value, x) for x in ([t] if isinstance(t, str) else t)):
+        return False
+    if "enum" in node and not any(_json_eq(value, e) for e in node["enum"]):
+        return False
+    if "const" in node and not _json_eq(value, node["const"]):
+        return False
+    if isinstance(value, str):
+        if "pattern" in node and not _regex(node["pattern"]).search(value):
+            return False
+        if len(value) < node.get("minLength", 0) or len(value) > node.get("maxLength", len(value)):
+            return False
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        # Written as jsonschema compares, so that NaN behaves the same.
+        if "minimum" in node and value < node["minimum"]:
+            return False
+        if "maximum" in node and value > node["maximum"]:
+            return False
+        if "exclusiveMinimum" in node and value <= node["exclusiveMinimum"]:
+            return False
+        if "exclusiveMaximum" in node and value >= node["exclusiveMaximum"]:
+            return False
+    elif isinstance(value, dict):
+        if any(k not in value for k in node.get("required", ())):
+            return False
+        if len(value) < node.get("minProperties", 0) or len(value) > node.get("maxProperties", len(value)):
+            return False
+        props = node.get("properties", {})
+        extra = node.get("additionalProperties", True)
+        names = node.get("propertyNames")
+        for k, v in value.items():
+            if names is not None and not _ok(k, names, root):
+                return False
+            if k in props:
+                if not _ok(v, props[k], root):
+                    return False
+            elif extra is False or (isinstance(extra, dict) and not _ok(v, extra, root)):
+                return False
+    elif isinstance(value, list):
+        if len(value) < node.get("minItems", 0) or len(value) > node.get("maxItems", len(value)):
+            return False
+        items = node.get("items")
+        if isinstance(items, dict) and not all(_ok(v, items, root) for v in value):
+            return False
+        if items is False and value:
+            return False
+        if node.get("uniqueItems") and any(
+            _json_eq(value[i], value[j]) for i in range(len(value)) for j in range(i + 1, len(value))
+        ):
+            return False
+    if "allOf" in node and not all(_ok(value, sub, root) for sub in node["allOf"]):
+        return False
+    if "anyOf" in node and not any(_ok(value, sub, root) for sub in node["anyOf"]):
+        return False
+    return not ("oneOf" in node and sum(_ok(value, sub, root) for sub in node["oneOf"]) != 1)
 
 
 # ---------------------------------------------------------------------------------------------------- errors
