@@ -8,6 +8,7 @@ chosen environment's vars over them). jinja2 is imported only when a string hold
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,16 @@ from fraudflow.errors import Diagnostic
 from fraudflow.spec.yamlload import PathT, Positions
 
 _MARKERS = ("{{", "{%", "{#")
+
+
+# `{{ vars.a.b }}` or `{{ env.NAME | default('literal') }}`: the templates pipelines.yaml holds in practice. These
+# are rendered here without jinja2 (importing and compiling it is a quarter of `validate`'s time); anything else,
+# and any lookup that fails, goes to jinja2, so results and error messages stay jinja2's.
+_SIMPLE = re.compile(
+    r"\{\{-?\s*(vars|env)((?:\.[A-Za-z][A-Za-z0-9_]*)+)\s*"
+    r"(?:\|\s*default\(\s*(?:'([^'\\]*)'|\"([^\"\\]*)\"|([0-9]+))\s*\)\s*)?-?\}\}"
+)
+_MISSING = object()
 
 
 def has_template(value: object) -> bool:
@@ -53,7 +64,40 @@ class Renderer:
             return coerce(path, rendered) if coerce else rendered
         return value
 
+    def _lookup(self, root: str, names: list[str]) -> Any:
+        node: Any = self.context[root]
+        for name in names:
+            # jinja2 tries attributes before keys: `vars.items` is dict.items; leave such names to jinja2.
+            if not isinstance(node, Mapping) or hasattr(node, name) or name not in node:
+                return _MISSING
+            node = node[name]
+        return node
+
+    def _render_simple(self, text: str) -> str | None:
+        """`text` rendered without jinja2, or None when it needs jinja2."""
+        if "{%" in text or "{#" in text:
+            return None
+        out, pos = [], 0
+        for m in _SIMPLE.finditer(text):
+            if "{{" in text[pos : m.start()] or "-" in (m.group(0)[2], m.group(0)[-3]):
+                return None  # a template this pattern does not understand, or whitespace control
+            value = self._lookup(m[1], m[2][1:].split("."))
+            if value is _MISSING:
+                if m[3] is None and m[4] is None and m[5] is None:
+                    return None  # undefined: jinja2 reports it
+                value = m[3] if m[3] is not None else m[4] if m[4] is not None else str(int(m[5]))
+            if not isinstance(value, str) and (not isinstance(value, int) or isinstance(value, bool)):
+                return None  # leave str() of floats, lists... to jinja2
+            out += [text[pos : m.start()], str(value)]
+            pos = m.end()
+        if "{{" in text[pos:]:
+            return None
+        return "".join(out) + text[pos:]
+
     def render(self, text: str, path: PathT) -> str | None:
+        simple = self._render_simple(text)
+        if simple is not None:
+            return simple
         from jinja2 import TemplateSyntaxError, UndefinedError
         from jinja2.exceptions import SecurityError
 
