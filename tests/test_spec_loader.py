@@ -267,3 +267,18 @@ def test_errors_still_explained_by_jsonschema() -> None:
     result = load(CORPUS / "eta_too_big.yaml")
     assert [(d.code, d.line, d.column) for d in result.errors] == [("FF204", 15, 44)]
     assert "jsonschema" in sys.modules
+
+
+# ------------------------------------------------------------------------------------------------- docs
+
+
+def test_every_loader_code_is_documented() -> None:
+    import re
+
+    sources = [*sorted((REPO / "fraudflow" / "spec").glob("*.py")), REPO / "fraudflow" / "commands.py"]
+    emitted = {code for f in sources for code in re.findall(r"\"(FF\d{3})\"", f.read_text())}
+    assert len(emitted) >= 30
+    documented = set(re.findall(r"^### (FF\d{3}) ", (REPO / "docs" / "error-codes.md").read_text(), re.M))
+    assert sorted(emitted - documented) == []
+    for section in ("## FF6xx", "## FF7xx", "## FF8xx", "## FF9xx"):
+        assert section in (REPO / "docs" / "error-codes.md").read_text()
