@@ -471,3 +471,42 @@ def test_two_workers_serve(served):
     finally:
         s.stop()
     assert os.name != "nt"
+
+
+@pytest.mark.slow
+def test_served_raw_records_match_the_runs_own_test_predictions(tmp_path):
+    """No training/serving skew: `fraudflow run` on the AWS data, then `fraudflow serve`; the raw test-split
+    records, sent as claims+customers columns, score exactly as the run's evaluate step scored them."""
+    if not (REPO / "fraudflow" / "local" / "runner.py").is_file():
+        pytest.skip("the local runner is not there yet")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (tmp_path / "shared").symlink_to(REPO.parent / "shared")
+    (proj / "pipelines.yaml").write_text((REPO / "pipelines.yaml").read_text())
+    r = subprocess.run(
+        [sys.executable, "-m", "fraudflow", "run", "--env", "aws-sample"],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    preds = next((proj / ".fraudflow").rglob("evaluation/predictions.csv"))
+    want = pd.read_csv(preds)["score"].to_numpy()
+
+    mod = load_preprocess(PROJECT_PREPROCESS)
+    cfg = spec_config()
+    cfg["data"]["sources"] = {"claims": "claims.csv", "customers": "customers.csv"}
+    _, _, test = mod.split_frame(joined(), cfg)
+    records = json.loads(test.drop(columns=["fraud"]).to_json(orient="records"))
+    server = Server(proj)
+    try:
+        status, _, body = call(
+            server.url + "/invocations", json.dumps({"records": records}).encode(), "application/json"
+        )
+    finally:
+        server.stop()
+    assert status == 200, body
+    got = np.array([p["probability"] for p in json.loads(body)["predictions"]])
+    np.testing.assert_allclose(got, want, atol=1e-6)
