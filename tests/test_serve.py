@@ -510,3 +510,22 @@ def test_served_raw_records_match_the_runs_own_test_predictions(tmp_path):
     assert status == 200, body
     got = np.array([p["probability"] for p in json.loads(body)["predictions"]])
     np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_busy_port_and_bad_workers_are_plain_errors(served, capsys):
+    import socket
+
+    from fraudflow.cli import main
+
+    ws, _, _ = served
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = str(busy.getsockname()[1])
+        assert main(["serve", "--workspace", str(ws), "--port", port]) == 1
+        assert f"FF854 cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    finally:
+        busy.close()
+    assert main(["serve", "--workspace", str(ws), "--workers", "0"]) == 1
+    assert "FF855" in capsys.readouterr().err
