@@ -152,3 +152,55 @@ def test_script_mode_missing_model(aws, tmp_path):
     )
     assert proc.returncode == 2 and proc.stderr.startswith("error[FF703]: ")
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+# --- the SageMaker XGBoost image's library versions (xgboost 1.7, pandas 1.x, numpy 1.x) ------------------------
+
+
+@pytest.mark.slow
+def test_bias_and_explain_on_container_versions(aws, tmp_path):
+    """Both scripts, run as scripts in the cached venv with the XGBoost 1.7-1 image's pins, give the results the
+    current libraries give."""
+    from tests.test_step_bias import write_config
+    from tests.test_step_code_container_versions import XGBOOST_IMAGE, container_python
+
+    python = container_python(XGBOOST_IMAGE)
+    root = aws["root"]
+    config = write_config(tmp_path / "config.json")
+    doc = json.loads(config.read_text())
+    config.write_text(json.dumps({**doc, "explain": {"method": "shap", "agg_method": "mean_abs"}}))
+    (tmp_path / "eval").mkdir()
+    test = aws["splits"]["test"]
+    scores = aws["booster"].predict(__import__("xgboost").DMatrix(test.drop(columns="fraud").to_numpy(float)))
+    pd.DataFrame({"label": test["fraud"].to_numpy(), "score": scores}).to_csv(
+        tmp_path / "eval/predictions.csv"
+    )
+    common = ["--config", str(config), "--data-dir", str(root / "pre")]
+    runs = {
+        "bias.py": common
+        + ["--predictions-dir", str(tmp_path / "eval"), "--output-dir", str(tmp_path / "b")],
+        "explain.py": common + ["--model-dir", str(root / "model"), "--output-dir", str(tmp_path / "e")],
+    }
+    for script, args in runs.items():
+        proc = subprocess.run(
+            [str(python), str(REPO / "step_code" / script), *args], capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    pre = json.loads((tmp_path / "b/analysis.json").read_text())["pre_training_bias_metrics"]
+    dpl = next(m for m in pre["facets"]["customer_gender_female"][0]["metrics"] if m["name"] == "DPL")
+    assert dpl["value"] == pytest.approx(0.027107730, abs=1e-9)
+    # Margins from the venv's own xgboost: 1.7 reads a 3.x model's fitted base_score differently.
+    code = (
+        "import sys, numpy as np, xgboost as xgb; b = xgb.Booster(model_file=sys.argv[1]); "
+        "X = np.loadtxt(sys.argv[2], delimiter=',')[:, 1:]; "
+        "np.savetxt(sys.stdout, b.predict(xgb.DMatrix(X), output_margin=True))"
+    )
+    test_csv = root / "pre/test/test.csv"
+    out = subprocess.run(
+        [str(python), "-c", code, str(root / "model/xgboost-model"), str(test_csv)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    shap = pd.read_csv(tmp_path / "e/shap_values.csv")
+    np.testing.assert_allclose(shap.sum(axis=1).to_numpy(), np.loadtxt(out.stdout.splitlines()), atol=1e-4)
