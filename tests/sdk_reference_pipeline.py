@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,26 +27,51 @@ def _offline_env(region: str) -> None:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ["AWS_DEFAULT_REGION"] = region
     os.environ["SAGEMAKER_VALIDATE_ROLE"] = "false"
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     os.environ.pop("AWS_ENDPOINT_URL", None)  # mock_aws intercepts; a real endpoint must not be reached
 
 
-def build(plan: Any) -> tuple[dict, dict[str, bytes]]:
-    """The SDK's definition (parsed) and every object the SDK uploaded (key -> bytes), under mock_aws."""
+@dataclass
+class Reference:
+    definition: dict[str, Any]
+    uploads: dict[str, bytes]  # every object the SDK uploaded while building: key -> bytes
+    clarify_jobs: list[dict[str, Any]]  # the ClarifyCheck job configs in step order (the SDK reuses one key)
+
+
+def build(plan: Any) -> Reference:
+    """The SDK's definition and uploads, offline under moto's in-process mock_aws."""
+    import logging
+    import warnings
+
     from moto import mock_aws
 
     sm = plan.spec.config["sagemaker"]
     _offline_env(sm["region"])
+    logging.getLogger("sagemaker").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="sagemaker")
     with mock_aws():
         import boto3
+        from sagemaker.workflow import clarify_check_step
 
         s3 = boto3.client("s3", region_name=sm["region"])
         s3.create_bucket(Bucket=sm["bucket"])
-        definition = _build(plan, boto3.Session(region_name=sm["region"]))
+        jobs: list[dict[str, Any]] = []
+        original = clarify_check_step._upload_analysis_config
+
+        def capture(path: str, *args: Any, **kwargs: Any) -> str:
+            jobs.append(json.loads(Path(path).read_text()))
+            return original(path, *args, **kwargs)
+
+        clarify_check_step._upload_analysis_config = capture
+        try:
+            definition = _build(plan, boto3.Session(region_name=sm["region"]))
+        finally:
+            clarify_check_step._upload_analysis_config = original
         uploads = {}
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sm["bucket"]):
             for obj in page.get("Contents", []):
                 uploads[obj["Key"]] = s3.get_object(Bucket=sm["bucket"], Key=obj["Key"])["Body"].read()
-    return json.loads(definition), uploads
+    return Reference(json.loads(definition), uploads, jobs)
 
 
 def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline, read top to bottom
@@ -340,6 +366,8 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
                     "endpoint_name": d["endpoint_name"],
                     "instance_type": d["instance_type"],
                     "instance_count": d["instance_count"],
+                    "variant_name": (d.get("variants") or [{"name": "AllTraffic"}])[0]["name"],
+                    "require_approval": bool(d.get("require_approval", False)),
                     "role_arn": role,
                 },
                 outputs=[
@@ -398,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("-o", "--output")
     args = ap.parse_args(argv)
-    definition, _ = build(load_plan(args.file, args.env, args.overrides))
-    text = json.dumps(definition, indent=2, sort_keys=True)
+    ref = build(load_plan(args.file, args.env, args.overrides))
+    text = json.dumps(ref.definition, indent=2, sort_keys=True)
     if args.output:
         Path(args.output).write_text(text)
     else:

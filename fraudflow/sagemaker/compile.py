@@ -127,6 +127,7 @@ class _Compiler:
                 hint="declare sagemaker.role_arn and sagemaker.bucket (or put them under defaults.sagemaker)",
             )
         self.sm = self.cfg["sagemaker"]
+        self.file = str(plan.spec.file)
         self.bucket = self.sm["bucket"]
         self.prefix = self.sm.get("prefix") if self.sm.get("prefix") is not None else plan.name
         self.prefix = self.prefix.strip("/")
@@ -281,7 +282,7 @@ class _Compiler:
         # The script reads input-dir/<name>; the config names S3 (not this machine's paths) so it is portable.
         config = {**step.config, "data": {**step.config["data"], "sources": uris}}
         self.data_uris = uris
-        image = images.sklearn(self.sm["processing"]["framework_version"], self.region)
+        image = images.sklearn(self.sm["processing"]["framework_version"], self.region, self.file)
         return self.processing(step, image, inputs, config)
 
     def train(self) -> dict[str, Any]:
@@ -311,7 +312,7 @@ class _Compiler:
             "Arguments": {
                 "AlgorithmSpecification": {
                     "TrainingInputMode": "File",
-                    "TrainingImage": images.xgboost(tcfg["framework_version"], self.region),
+                    "TrainingImage": images.xgboost(tcfg["framework_version"], self.region, self.file),
                 },
                 "OutputDataConfig": {"S3OutputPath": self.uri(self.key("model"))},
                 "StoppingCondition": {"MaxRuntimeInSeconds": tcfg["max_runtime_s"]},
@@ -361,7 +362,7 @@ class _Compiler:
 
     @property
     def xgb_image(self) -> str:
-        return images.xgboost(self.sm["training"]["framework_version"], self.region)
+        return images.xgboost(self.sm["training"]["framework_version"], self.region, self.file)
 
     @property
     def model_data(self) -> dict[str, Any]:
@@ -419,7 +420,7 @@ class _Compiler:
                         "VolumeSizeInGB": cl["volume_size_gb"],
                     }
                 },
-                "AppSpecification": {"ImageUri": images.clarify(self.region)},
+                "AppSpecification": {"ImageUri": images.clarify(self.region, self.file)},
                 "RoleArn": self.role,
                 "ProcessingInputs": [
                     self.s3_input("analysis_config", config_uri, f"{PROC}/input/config"),

@@ -34,7 +34,14 @@ def _framework(name: str) -> dict:
     return json.loads((config_dir() / f"{name}.json").read_text())
 
 
-def image_uri(framework: str, version: str, region: str, scope: str = "training") -> str:
+def _listing(items: list[str], limit: int = 12) -> str:
+    head = ", ".join(items[:limit])
+    return head + (f" … ({len(items)} in all)" if len(items) > limit else "")
+
+
+def image_uri(
+    framework: str, version: str, region: str, scope: str = "training", file: str | None = None
+) -> str:
     """As `sagemaker.image_uris.retrieve(framework, region, version, image_scope=scope)` for CPU images."""
     cfg = _framework(framework)
     cfg = cfg.get(scope, cfg)
@@ -44,7 +51,9 @@ def image_uri(framework: str, version: str, region: str, scope: str = "training"
         raise UserError.single(
             "FF702",
             f"{framework} image version {version!r} is not in the SageMaker SDK's image data",
-            hint="known versions: " + ", ".join(sorted(versions)),
+            file=file,
+            path="sagemaker.*.framework_version",
+            hint="known versions: " + _listing(sorted(versions)),
         )
     vcfg = versions[version]
     registries = vcfg.get("registries") or {}
@@ -52,7 +61,9 @@ def image_uri(framework: str, version: str, region: str, scope: str = "training"
         raise UserError.single(
             "FF703",
             f"no {framework} {version} image in region {region!r}",
-            hint="regions with this image: " + ", ".join(sorted(registries)),
+            file=file,
+            path="sagemaker.region",
+            hint="regions with this image: " + _listing(sorted(registries)),
         )
     processors = vcfg.get("processors") or cfg.get("processors")
     processor = "cpu" if processors and "cpu" in processors else None
@@ -63,13 +74,13 @@ def image_uri(framework: str, version: str, region: str, scope: str = "training"
     return f"{registries[region]}.dkr.ecr.{region}.{domain}/{vcfg['repository']}:{tag}"
 
 
-def sklearn(version: str, region: str) -> str:
-    return image_uri("sklearn", version, region)
+def sklearn(version: str, region: str, file: str | None = None) -> str:
+    return image_uri("sklearn", version, region, file=file)
 
 
-def xgboost(version: str, region: str) -> str:
-    return image_uri("xgboost", version, region)
+def xgboost(version: str, region: str, file: str | None = None) -> str:
+    return image_uri("xgboost", version, region, file=file)
 
 
-def clarify(region: str) -> str:
-    return image_uri("clarify", "1.0", region, scope="processing")
+def clarify(region: str, file: str | None = None) -> str:
+    return image_uri("clarify", "1.0", region, scope="processing", file=file)

@@ -1,0 +1,189 @@
+"""`fraudflow apply` and `plan` against moto's real server, driven through the CLI as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("tests.conftest_aws")
+from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env  # noqa: E402
+
+pytest_plugins = ["tests.conftest_aws"]
+pytestmark = pytest.mark.aws
+
+AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
+PIPELINE = "fraud-detect-xgb"
+
+
+def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fraudflow", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,  # no TTY: apply must not wait for an answer
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path) -> Path:
+    """pipelines.yaml with the AWS sample data addressed absolutely, so the copy can be edited freely."""
+    if not (AWS_DATA / "claims.csv").exists():
+        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
+    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {AWS_DATA} ", 1)
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(text)
+    return path
+
+
+def apply(yaml_file: Path, aws: Aws, *extra: str) -> subprocess.CompletedProcess[str]:
+    return cli("apply", str(yaml_file), "--yes", *extra, env=aws.env)
+
+
+def test_apply_creates_everything_and_second_apply_is_a_noop(yaml_file: Path, aws: Aws) -> None:
+    rendered = cli("render", str(yaml_file), env=aws.env)
+    assert rendered.returncode == 0, rendered.stderr
+
+    first = apply(yaml_file, aws)
+    assert first.returncode == 0, first.stderr
+    assert "pipeline fraud-detect-xgb: created" in first.stdout
+
+    sm = aws.client("sagemaker")
+    deployed = sm.describe_pipeline(PipelineName=PIPELINE)
+    assert deployed["PipelineDefinition"] + "\n" == rendered.stdout  # byte for byte
+    assert deployed["RoleArn"] == aws.env["SAGEMAKER_ROLE_ARN"]
+
+    keys = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    for kind in ("code", "config", "clarify", "data", "lambda"):
+        assert any(f"/{kind}/" in k for k in keys), kind
+    for key in keys:  # every object the definition names is uploaded
+        if "/lambda/" not in key and "/data/" not in key:
+            assert key in rendered.stdout, key
+    fn = aws.client("lambda").get_function(FunctionName=f"{PIPELINE}-deployer")["Configuration"]
+    assert fn["Handler"] == "lambda_deployer.handler"
+    assert fn["Runtime"].startswith("python3")
+
+    second = apply(yaml_file, aws)
+    assert second.returncode == 0, second.stderr
+    assert "No changes" in second.stdout
+    assert "uploaded" not in second.stdout
+
+    plan = cli("plan", str(yaml_file), env=aws.env)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert "No changes" in plan.stdout
+
+
+def test_plan_after_yaml_edit_exits_2_with_step_diff(yaml_file: Path, aws: Aws) -> None:
+    assert apply(yaml_file, aws).returncode == 0
+    text = yaml_file.read_text()
+    yaml_file.write_text(text.replace("max_depth: 3", "max_depth: 4").replace("eta: 0.2", "eta: 0.25"))
+    plan = cli("plan", str(yaml_file), env=aws.env)
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "~ parameter MaxDepth: DefaultValue: 3 → 4" in plan.stdout
+    assert "~ step Train (Training)" in plan.stdout
+    assert 'HyperParameters.eta: "0.2" → "0.25"' in plan.stdout
+    # apply converges and plan is clean again
+    assert apply(yaml_file, aws).returncode == 0
+    assert cli("plan", str(yaml_file), env=aws.env).returncode == 0
+
+
+def test_plan_before_first_apply_shows_creation(yaml_file: Path, aws: Aws) -> None:
+    plan = cli("plan", str(yaml_file), env=aws.env)
+    assert plan.returncode == 2
+    assert "+ pipeline fraud-detect-xgb: create" in plan.stdout
+    assert "+ Lambda fraud-detect-xgb-deployer: create" in plan.stdout
+
+
+def test_apply_without_tty_or_yes_refuses_and_changes_nothing(yaml_file: Path, aws: Aws) -> None:
+    out = cli("apply", str(yaml_file), env=aws.env)
+    assert out.returncode == 2
+    assert "FF714" in out.stderr and "--yes" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert aws.client("sagemaker").list_pipelines()["PipelineSummaries"] == []
+    assert "Contents" not in aws.client("s3").list_objects_v2(Bucket=BUCKET)
+
+
+def test_start_with_typed_params_and_wait(yaml_file: Path, aws: Aws) -> None:
+    out = apply(yaml_file, aws, "--start", "--param", "MaxDepth=5", "--param", "AucThreshold=0.65", "--wait")
+    assert out.returncode == 0, out.stderr
+    assert "started execution" in out.stdout and "execution Succeeded" in out.stdout
+    sm = aws.client("sagemaker")
+    arn = sm.list_pipeline_executions(PipelineName=PIPELINE)["PipelineExecutionSummaries"][0][
+        "PipelineExecutionArn"
+    ]
+    params = {
+        p["Name"]: p["Value"]
+        for p in sm.list_pipeline_parameters_for_execution(PipelineExecutionArn=arn)["PipelineParameters"]
+    }
+    assert params == {"MaxDepth": "5", "AucThreshold": "0.65"}
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ("MaxDepth=deep", "MaxDepth is Integer"),
+        ("Nope=1", "unknown parameter 'Nope'"),
+        ("MaxDepth", "NAME=VALUE"),
+    ],
+)
+def test_bad_param_is_a_clear_error(yaml_file: Path, aws: Aws, param: str, message: str) -> None:
+    out = apply(yaml_file, aws, "--start", "--param", param)
+    assert out.returncode == 1
+    assert "FF715" in out.stderr and message in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_bucket_is_a_clear_error(yaml_file: Path, aws: Aws) -> None:
+    env = {**aws.env, "FRAUDFLOW_BUCKET": "no-such-bucket-here"}
+    out = cli("apply", str(yaml_file), "--yes", env=env)
+    assert out.returncode == 1
+    assert "FF713" in out.stderr and "no-such-bucket-here" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_stopped_server_is_a_clear_error_and_a_later_apply_converges(yaml_file: Path, tmp_path: Path) -> None:
+    from tests.conftest_aws import Aws as AwsT
+
+    server = MotoServer().start()
+    try:
+        env = {**os.environ, **aws_env(server.url)}
+        aws = AwsT(server, env)
+        aws.seed()
+        server.stop()  # AWS "goes away" between the check and the apply
+        down = cli("apply", str(yaml_file), "--yes", env=env)
+        assert down.returncode == 1
+        assert "FF710" in down.stderr and "cannot reach" in down.stderr
+        assert "Traceback" not in down.stderr
+        plan = cli("plan", str(yaml_file), env=env)
+        assert plan.returncode == 1 and "FF710" in plan.stderr
+
+        server = MotoServer(server.port).start()  # back, but empty: apply converges from nothing
+        AwsT(server, env).seed()
+        up = cli("apply", str(yaml_file), "--yes", env=env)
+        assert up.returncode == 0, up.stderr
+        assert cli("apply", str(yaml_file), "--yes", env=env).stdout.startswith("No changes")
+    finally:
+        server.stop()
+
+
+def test_interrupted_apply_converges(yaml_file: Path, aws: Aws) -> None:
+    """Objects uploaded by an apply that failed later are not uploaded again; the rest is completed."""
+    from fraudflow.plan import build_plan
+    from fraudflow.sagemaker.compile import compile_plan
+    from fraudflow.spec.load import load_one
+
+    rendered = compile_plan(build_plan(load_one(yaml_file, env=None, overrides=[], pipeline=None)))
+    s3 = aws.client("s3")
+    half = rendered.uploads[: len(rendered.uploads) // 2]
+    for u in half:
+        s3.put_object(Bucket=BUCKET, Key=u.key, Body=u.read())
+    out = apply(yaml_file, aws)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("uploaded ") == len(rendered.uploads) - len(half)
