@@ -58,7 +58,18 @@ def main() -> int:
             "schemas/pipelines.schema.json",
             args.file,
         ],
+        "python -c pass (start-up floor)": [sys.executable, "-c", "pass"],
     }
+    script = Path(commands["fraudflow (console script)"][0]).read_text(errors="replace")
+    overhead = [m for m in ("pkg_resources", "importlib.metadata", "importlib_metadata") if m in script]
+    print(
+        "console script entry point: "
+        + (
+            f"uses {', '.join(overhead)} (start-up overhead)"
+            if overhead
+            else "plain `from fraudflow.cli import main`"
+        )
+    )
     env_note = f" --env {args.env}" if args.env else ""
     print(f"cold runs, {args.reps} repetitions each, alternating; file {args.file}{env_note}")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
