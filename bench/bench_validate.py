@@ -91,11 +91,11 @@ def main() -> int:
             times[name].append(elapsed)
 
     base = statistics.median(times["check-jsonschema"])
-    print(f"\n{'command':30} {'median':>9} {'min':>9} {'max':>9} {'ratio':>7}")
+    print(f"\n{'command':32} {'median':>9} {'min':>9} {'max':>9} {'ratio':>7}")
     for name, ts in times.items():
         med = statistics.median(ts)
         print(
-            f"{name:30} {med * 1000:7.1f}ms {min(ts) * 1000:7.1f}ms {max(ts) * 1000:7.1f}ms {med / base:6.2f}x"
+            f"{name:32} {med * 1000:7.1f}ms {min(ts) * 1000:7.1f}ms {max(ts) * 1000:7.1f}ms {med / base:6.2f}x"
         )
     ratio = statistics.median(times["fraudflow (console script)"]) / base
     verdict = "meets" if ratio <= 0.5 else "misses"
