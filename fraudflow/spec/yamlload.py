@@ -100,7 +100,8 @@ def _resolver_class() -> type:
 
 def _loader_class() -> type:
     # The C parser is several times faster; the pure one gives identical nodes and marks.
-    parser = getattr(yaml, "CParser", None)
+    # `yaml.CParser` is not exported (cyaml's __all__ lacks it): look in yaml.cyaml, present when libyaml is.
+    parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
     resolver = _resolver_class()
     if parser is not None:
 
@@ -154,7 +155,7 @@ def parse_text(text: str, file: str) -> tuple[Any, Positions]:
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
-            hint=_syntax_hint(problem),
+            hint=_syntax_hint(problem, _char_at(text, mark)),
         ) from None
     except yaml.YAMLError as exc:
         raise UserError.single("FF101", f"YAML error: {exc}", file=file) from None
@@ -193,8 +194,17 @@ def parse_file(path: Path) -> tuple[Any, Positions]:
     return parse_text(text, str(path))
 
 
-def _syntax_hint(problem: str) -> str | None:
-    if "tab" in problem or "'\\t'" in problem:  # PyYAML: "found character '\\t' that cannot start any token"
+def _char_at(text: str, mark: Any) -> str:
+    if mark is None:
+        return ""
+    lines = text.splitlines()
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    return line[mark.column] if 0 <= mark.column < len(line) else ""
+
+
+def _syntax_hint(problem: str, char: str = "") -> str | None:
+    # libyaml says "found character that cannot start any token" without naming the tab: look at the text.
+    if "tab" in problem or "'\\t'" in problem or char == "\t":
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "a value containing ': ' must be quoted"
