@@ -282,3 +282,32 @@ def test_every_loader_code_is_documented() -> None:
     assert sorted(emitted - documented) == []
     for section in ("## FF6xx", "## FF7xx", "## FF8xx", "## FF9xx"):
         assert section in (REPO / "docs" / "error-codes.md").read_text()
+
+
+# ------------------------------------------------------------------------------- C parser vs pure parser
+
+
+def _parse_both(path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    import yaml
+
+    from fraudflow.spec.yamlload import parse_file
+
+    out = []
+    for c_parser in (yaml.cyaml.CParser, None):
+        monkeypatch.setattr(yaml.cyaml, "CParser", c_parser)
+        try:
+            doc, pos = parse_file(path)
+            out.append((json.dumps(doc, sort_keys=True, default=str), pos.values, pos.keys))
+        except UserError as exc:
+            out.append([(d.code, d.line, d.column, d.path) for d in exc.diagnostics])
+    return out
+
+
+@pytest.mark.skipif(not hasattr(__import__("yaml"), "cyaml"), reason="PyYAML without libyaml")
+@pytest.mark.parametrize(
+    "path", [REPO / "pipelines.yaml", *sorted(CORPUS.glob("*.yaml"))], ids=lambda p: p.name
+)
+def test_c_and_pure_parsers_agree(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libyaml is used when present (fast); results, marks and error locations must not depend on it.
+    c_result, pure_result = _parse_both(path, monkeypatch)
+    assert c_result == pure_result
