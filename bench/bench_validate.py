@@ -35,9 +35,12 @@ def _script(name: str) -> str:
     return found
 
 
+_ENV = dict(os.environ)
+
+
 def _run(cmd: list[str]) -> tuple[float, int, str]:
     started = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env=_ENV)
     return time.perf_counter() - started, proc.returncode, proc.stdout + proc.stderr
 
 
@@ -46,7 +49,15 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=15)
     ap.add_argument("--env", help="also pass --env to fraudflow (e.g. aws-sample: column checks on the data)")
     ap.add_argument("--file", default="pipelines.yaml")
+    ap.add_argument(
+        "--write-bytecode",
+        action="store_true",
+        help="unset PYTHONDONTWRITEBYTECODE for the runs: an editable install then caches fraudflow's .pyc as an "
+        "installed package (and check-jsonschema) already has",
+    )
     args = ap.parse_args()
+    if args.write_bytecode:
+        _ENV.pop("PYTHONDONTWRITEBYTECODE", None)
 
     extra = ["--env", args.env] if args.env else []
     commands = {
@@ -70,6 +81,11 @@ def main() -> int:
             else "plain `from fraudflow.cli import main`"
         )
     )
+    if _ENV.get("PYTHONDONTWRITEBYTECODE"):
+        print(
+            "PYTHONDONTWRITEBYTECODE is set: an editable fraudflow recompiles its modules on every run "
+            "(pass --write-bytecode to measure as installed)"
+        )
     env_note = f" --env {args.env}" if args.env else ""
     print(f"cold runs, {args.reps} repetitions each, alternating; file {args.file}{env_note}")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
