@@ -40,12 +40,21 @@ class Reference:
 
 def build(plan: Any) -> Reference:
     """The SDK's definition and uploads, offline under moto's in-process mock_aws."""
+    sm = plan.spec.config["sagemaker"]
+    saved = dict(os.environ)
+    try:
+        return _build_offline(plan, sm)
+    finally:  # leave the caller's environment (e.g. a test session's AWS_ENDPOINT_URL) as it was
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _build_offline(plan: Any, sm: dict[str, Any]) -> Reference:
     import logging
     import warnings
 
     from moto import mock_aws
 
-    sm = plan.spec.config["sagemaker"]
     _offline_env(sm["region"])
     logging.getLogger("sagemaker").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="sagemaker")

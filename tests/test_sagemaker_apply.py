@@ -187,3 +187,19 @@ def test_interrupted_apply_converges(yaml_file: Path, aws: Aws) -> None:
     out = apply(yaml_file, aws)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("uploaded ") == len(rendered.uploads) - len(half)
+
+
+def test_param_without_start_and_missing_credentials(yaml_file: Path, aws: Aws) -> None:
+    out = apply(yaml_file, aws, "--param", "MaxDepth=4")
+    assert out.returncode == 2 and "FF715" in out.stderr and "--start" in out.stderr
+    env = {
+        k: v for k, v in aws.env.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"
+    }
+    env.update(
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    out = cli("plan", str(yaml_file), env=env)
+    assert out.returncode == 1
+    assert "FF711" in out.stderr and "Traceback" not in out.stderr
