@@ -6,26 +6,23 @@ import argparse
 import json
 import sys
 
-from fraudflow.errors import Report
+from fraudflow.errors import Diagnostic, Report, UserError
 
 
 def validate(args: argparse.Namespace) -> int:
     from fraudflow.spec.load import load
 
-    result = load(args.file, env=args.env, overrides=args.overrides)
+    try:
+        result = load(args.file, env=args.env, overrides=args.overrides)
+    except UserError as exc:  # fatal (unparsable file, bad --env/--set): JSON readers still get JSON
+        if args.format != "json":
+            raise
+        _print_json(args.file, [], exc.diagnostics)
+        return exc.exit_code
     report = Report(result.diagnostics)
     if args.format == "json":
-        print(
-            json.dumps(
-                {
-                    "file": args.file,
-                    "valid": not result.errors,
-                    "pipelines": [s.name for s in result.specs] if not result.errors else [],
-                    "errors": [d.to_dict() for d in result.errors],
-                    "warnings": [d.to_dict() for d in result.diagnostics if not d.is_error],
-                },
-                indent=2,
-            )
+        _print_json(
+            args.file, [s.name for s in result.specs] if not result.errors else [], result.diagnostics
         )
     else:
         if report.diagnostics:
@@ -39,6 +36,18 @@ def validate(args: argparse.Namespace) -> int:
                 f"{args.file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
             )
     return 1 if result.errors else 0
+
+
+def _print_json(file: str, pipelines: list[str], diagnostics: list[Diagnostic]) -> None:
+    errors = [d.to_dict() for d in diagnostics if d.is_error]
+    doc = {
+        "file": file,
+        "valid": not errors,
+        "pipelines": pipelines,
+        "errors": errors,
+        "warnings": [d.to_dict() for d in diagnostics if not d.is_error],
+    }
+    print(json.dumps(doc, indent=2))
 
 
 def resolve(args: argparse.Namespace) -> int:
