@@ -499,11 +499,25 @@ def test_subprocess_json_errors() -> None:
     assert all(e["file"] == "several_errors.yaml" for e in doc["errors"])
 
 
-def test_subprocess_json_fatal_parse_error() -> None:
-    # Fatal errors (the file cannot be parsed) are reported as diagnostics on stderr, still exit 1.
-    proc = _python_m("validate", "duplicate_key_nested.yaml", "--format", "json")
-    assert proc.returncode == 1
-    assert "FF102" in proc.stderr and "Traceback" not in proc.stderr
+@pytest.mark.parametrize(
+    "args, rc, code, line",
+    [
+        (("duplicate_key_nested.yaml",), 1, "FF102", 8),
+        (("empty.yaml",), 1, "FF105", 1),
+        (("valid_minimal.yaml", "--env", "nope"), 2, "FF401", 1),
+        (("valid_minimal.yaml", "--set", "oops"), 2, "FF402", None),
+    ],
+    ids=["duplicate-key", "empty", "unknown-env", "bad-set"],
+)
+def test_subprocess_json_fatal_errors(args: tuple[str, ...], rc: int, code: str, line: int | None) -> None:
+    # Errors that stop loading early are JSON too, with the same exit codes as the text format.
+    proc = _python_m("validate", *args, "--format", "json")
+    assert proc.returncode == rc, proc.stderr
+    doc = json.loads(proc.stdout)
+    _json_shape(doc)
+    assert doc["valid"] is False
+    assert [(e["code"], e.get("line")) for e in doc["errors"]] == [(code, line)]
+    assert "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize(
