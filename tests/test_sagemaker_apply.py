@@ -203,3 +203,32 @@ def test_param_without_start_and_missing_credentials(yaml_file: Path, aws: Aws) 
     out = cli("plan", str(yaml_file), env=env)
     assert out.returncode == 1
     assert "FF711" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_lambda_code_and_configuration_updates(
+    yaml_file: Path,
+    aws: Aws,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A changed deployer (code) and timeout (configuration) update the function in place; then no changes."""
+    from fraudflow import cli as ff
+    from fraudflow.sagemaker import compile as comp
+
+    assert ff.main(["apply", str(yaml_file), "--yes"]) == 0
+    code_dir = tmp_path / "step_code"
+    code_dir.mkdir()
+    source = (ROOT / "step_code" / "lambda_deployer.py").read_text()
+    (code_dir / "lambda_deployer.py").write_text(source + "\n# changed\n")
+    monkeypatch.setattr(comp, "STEP_CODE", code_dir)
+    capsys.readouterr()
+    args = ["apply", str(yaml_file), "--yes", "--set", "sagemaker.lambda.timeout_s=300"]
+    assert ff.main(args) == 0
+    out = capsys.readouterr().out
+    assert "Lambda fraud-detect-xgb-deployer: update code and configuration" in out
+    assert "pipeline" not in out.split("Applied:")[1]  # the definition did not change
+    conf = aws.client("lambda").get_function(FunctionName="fraud-detect-xgb-deployer")["Configuration"]
+    assert conf["Timeout"] == 300
+    assert ff.main(args) == 0
+    assert "No changes" in capsys.readouterr().out

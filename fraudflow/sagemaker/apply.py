@@ -55,6 +55,10 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
             file=file,
             hint="check the role/bucket names in pipelines.yaml and the caller's IAM permissions",
         ) from None
+    except bx.WaiterError as exc:
+        raise UserError.single(
+            "FF712", f"{what}: did not become ready: {exc}", file=file, hint="rerun apply: it converges"
+        ) from None
     except bx.BotoCoreError as exc:
         raise UserError.single("FF710", f"{what}: {exc}", file=file, hint=f"endpoint: {endpoint}") from None
 
@@ -220,9 +224,12 @@ def converge(c: Clients, r: Rendered, ch: Changes, out: Any = sys.stdout) -> Non
                     Timeout=fn.timeout,
                     Description=f"fraudflow deployer for pipeline {r.name}",
                 )
+                _wait_lambda(c, fn.name, "function_active_v2")
             else:
                 if "code" in ch.lambda_action:
                     c.lambda_.update_function_code(FunctionName=fn.name, S3Bucket=r.bucket, S3Key=fn.code.key)
+                    # Lambda refuses a second update while the first is in progress (ResourceConflictException).
+                    _wait_lambda(c, fn.name, "function_updated_v2")
                 if "configuration" in ch.lambda_action:
                     c.lambda_.update_function_configuration(
                         FunctionName=fn.name,
@@ -249,6 +256,10 @@ def converge(c: Clients, r: Rendered, ch: Changes, out: Any = sys.stdout) -> Non
             else:
                 arn = c.sagemaker.update_pipeline(**args)["PipelineArn"]
         print(f"pipeline {r.name}: {ch.pipeline_action}d ({arn})", file=out)
+
+
+def _wait_lambda(c: Clients, name: str, waiter: str) -> None:
+    c.lambda_.get_waiter(waiter).wait(FunctionName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
 
 
 def typed_params(r: Rendered, items: list[str]) -> list[dict[str, str]]:
