@@ -8,6 +8,10 @@ Where Clarify divides by zero it yields 0 for 0/0 and +/-infinity otherwise: we 
 null with a note instead of infinity, so analysis.json is strict JSON.
 
 Self-contained (standard library, numpy, pandas; works on pandas 1.x / numpy 1.x) as docs/step-contract.md asks.
+
+Error codes: FF640 config unreadable, FF641 bad `bias` settings, FF642 feature schema, FF643 split files,
+FF644 predictions (missing, wrong rows), FF645 non-numeric facet/label values, FF646 facet column absent,
+FF647 empty facet group, FF648 no row has a positive label.
 """
 
 from __future__ import annotations
@@ -367,23 +371,23 @@ def load_settings(path: str) -> Settings:
         with open(path, encoding="utf-8") as fh:
             config = json.load(fh)
     except FileNotFoundError:
-        raise StepError("FF601", "config file not found", file=path) from None
+        raise StepError("FF640", "config file not found", file=path) from None
     except json.JSONDecodeError as exc:
-        raise StepError("FF601", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        raise StepError("FF640", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
     bias = config.get("bias")
     if not isinstance(bias, dict):
-        raise StepError("FF602", "config has no `bias` section", file=path)
+        raise StepError("FF641", "config has no `bias` section", file=path)
     label = (config.get("data") or {}).get("label")
     for key in ("facet", "facet_values", "label_values"):
         if key not in bias:
-            raise StepError("FF602", f"bias.{key} is required", file=path)
+            raise StepError("FF641", f"bias.{key} is required", file=path)
     pre = list(bias.get("pre_training_metrics", DEFAULT_PRE))
     post = list(bias.get("post_training_metrics", DEFAULT_POST))
     for names, known, key in ((pre, PRE_METRICS, "pre"), (post, POST_METRICS, "post")):
         unknown = [n for n in names if n not in known]
         if unknown:
             raise StepError(
-                "FF602",
+                "FF641",
                 f"bias.{key}_training_metrics: unknown metric {', '.join(unknown)}",
                 file=path,
                 hint=f"known {key}-training metrics: {', '.join(known)}",
@@ -412,16 +416,16 @@ def load_schema(data_dir: str) -> tuple[str | None, list[str]]:
             schema = json.load(fh)
     except FileNotFoundError:
         raise StepError(
-            "FF603", "feature schema not found (is --data-dir the preprocess output?)", file=path
+            "FF642", "feature schema not found (is --data-dir the preprocess output?)", file=path
         ) from None
     except json.JSONDecodeError as exc:
         raise StepError(
-            "FF603", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
+            "FF642", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
         ) from None
     # preprocess.py writes `features`; `feature_names` is accepted too.
     names = schema.get("features", schema.get("feature_names"))
     if not isinstance(names, list) or not names:
-        raise StepError("FF603", "feature schema has no `features` list", file=path)
+        raise StepError("FF642", "feature schema has no `features` list", file=path)
     return schema.get("label"), [str(n) for n in names]
 
 
@@ -429,16 +433,16 @@ def read_split(data_dir: str, split: str, n_features: int) -> np.ndarray:
     """A header-less split CSV (label first) as a float matrix."""
     path = os.path.join(data_dir, split, f"{split}.csv")
     if not os.path.exists(path):
-        raise StepError("FF604", f"{split} split not found", file=path)
+        raise StepError("FF643", f"{split} split not found", file=path)
     try:
         frame = pd.read_csv(path, header=None, dtype=np.float64)
     except pd.errors.EmptyDataError:
         return np.empty((0, n_features + 1))
     except ValueError as exc:
-        raise StepError("FF604", f"{split} split is not numeric: {exc}", file=path) from None
+        raise StepError("FF643", f"{split} split is not numeric: {exc}", file=path) from None
     if frame.shape[1] != n_features + 1:
         raise StepError(
-            "FF604",
+            "FF643",
             f"{split} split has {frame.shape[1]} columns, the feature schema needs {n_features + 1} "
             "(label then features)",
             file=path,
@@ -452,19 +456,19 @@ def read_predictions(pred_dir: str, test: np.ndarray) -> np.ndarray:
     path = os.path.join(pred_dir, "predictions.csv")
     if not os.path.exists(path):
         raise StepError(
-            "FF605", "predictions not found (is --predictions-dir the evaluate output?)", file=path
+            "FF644", "predictions not found (is --predictions-dir the evaluate output?)", file=path
         )
     frame = pd.read_csv(path)
     missing = [c for c in ("label", "score") if c not in frame.columns]
     if missing:
-        raise StepError("FF605", f"predictions lack column(s) {', '.join(missing)}", file=path, line=1)
+        raise StepError("FF644", f"predictions lack column(s) {', '.join(missing)}", file=path, line=1)
     if len(frame) != len(test):
-        raise StepError("FF605", f"{len(frame)} predictions for {len(test)} test rows", file=path)
+        raise StepError("FF644", f"{len(frame)} predictions for {len(test)} test rows", file=path)
     labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=float)
     mismatch = np.flatnonzero(labels != test[:, 0])
     if len(mismatch):
         raise StepError(
-            "FF605",
+            "FF644",
             "predictions are not for test.csv's rows in order (labels differ)",
             file=path,
             line=int(mismatch[0]) + 2,
@@ -472,7 +476,7 @@ def read_predictions(pred_dir: str, test: np.ndarray) -> np.ndarray:
     scores = pd.to_numeric(frame["score"], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(scores))
     if len(bad):
-        raise StepError("FF605", "score is not a number", file=path, line=int(bad[0]) + 2)
+        raise StepError("FF644", "score is not a number", file=path, line=int(bad[0]) + 2)
     return scores
 
 
@@ -482,7 +486,7 @@ def value_mask(column: np.ndarray, values: list, what: str, file: str) -> np.nda
         wanted = [float(v) for v in values]
     except (TypeError, ValueError):
         raise StepError(
-            "FF606", f"{what} {values} are not numbers, but the encoded data is numeric", file=file
+            "FF645", f"{what} {values} are not numbers, but the encoded data is numeric", file=file
         ) from None
     return np.isin(column, wanted)
 
@@ -495,7 +499,7 @@ def facet_index(settings: Settings, names: list[str], file: str) -> int:
     close += [n for n in names if stem and n.startswith(stem) and n not in close][:5]
     hint = f"columns with a close name: {', '.join(close)}" if close else f"columns: {', '.join(names)}"
     raise StepError(
-        "FF607", f"facet column {settings.facet!r} is not in the encoded data", file=file, hint=hint
+        "FF646", f"facet column {settings.facet!r} is not in the encoded data", file=file, hint=hint
     )
 
 
@@ -523,7 +527,7 @@ def build_groups(
         side = "facet d (bias.facet_values)" if not d.any() else "facet a (the other rows)"
         present = ", ".join(fmt_values([v]) for v in np.unique(rows[:, col + 1]).tolist()[:10])
         raise StepError(
-            "FF608",
+            "FF647",
             f"{side} is empty among the {len(rows)} {where}: "
             f"{settings.facet} in {settings.facet_values} selects {int(d.sum())} of them",
             file=file,
@@ -562,7 +566,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
     if not labels_ok.any():
         present = ", ".join(fmt_values([v]) for v in np.unique(all_rows[:, 0]).tolist())
         raise StepError(
-            "FF609",
+            "FF648",
             f"no row has a label in bias.label_values {settings.label_values}",
             file=config_path,
             hint=f"label values present in {label!r}: {present}",
@@ -591,7 +595,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
     report["pre_training"] = {"rows": len(all_rows), **group_stats(pre_g), "metrics": _flat(pre)}
     if settings.post:
         if pred_dir is None:
-            raise StepError("FF605", "post-training metrics need --predictions-dir (the evaluate output)")
+            raise StepError("FF644", "post-training metrics need --predictions-dir (the evaluate output)")
         test = splits["test"]
         scores = read_predictions(pred_dir, test)
         yhat = scores > settings.threshold

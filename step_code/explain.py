@@ -11,6 +11,9 @@ Outputs under --output-dir:
 - global.json: features ranked by their aggregated SHAP value.
 
 Self-contained (standard library, numpy, pandas, xgboost; works on xgboost 1.7 / pandas 1.x) per the contract.
+
+Error codes: FF650 config unreadable, FF651 bad `explain` settings, FF652 model missing or unreadable,
+FF653 feature schema, FF654 test split, FF655 model and feature schema disagree.
 """
 
 from __future__ import annotations
@@ -66,17 +69,17 @@ def load_settings(path: str) -> dict:
         with open(path, encoding="utf-8") as fh:
             config = json.load(fh)
     except FileNotFoundError:
-        raise StepError("FF701", "config file not found", file=path) from None
+        raise StepError("FF650", "config file not found", file=path) from None
     except json.JSONDecodeError as exc:
-        raise StepError("FF701", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+        raise StepError("FF650", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
     explain = config.get("explain") or {}
     method = explain.get("method", "shap")
     if method != "shap":
-        raise StepError("FF702", f"explain.method {method!r} is not supported", file=path, hint="use: shap")
+        raise StepError("FF651", f"explain.method {method!r} is not supported", file=path, hint="use: shap")
     agg = explain.get("agg_method", "mean_abs")
     if agg not in AGG_METHODS:
         raise StepError(
-            "FF702", f"explain.agg_method {agg!r} is not one of {', '.join(AGG_METHODS)}", file=path
+            "FF651", f"explain.agg_method {agg!r} is not one of {', '.join(AGG_METHODS)}", file=path
         )
     return {"agg_method": agg, "num_samples": explain.get("num_samples")}
 
@@ -93,14 +96,14 @@ def load_booster(model_dir: str):
     else:
         where = os.path.join(model_dir, "model.tar.gz")
         if not os.path.exists(where):
-            raise StepError("FF703", "no model: expected xgboost-model or model.tar.gz", file=model_dir)
+            raise StepError("FF652", "no model: expected xgboost-model or model.tar.gz", file=model_dir)
         raw = _from_tar(where)
     booster = xgb.Booster()
     try:
         booster.load_model(bytearray(raw))
     except xgb.core.XGBoostError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise StepError("FF703", f"not an XGBoost model: {first}", file=where) from None
+        raise StepError("FF652", f"not an XGBoost model: {first}", file=where) from None
     return booster
 
 
@@ -111,8 +114,8 @@ def _from_tar(path: str) -> bytes:
                 if member.isfile() and os.path.basename(member.name) == "xgboost-model":
                     return tar.extractfile(member).read()
     except (tarfile.TarError, OSError) as exc:
-        raise StepError("FF703", f"cannot read the model archive: {exc}", file=path) from None
-    raise StepError("FF703", "the model archive holds no xgboost-model file", file=path)
+        raise StepError("FF652", f"cannot read the model archive: {exc}", file=path) from None
+    raise StepError("FF652", "the model archive holds no xgboost-model file", file=path)
 
 
 def load_schema(data_dir: str) -> list[str]:
@@ -122,16 +125,16 @@ def load_schema(data_dir: str) -> list[str]:
             schema = json.load(fh)
     except FileNotFoundError:
         raise StepError(
-            "FF704", "feature schema not found (is --data-dir the preprocess output?)", file=path
+            "FF653", "feature schema not found (is --data-dir the preprocess output?)", file=path
         ) from None
     except json.JSONDecodeError as exc:
         raise StepError(
-            "FF704", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
+            "FF653", f"feature schema is not valid JSON: {exc.msg}", file=path, line=exc.lineno
         ) from None
     # preprocess.py writes `features`; `feature_names` is accepted too.
     names = schema.get("features", schema.get("feature_names"))
     if not isinstance(names, list) or not names:
-        raise StepError("FF704", "feature schema has no `features` list", file=path)
+        raise StepError("FF653", "feature schema has no `features` list", file=path)
     return [str(n) for n in names]
 
 
@@ -139,16 +142,16 @@ def load_test(data_dir: str, n_features: int) -> np.ndarray:
     """test/test.csv (header-less, label first) as a float32 feature matrix, the label dropped."""
     path = os.path.join(data_dir, "test", "test.csv")
     if not os.path.exists(path):
-        raise StepError("FF705", "test split not found", file=path)
+        raise StepError("FF654", "test split not found", file=path)
     try:
         frame = pd.read_csv(path, header=None, dtype=np.float32)
     except pd.errors.EmptyDataError:
-        raise StepError("FF705", "test split is empty", file=path) from None
+        raise StepError("FF654", "test split is empty", file=path) from None
     except ValueError as exc:
-        raise StepError("FF705", f"test split is not numeric: {exc}", file=path) from None
+        raise StepError("FF654", f"test split is not numeric: {exc}", file=path) from None
     if frame.shape[1] != n_features + 1:
         raise StepError(
-            "FF705",
+            "FF654",
             f"test split has {frame.shape[1]} columns, the feature schema needs {n_features + 1} "
             "(label then features)",
             file=path,
@@ -160,14 +163,14 @@ def load_test(data_dir: str, n_features: int) -> np.ndarray:
 def check_model_fits(booster, names: list[str], model_dir: str) -> None:
     if booster.num_features() != len(names):
         raise StepError(
-            "FF706",
+            "FF655",
             f"the model takes {booster.num_features()} features, the feature schema lists {len(names)}",
             file=model_dir,
             hint="was the model trained on this preprocess output?",
         )
     trained = booster.feature_names
     if trained is not None and list(trained) != names:
-        raise StepError("FF706", "the model's feature names differ from the feature schema's", file=model_dir)
+        raise StepError("FF655", "the model's feature names differ from the feature schema's", file=model_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -249,24 +249,24 @@ def error_of(aws, tmp_path, **bias_overrides) -> bias.StepError:
 
 def test_missing_facet_column_suggests_close_names(aws, tmp_path):
     err = error_of(aws, tmp_path, facet="customer_gender_femal")
-    assert err.ff_code == "FF607"
+    assert err.ff_code == "FF646"
     assert "customer_gender_femal" in err.message
     assert "customer_gender_female" in err.hint and "customer_gender_male" in err.hint
 
 
 def test_absent_label_values(aws, tmp_path):
     err = error_of(aws, tmp_path, label_values=[7])
-    assert err.ff_code == "FF609" and "label values present in 'fraud': 0, 1" in err.hint
+    assert err.ff_code == "FF648" and "label values present in 'fraud': 0, 1" in err.hint
 
 
 def test_empty_facet_group(aws, tmp_path):
     err = error_of(aws, tmp_path, facet_values=[5])
-    assert err.ff_code == "FF608" and "facet d" in err.message and "0, 1" in err.hint
+    assert err.ff_code == "FF647" and "facet d" in err.message and "0, 1" in err.hint
 
 
 def test_unknown_metric(aws, tmp_path):
     err = error_of(aws, tmp_path, pre_training_metrics=["DPL", "XYZ"])
-    assert err.ff_code == "FF602" and "XYZ" in err.message and "CDDL" in err.hint
+    assert err.ff_code == "FF641" and "XYZ" in err.message and "CDDL" in err.hint
 
 
 def test_script_mode_prints_error_without_traceback(aws, tmp_path):
@@ -288,5 +288,5 @@ def test_script_mode_prints_error_without_traceback(aws, tmp_path):
         text=True,
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error[FF607]: ") and "feature_schema.json" in proc.stderr
+    assert proc.stderr.startswith("error[FF646]: ") and "feature_schema.json" in proc.stderr
     assert "Traceback" not in proc.stderr

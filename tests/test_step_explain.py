@@ -115,7 +115,7 @@ def test_fixed_point_writer_round_trips():
 def test_wrong_agg_method(aws, tmp_path):
     with pytest.raises(explain.StepError) as info:
         run_explain(aws, tmp_path, agg_method="max")
-    assert info.value.ff_code == "FF702" and "mean_abs" in info.value.message
+    assert info.value.ff_code == "FF651" and "mean_abs" in info.value.message
     assert not (tmp_path / "out").exists()
 
 
@@ -128,7 +128,7 @@ def test_model_for_other_features(aws, tmp_path):
     save_model(small, model_dir / "xgboost-model")
     with pytest.raises(explain.StepError) as info:
         run_explain(aws, tmp_path, model_dir=model_dir)
-    assert info.value.ff_code == "FF706" and "3 features" in info.value.message
+    assert info.value.ff_code == "FF655" and "3 features" in info.value.message
 
 
 def test_script_mode_missing_model(aws, tmp_path):
@@ -150,7 +150,7 @@ def test_script_mode_missing_model(aws, tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2 and proc.stderr.startswith("error[FF703]: ")
+    assert proc.returncode == 2 and proc.stderr.startswith("error[FF652]: ")
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
 
 
