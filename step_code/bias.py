@@ -52,6 +52,7 @@ POST_DESCRIPTIONS = {
     "AD": "Accuracy Difference (AD)",
     "CDDPL": "Conditional Demographic Disparity in Predicted Labels (CDDPL)",
     "TE": "Treatment Equality (TE)",
+    "FT": "Flip Test (FT)",
     "GE": "Generalized Entropy (GE)",
 }
 DEFAULT_PRE = ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]
@@ -300,6 +301,12 @@ def m_ge(g: Groups, c: Calc) -> float | None:
     return float(((benefit / mean) ** alpha - 1).sum() / (len(benefit) * alpha * (alpha - 1)))
 
 
+def m_ft(g: Groups, c: Calc) -> None:
+    # Clarify's flip test fits a k-NN on facet a's feature rows: a SageMaker-only metric here.
+    c.notes.append("the flip test is computed only by SageMaker Clarify, not locally")
+    return None
+
+
 PRE_METRICS: dict[str, Callable[[Groups, Calc], float | None]] = {
     "CI": m_ci,
     "DPL": m_dpl,
@@ -322,6 +329,7 @@ POST_METRICS: dict[str, Callable[[Groups, Calc], float | None]] = {
     "AD": m_ad,
     "CDDPL": m_cddpl,
     "TE": m_te,
+    "FT": m_ft,
     "GE": m_ge,
 }
 

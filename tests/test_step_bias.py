@@ -183,6 +183,12 @@ def test_posttraining_metrics_are_finite_or_explained(aws, tmp_path):
     json.dumps(analysis, allow_nan=False)  # strict JSON: no NaN/Infinity
 
 
+def test_flip_test_is_declared_sagemaker_only(aws, tmp_path):
+    analysis = run_bias(aws, tmp_path, post_training_metrics=["DPPL", "FT"])
+    ft = analysis["post_training_bias_metrics"]["facets"]["customer_gender_female"][0]["metrics"][1]
+    assert ft["name"] == "FT" and ft["value"] is None and "SageMaker" in ft["note"]
+
+
 def test_no_predicted_positives_gives_null_with_note(aws, tmp_path):
     analysis = run_bias(aws, tmp_path, probability_threshold=1.0)
     post = analysis["post_training_bias_metrics"]["facets"]["customer_gender_female"][0]["metrics"]
