@@ -279,7 +279,7 @@ class _Runner:
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, (int, float)):
             raise UserError.single(
-                "FF702",
+                "FF692",
                 f"{EVALUATION_FILE} has no number at {gate.json_path}",
                 file=str(path),
                 hint="evaluate.py writes the gate metrics",
@@ -434,14 +434,14 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
                 )
             ) from None
         raise UserError.single(
-            "FF700",
+            "FF690",
             f"step {step.name} failed: {type(exc).__name__}: {exc}",
             file=str(log),
             hint="the step's log holds the traceback",
         ) from None
     log.write_text(buffer.getvalue())
     if code:
-        raise UserError.single("FF700", f"step {step.name} exited with {code}", file=str(log))
+        raise UserError.single("FF690", f"step {step.name} exited with {code}", file=str(log))
 
 
 _MODULES: dict[Path, Any] = {}
@@ -462,13 +462,13 @@ def load_script(path: Path) -> Any:
 def _check_local_source(uri: str, name: str) -> None:
     if uri.startswith("s3://"):
         raise UserError.single(
-            "FF701",
+            "FF691",
             f"source {name!r} is on S3 ({uri}); the local run reads local files",
             hint="download it, or point the source at a local path with --set/--env",
         )
     if not Path(uri).exists():
         raise UserError.single(
-            "FF600",
+            "FF693",
             f"data file not found: {uri}",
             file=uri,
             hint="`fraudflow sample-data data` writes sample claims.csv and customers.csv",
