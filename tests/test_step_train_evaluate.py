@@ -172,7 +172,8 @@ def test_evaluation_json_layout(run):
     assert sorted(result) == ["classification_metrics", "decision_threshold", "positives", "rows"]
     m = result["classification_metrics"]
     assert sorted(m) == ["accuracy", "confusion_matrix", "f1", "pr_auc", "precision", "recall", "roc_auc"]
-    assert (result["rows"], result["positives"], result["decision_threshold"]) == (500, 16, 0.5)
+    declared = json.loads(run["config"].read_text())["evaluate"]["decision_threshold"]
+    assert (result["rows"], result["positives"], result["decision_threshold"]) == (500, 16, declared)
     cm = m["confusion_matrix"]
     assert cm["0"]["0"] + cm["0"]["1"] == 484 and cm["1"]["0"] + cm["1"]["1"] == 16
 
