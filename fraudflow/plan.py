@@ -12,7 +12,18 @@ from typing import Any
 
 from fraudflow.spec.model import Spec
 
-STEP_CODE = Path(__file__).resolve().parents[1] / "step_code"
+
+def _step_code_dir() -> Path:
+    """step_code/ beside the package (a source checkout), or installed under share/fraudflow (a wheel)."""
+    here = Path(__file__).resolve().parents[1] / "step_code"
+    if here.is_dir():
+        return here
+    import sys
+
+    return Path(sys.prefix) / "share" / "fraudflow" / "step_code"
+
+
+STEP_CODE = _step_code_dir()
 
 # Where each gate metric sits in evaluation.json (evaluate.py writes it; the gate and SageMaker's JsonGet read it).
 EVALUATION_FILE = "evaluation.json"

@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from fraudflow.errors import UserError
+from fraudflow.plan import STEP_CODE
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 # SageMaker's name rule for model package groups and endpoints; it also keeps names safe as folder names.
@@ -245,7 +246,7 @@ class Registry:
             raise UserError.single("FF806", "feature schema not found", file=str(feature_schema))
         threshold = float(metrics.get("decision_threshold", 0.5)) if isinstance(metrics, dict) else 0.5
         if preprocess_code is None:
-            preprocess_code = Path(__file__).resolve().parents[2] / "step_code" / "preprocess.py"
+            preprocess_code = STEP_CODE / "preprocess.py"
 
         staging = self.root / ".staging" / uuid.uuid4().hex
         try:

@@ -14,11 +14,11 @@ from types import ModuleType
 
 import numpy as np
 
-import fraudflow
 from fraudflow.errors import UserError
 from fraudflow.local.registry import ModelVersion
+from fraudflow.plan import STEP_CODE
 
-PROJECT_PREPROCESS = Path(fraudflow.__file__).resolve().parents[1] / "step_code" / "preprocess.py"
+PROJECT_PREPROCESS = STEP_CODE / "preprocess.py"
 _modules: dict[str, ModuleType] = {}
 _modules_lock = threading.Lock()
 
