@@ -157,3 +157,32 @@ def test_sample_data_then_run_is_the_readme_main_job(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((tmp_path / ".fraudflow/runs/latest/run.json").read_text())
     assert summary["gate"]["value"] > 0.75
+
+
+def test_a_crashing_step_keeps_its_log_where_the_error_points(
+    small_aws: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudflow.cli import main
+    from fraudflow.local import runner
+
+    real = runner.load_script
+
+    def broken(path: Path):  # noqa: ANN202 - a module whose main crashes like a bug in step code would
+        module = real(path)
+        if path.name != "train.py":
+            return module
+
+        class Crashing:
+            @staticmethod
+            def main(argv: list[str]) -> int:
+                print("training starts")
+                raise RuntimeError("boom")
+
+        return Crashing
+
+    monkeypatch.setattr(runner, "load_script", broken)
+    assert main(["run", str(small_aws / "pipelines.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert "FF690" in err and "RuntimeError: boom" in err
+    log = Path(err.split(": FF690")[0].strip())
+    assert log.exists() and "Traceback" in log.read_text() and "training starts" in log.read_text()

@@ -14,6 +14,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -246,7 +247,10 @@ class _Runner:
             ]
         else:  # pragma: no cover - the plan only makes the kinds above
             raise AssertionError(step.kind)
-        run_script(step, argv, scratch / "log.txt", aliases)
+        # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
+        log = self.run_dir / f"{step.name}.log"
+        run_script(step, argv, log, aliases)
+        shutil.copy(log, scratch / "log.txt")
 
     def _note(self, step: Step, path: Path) -> dict:
         out = path / "output"
