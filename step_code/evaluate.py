@@ -348,9 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default="/opt/ml/processing/model")
     parser.add_argument("--test-dir", default="/opt/ml/processing/test")
     parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
+    # Overrides the config's evaluate.decision_threshold: how a SageMaker pipeline parameter reaches the step.
+    parser.add_argument("--decision-threshold", type=float, default=None)
     try:
         args = parser.parse_args(argv)
-        result = run(_load_config(args.config), args.model_dir, args.test_dir, args.output_dir)
+        config = _load_config(args.config)
+        if args.decision_threshold is not None:
+            config = {
+                **config,
+                "evaluate": {**(config.get("evaluate") or {}), "decision_threshold": args.decision_threshold},
+            }
+        result = run(config, args.model_dir, args.test_dir, args.output_dir)
     except StepError as exc:
         if argv is not None:
             raise

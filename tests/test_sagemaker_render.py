@@ -197,8 +197,13 @@ def test_clear_errors(data: Path, args: tuple[str, ...], code: str, text: str) -
     assert out.stdout == ""
 
 
-def test_unsupported_parameter_is_located(data: Path, tmp_path: Path) -> None:
+def test_decision_threshold_parameter_reaches_evaluate_as_an_argument(data: Path, tmp_path: Path) -> None:
     path = yaml_copy(tmp_path, data, lambda t: t + "      DecisionThreshold: evaluate.decision_threshold\n")
     out = cli("render", str(path))
-    assert out.returncode == 1
-    assert "FF705" in out.stderr and "DecisionThreshold" in out.stderr
+    assert out.returncode == 0, out.stderr
+    definition = json.loads(out.stdout)
+    param = next(p for p in definition["Parameters"] if p["Name"] == "DecisionThreshold")
+    assert param["Type"] == "Float"
+    evaluate = next(s for s in definition["Steps"] if s["Name"] == "Evaluate")
+    join = {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.DecisionThreshold"}]}}
+    assert evaluate["Arguments"]["AppSpecification"]["ContainerArguments"] == ["--decision-threshold", join]

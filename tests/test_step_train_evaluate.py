@@ -262,3 +262,22 @@ def test_missing_model(run, tmp_path):
         ev.main(["--config", str(run["config"]), "--model-dir", str(tmp_path / "empty"),
                  "--test-dir", str(run["data"] / "test"), "--output-dir", str(tmp_path / "out")])  # fmt: skip
     assert info.value.ff_code == "FF631"
+
+
+def test_decision_threshold_argument_overrides_the_config(run, tmp_path):
+    out = tmp_path / "evaluation"
+    ev.main(
+        [
+            "--config",
+            str(run["config"]),
+            "--model-dir",
+            str(run["model"]),
+            "--test-dir",
+            str(run["data"] / "test"),
+            "--output-dir",
+            str(out),
+            "--decision-threshold",
+            "0.9",
+        ]
+    )
+    assert json.loads((out / "evaluation.json").read_text())["decision_threshold"] == 0.9

@@ -141,15 +141,6 @@ class _Compiler:
             if (self.sm.get("cache") or {}).get("enabled")
             else {}
         )
-        unsupported = [p for p in plan.parameters if p.path == "evaluate.decision_threshold"]
-        if unsupported:
-            raise UserError.single(
-                "FF705",
-                f"parameter {unsupported[0].name}: evaluate.decision_threshold cannot be a SageMaker parameter",
-                file=str(plan.spec.file),
-                path=f"pipelines.{plan.name}.parameters.{unsupported[0].name}",
-                hint="evaluate.py reads it from its config file, fixed at render time; remove the parameter",
-            )
 
     # -- references ---------------------------------------------------------------------------------------
     def ref(self, path: str, fixed: Any) -> Any:
@@ -241,17 +232,20 @@ class _Compiler:
         code = self.upload("code", script.name, script.read_bytes(), f"{step.name} code")
         conf = self.upload("config", "config.json", json_bytes(config), f"{step.name} config")
         locals_ = {o: f"{PROC}/output/{o}" for o in step.outputs}
+        app: dict[str, Any] = {"ImageUri": image}
         if step.name == "evaluate":
             locals_ = {"evaluation": f"{PROC}/evaluation"}
+            threshold = self.params.get("evaluate.decision_threshold")
+            if threshold:  # the config file is fixed at render time; an argument can carry a parameter
+                join = {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{threshold.name}"}]}}
+                app["ContainerArguments"] = ["--decision-threshold", join]
+        app["ContainerEntrypoint"] = ["python3", f"{PROC}/input/code/{script.name}"]
         return {
             "Name": step.title,
             "Type": "Processing",
             "Arguments": {
                 "ProcessingResources": self.resources("processing"),
-                "AppSpecification": {
-                    "ImageUri": image,
-                    "ContainerEntrypoint": ["python3", f"{PROC}/input/code/{script.name}"],
-                },
+                "AppSpecification": app,
                 "RoleArn": self.role,
                 "ProcessingInputs": [
                     *inputs,
