@@ -162,9 +162,9 @@ CASES: dict[str, Case] = {
     ),
     "num-round-0": Case("num_round_zero.yaml", "FF204", 15, 76, P + "train.hyperparameters.num_round"),
     "threshold-1.2": Case("threshold_too_big.yaml", "FF204", 16, 40, P + "gate.threshold"),
-    "missing-required-key": Case("missing_required.yaml", "FF205", 16, 11, P + "gate", msg="'threshold'"),
+    "missing-required-key": Case("missing_required.yaml", "FF205", 16, 5, P + "gate", msg="'threshold'"),
     "missing-required-section": Case(
-        "missing_register.yaml", "FF205", 4, 5, "pipelines.fraud", msg="'register'"
+        "missing_register.yaml", "FF205", 3, 3, "pipelines.fraud", msg="'register'"
     ),
     "bad-pipeline-name": Case(
         "bad_pipeline_name.yaml", "FF206", 20, 3, "pipelines.fraud_detect", hint="letters, digits and hyphens"
@@ -348,7 +348,7 @@ def test_several_errors_all_reported_sorted_by_line(
     got = [(d.line, d.col, d.code, d.path) for d in parse_text(err)]
     assert got == [
         (3, 3, "FF206", "pipelines.fraud_x"),
-        (5, 7, "FF205", "pipelines.fraud_x.data"),  # `label` is missing because it is misspelt...
+        (4, 5, "FF205", "pipelines.fraud_x.data"),  # `label` is missing because it is misspelt...
         (7, 7, "FF201", "pipelines.fraud_x.data.lable"),  # ...here
         (15, 44, "FF204", "pipelines.fraud_x.train.hyperparameters.eta"),
         (16, 40, "FF204", "pipelines.fraud_x.gate.threshold"),
