@@ -219,9 +219,19 @@ class _Builder:
         self.errors: list[Diagnostic] = []
         self.count = 0
         self._bomb = False
+        self._seen: set[int] = set()  # collection nodes built once: seeing one again means an alias
+        self._alias_path: PathT | None = None  # where the outermost alias being expanded was used
 
-    def _error(self, code: str, message: str, node: yaml.Node, path: PathT, hint: str | None = None) -> None:
-        m = _mark(node)
+    def _error(
+        self,
+        code: str,
+        message: str,
+        node: yaml.Node,
+        path: PathT,
+        hint: str | None = None,
+        mark: Mark | None = None,
+    ) -> None:
+        m = mark or _mark(node)
         self.errors.append(
             Diagnostic(
                 code,
@@ -239,31 +249,44 @@ class _Builder:
         if self.count > MAX_NODES or depth > MAX_DEPTH:
             if not self._bomb:
                 self._bomb = True
+                nested = depth > MAX_DEPTH
                 what = (
                     f"nesting deeper than {MAX_DEPTH} levels"
-                    if depth > MAX_DEPTH
-                    else f"more than {MAX_NODES} values once aliases are expanded"
+                    if nested
+                    else (f"more than {MAX_NODES} values once aliases are expanded")
                 )
+                # Blame the alias that started the expansion, not the copy being built when the count ran out.
+                at = path if nested or self._alias_path is None else self._alias_path
+                mark = None if at is path else (self.positions.keys.get(at) or self.positions.value(at[:-1]))
                 self._error(
                     "FF104",
                     f"document too large: {what}",
                     node,
-                    path,
+                    at,
                     hint="pipelines.yaml never needs that many levels"
-                    if depth > MAX_DEPTH
+                    if nested
                     else "an alias repeated inside aliases multiplies the document; refused, not expanded",
+                    mark=mark,
                 )
             return None
         if self._bomb:
             return None
         self.positions.values.setdefault(path, _mark(node))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        outer = id(node) in self._seen and self._alias_path is None
+        self._seen.add(id(node))
+        if outer:
+            self._alias_path = path
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path, depth)
             if node.tag != _STD + "seq":
                 self._bad_tag(node, path)
             return [self.build(child, (*path, i), depth + 1) for i, child in enumerate(node.value)]
-        return self._scalar(node, path)
+        finally:
+            if outer:
+                self._alias_path = None
 
     def _mapping(self, node: yaml.MappingNode, path: PathT, depth: int) -> dict:
         if node.tag != _STD + "map":
