@@ -491,34 +491,49 @@ def _check_declared(
 
 def transform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Raw records -> model rows (features in model order). Missing columns count as missing values; unknown
-    categories give all-zero dummies (one-hot) or -1 (ordinal); extra columns, the label included, are ignored."""
+    categories give all-zero dummies (one-hot) or -1 (ordinal); extra columns, the label included, are ignored.
+
+    Works on numpy arrays column by column rather than pandas Series: the serving endpoint calls this for every
+    request, often with one record, where pandas' per-Series overhead would dominate."""
     n = len(df)
     cat_fill = schema["missing"]["categorical"]
     out: dict[str, np.ndarray] = {}
 
-    def column(c: str) -> pd.Series:
-        return df[c].reset_index(drop=True) if c in df.columns else pd.Series([np.nan] * n, dtype="float64")
+    def column(c: str) -> np.ndarray:
+        return df[c].to_numpy() if c in df.columns else np.full(n, np.nan)
+
+    def categories(c: str) -> tuple[np.ndarray, np.ndarray]:
+        """The column as objects with missing values filled, and where values are (still) missing."""
+        raw = column(c).astype(object)
+        missing = pd.isna(raw)
+        if cat_fill is not None and missing.any():
+            raw = np.where(missing, cat_fill, raw)
+            missing = np.zeros(n, dtype=bool)
+        return raw, missing
 
     for c, spec in schema["numeric"].items():
         raw = column(c)
-        values = pd.to_numeric(raw, errors="coerce").astype("float64")
-        bad = values.isna() & raw.notna()
-        if bad.any():
-            raise StepError(
-                E_BAD_VALUE, f"column '{c}' expects numbers, got {_plain(raw[bad].iloc[0])!r}", column=c
-            )
+        if raw.dtype.kind in "biuf":
+            values = raw.astype("float64")
+        else:
+            values = pd.to_numeric(pd.Series(raw, dtype=object), errors="coerce").to_numpy(dtype="float64")
+            bad = np.isnan(values) & ~pd.isna(raw)
+            if bad.any():
+                raise StepError(
+                    E_BAD_VALUE, f"column '{c}' expects numbers, got {_plain(raw[bad][0])!r}", column=c
+                )
         if spec["fill"] is not None:
-            values = values.fillna(spec["fill"])
+            values = np.where(np.isnan(values), spec["fill"], values)
         # integer columns stay integers in the CSVs unless a missing value forces floats
-        integral = spec.get("integer") and values.notna().all() and (values == values.round()).all()
-        out[c] = values.to_numpy().astype("int64") if integral else values.to_numpy()
+        integral = spec.get("integer") and not np.isnan(values).any() and (values == np.round(values)).all()
+        out[c] = values.astype("int64") if integral else values
     for c, spec in schema["ordinal"].items():
-        raw = _filled(column(c), cat_fill)
+        raw, missing = categories(c)
         index = {v: i for i, v in enumerate(spec["values"])}
-        out[c] = np.array([index.get(_key(v), -1) if pd.notna(v) else -1 for v in raw], dtype="int64")
+        out[c] = np.array([-1 if m else index.get(_key(v), -1) for v, m in zip(raw, missing)], dtype="int64")  # noqa: B905
     for c, spec in schema["one_hot"].items():
-        raw = _filled(column(c), cat_fill)
-        keys = np.array([_key(v) if pd.notna(v) else None for v in raw], dtype=object)
+        raw, missing = categories(c)
+        keys = np.array([None if m else _key(v) for v, m in zip(raw, missing)], dtype=object)  # noqa: B905
         for k, name in zip(spec["categories"], spec["columns"]):  # noqa: B905 - Python 3.8/3.9 in the containers
             out[name] = (keys == k).astype("int64")
     return pd.DataFrame({f: out[f] for f in schema["features"]}, columns=schema["features"])

@@ -105,6 +105,27 @@ def test_transform_rebuilds_the_saved_test_rows_from_raw_records(out, tmp_path):
     )
 
 
+def test_a_record_encodes_alone_as_it_does_in_a_batch(out, tmp_path):
+    """Serving encodes one JSON record at a time: each row must not depend on its neighbours or on the dtypes
+    pandas infers for a batch (JSON gives Python ints, floats, strings and None, often mixed in one column)."""
+    schema = json.loads((out / "schema/feature_schema.json").read_text())
+    joined, _ = pp.load_joined(reference_config(), aws_inputs(tmp_path / "input"))
+    records = joined.drop(columns=["fraud"]).head(200).astype(object).to_dict("records")
+    rng = np.random.default_rng(7)
+    for r in records:  # JSON-like perturbations: nulls, absent keys, numbers sent as strings or floats
+        for k in list(r):
+            u = rng.random()
+            if u < 0.05:
+                r[k] = None
+            elif u < 0.08:
+                del r[k]
+            elif u < 0.1 and isinstance(r[k], (int, float)):
+                r[k] = str(r[k])
+    batch = pp.transform(pd.DataFrame(records), schema).to_numpy(float)
+    alone = np.vstack([pp.transform(pd.DataFrame([r]), schema).to_numpy(float) for r in records])
+    np.testing.assert_array_equal(alone, batch)
+
+
 def test_transform_of_a_partial_record_with_unknown_values(out):
     schema = json.loads((out / "schema/feature_schema.json").read_text())
     row = pp.transform(
