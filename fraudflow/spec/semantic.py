@@ -21,8 +21,20 @@ FACET_SCAN_ROWS = 200_000
 
 
 def dummy_name(column: str, value: object) -> str:
-    """The name of a one-hot column. The same rule as step_code/preprocess.py (a test pins that they agree)."""
+    """The name of a one-hot column: the same rule as step_code/preprocess.py's (tests/test_spec_semantic.py pins
+    that they agree). Numbers are named canonically (3 and 3.0 → `_3`), as pandas reads a numeric column."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        f = float(value)
+        value = str(int(f)) if f.is_integer() else repr(f)
     return f"{column}_{str(value).strip().lower().replace(' ', '_')}"
+
+
+def csv_categories(values: set[str]) -> list[object]:
+    """A column's values as pandas would type them: numbers if every value reads as one, else the strings."""
+    try:
+        return [float(v) for v in values]
+    except ValueError:
+        return list(values)
 
 
 def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> list[Diagnostic]:
@@ -256,7 +268,7 @@ def _check_facet(
     values, complete = _column_values(column, data["sources"], headers, base_dir)
     if values is None:
         return
-    produced = {dummy_name(column, v) for v in values}
+    produced = {dummy_name(column, v) for v in csv_categories(values)}
     missing_fill = feats.get("missing", {}).get("categorical")
     if missing_fill is not None:
         produced.add(dummy_name(column, missing_fill))
