@@ -241,7 +241,9 @@ def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]
         ]
     if kind == "required":
         missing = error.message.split("'")[1] if "'" in error.message else error.message
-        return [at("FF205", f"missing required key {missing!r}", hint=_required_hint(path, missing), key=True)]
+        return [
+            at("FF205", f"missing required key {missing!r}", hint=_required_hint(path, missing), key=True)
+        ]
     if kind in ("type", "oneOf", "anyOf"):
         expected = _expected_types(schema)
         return [at("FF202", f"expected {expected}, got {_describe(error.instance)}")]
