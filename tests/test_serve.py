@@ -421,12 +421,17 @@ def test_variants_split_by_weight_and_hot_switch(tmp_path):
             futs = [pool.submit(hammer) for _ in range(4)]
             time.sleep(0.5)
             reg.deploy("fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", b["version"], 1)])
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not (
-                results and results[-1][1].endswith(f":{b['version']}")
-            ):
+
+            # Green already served b before the switch: wait for the server's own switch event, not for a b
+            def switched() -> bool:
+                return any(
+                    json.loads(ln).get("event") == "switch" for ln in list(server.lines) if ln.startswith("{")
+                )
+
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not switched():
                 time.sleep(0.05)
-            time.sleep(0.5)
+            time.sleep(0.5)  # requests keep flowing after the switch
             stop.set()
             for f in futs:
                 f.result()
