@@ -69,21 +69,25 @@ class StepError(Exception):
         *,
         file: str | None = None,
         line: int | None = None,
-        column: int | None = None,
+        column: str | int | None = None,
         hint: str | None = None,
-    ):
+    ) -> None:
         super().__init__(message)
-        self.ff_code = code
-        self.message = message
-        self.file = file
-        self.line = line
-        self.column = column
-        self.hint = hint
+        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
+            code,
+            message,
+            file,
+            line,
+            column,
+            hint,
+        )
 
     def render(self) -> str:
-        where = ":".join(str(p) for p in (self.file, self.line, self.column) if p is not None)
-        text = f"error[{self.ff_code}]: {where + ': ' if where else ''}{self.message}"
-        return text + (f"\n    hint: {self.hint}" if self.hint else "")
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = f"error[{self.ff_code}]: {where}{self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------

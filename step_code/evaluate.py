@@ -33,7 +33,7 @@ EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split("."
 
 
 class StepError(Exception):
-    """A problem with the user's data or settings: printed as `error[CODE]: file:line: message`."""
+    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
 
     def __init__(
         self,

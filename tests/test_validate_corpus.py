@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -305,9 +304,7 @@ CASES: dict[str, Case] = {
 def test_corpus(case: Case, in_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
     if case.file != "no_such_file.yaml":
         assert (in_corpus / case.file).exists(), case.file
-    started = time.perf_counter()
     rc, out, err = run_cli([case.command, case.file, *case.args], capsys)
-    elapsed = time.perf_counter() - started
     assert rc == case.exit, err
     diags = parse_text(err)
     errors = [d for d in diags if not d.warning]
@@ -329,7 +326,6 @@ def test_corpus(case: Case, in_corpus: Path, capsys: pytest.CaptureFixture[str])
     if case.hint:
         assert d.hint and case.hint in d.hint, err
     assert "Traceback" not in err
-    assert elapsed < 5  # the alias bomb included: refused, not expanded
 
 
 def test_set_value_located_on_command_line(in_corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -365,15 +361,24 @@ def test_python_tag_never_executes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_alias_bomb_refused_quickly() -> None:
+def test_alias_bomb_refused_not_expanded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bomb would expand to 10^10 values; the loader builds at most MAX_NODES of them, then stops."""
     from fraudflow.errors import UserError
-    from fraudflow.spec.yamlload import parse_file
+    from fraudflow.spec import yamlload
 
-    started = time.perf_counter()
+    calls = 0
+    build = yamlload._Builder.build
+
+    def counting(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        nonlocal calls
+        calls += 1
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(yamlload._Builder, "build", counting)
     with pytest.raises(UserError) as exc:
-        parse_file(CORPUS / "alias_bomb.yaml")
-    assert time.perf_counter() - started < 1.0
+        yamlload.parse_file(CORPUS / "alias_bomb.yaml")
     assert [d.code for d in exc.value.diagnostics] == ["FF104"]
+    assert calls <= yamlload.MAX_NODES + 100  # the values past the limit return at once
 
 
 def test_undefined_env_var_defined(in_corpus: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -535,12 +540,10 @@ def test_subprocess_json_fatal_errors(args: tuple[str, ...], rc: int, code: str,
     ids=["python-tag", "not-utf8", "alias-bomb", "top-level-list", "missing-file", "env", "set", "pipeline"],
 )
 def test_subprocess_no_traceback(args: tuple[str, ...], rc: int, code: str) -> None:
-    started = time.perf_counter()
     proc = _python_m(*args)
     assert proc.returncode == rc, proc.stderr
     assert code in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert time.perf_counter() - started < 10
 
 
 def test_subprocess_repo_file_valid() -> None:
