@@ -140,10 +140,13 @@ def test_second_run_reuses_every_step_and_a_change_reruns_from_there(
     assert again.returncode == 0, again.stderr
     status = {s["name"]: s["status"] for s in _summary(ws)["steps"]}
     assert [status[s] for s in ("preprocess", "train", "evaluate", "bias", "explain")] == ["cached"] * 5
+    assert status["register"] == "cached"  # the same model: its version is reused, not registered twice
+    assert _summary(ws)["model_package"]["version"] == 1
     changed = run_cli("run", str(yaml_file), *sets, "--set", "train.hyperparameters.max_depth=4", cwd=ws)
     assert changed.returncode == 0, changed.stderr
     status = {s["name"]: s["status"] for s in _summary(ws)["steps"]}
     assert status["preprocess"] == "cached" and status["train"] == "ran" and status["evaluate"] == "ran"
+    assert status["register"] == "ran" and _summary(ws)["model_package"]["version"] == 2
 
 
 def test_threshold_099_stops_at_the_gate_and_registers_nothing(tmp_path: Path, aws_data: Path) -> None:

@@ -323,12 +323,21 @@ class _Runner:
 
         stats = pre / "baseline" / "statistics.json"
         cfg = step.config
+        model_dir, schema = self.dirs["train"] / "output" / "model", pre / "schema" / "feature_schema.json"
         registry = self._registry()
         try:
-            version = registry.register(
+            # A rerun whose every step came from the cache would register the same model again: reuse its
+            # version instead (--no-cache registers anew, as every SageMaker execution does).
+            version = (
+                _same_newest(registry, cfg["model_package_group"], model_dir, schema, evaluation)
+                if (self.use_cache)
+                else None
+            )
+            status = "cached" if version else "ran"
+            version = version or registry.register(
                 cfg["model_package_group"],
-                model_dir=self.dirs["train"] / "output" / "model",
-                feature_schema=pre / "schema" / "feature_schema.json",
+                model_dir=model_dir,
+                feature_schema=schema,
                 metrics=evaluation,
                 bias=report("bias"),
                 explainability=report("explain"),
@@ -345,7 +354,12 @@ class _Runner:
             "version": version.version,
             "status": version.status,
         }
-        return "ran", version.artifact_dir, {"note": f"{version.group} v{version.version} ({version.status})"}
+        note = f"{version.group} v{version.version} ({version.status})"
+        return (
+            status,
+            version.artifact_dir,
+            {"note": note + (", the same model" if status == "cached" else "")},
+        )
 
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
@@ -353,6 +367,8 @@ class _Runner:
         cfg = step.config
         pkg = self.result.model_package or {}
         group, newest = pkg["group"], pkg["version"]
+        if pkg.get("status") == "Rejected":
+            return "skipped", None, {"note": f"not deployed: {group} v{newest} is Rejected"}
         if cfg.get("require_approval") and pkg.get("status") != "Approved":
             note = (
                 f"not deployed: v{newest} is {pkg.get('status')} (deploy.require_approval); approve it with "
@@ -415,6 +431,22 @@ class _Runner:
             except (OSError, KeyError, ValueError) as exc:  # a report problem must not fail a finished run
                 self.say(f"warning: report.html not written: {exc}")
         self.store.mark_latest(r.run_id)
+
+
+def _same_newest(registry: Any, group: str, model_dir: Path, schema: Path, metrics: dict) -> Any:
+    """The group's newest version if it holds exactly this model, feature schema and evaluation; else None."""
+    try:
+        newest = registry.latest(group)
+    except UserError:  # no such group yet
+        return None
+    if newest is None or newest.metrics != metrics:
+        return None
+    pairs = (
+        (model_dir / "model.json", newest.model_dir / "model.json"),
+        (schema, newest.feature_schema_path),
+    )
+    same = all(a.is_file() and b.is_file() and file_digest(a) == file_digest(b) for a, b in pairs)
+    return newest if same else None
 
 
 def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] | None = None) -> None:
