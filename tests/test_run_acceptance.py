@@ -160,3 +160,28 @@ def test_threshold_099_stops_at_the_gate_and_registers_nothing(tmp_path: Path, a
     listing = run_cli("registry", "list", "--format", "json", "--workspace", str(tmp_path))
     assert listing.returncode == 0
     assert "fraud-detect-xgb" not in listing.stdout or '"versions": []' in listing.stdout
+
+
+def test_conditional_metrics_with_a_group_variable(tmp_path: Path, aws_data: Path) -> None:
+    yaml_file, sets = _workspace(tmp_path, aws_data)
+    proc = run_cli(
+        "run",
+        str(yaml_file),
+        *sets,
+        "--set",
+        "bias.group_variable=customer_education",
+        "--set",
+        "bias.pre_training_metrics=[DPL, CDDL]",
+        "--set",
+        "bias.post_training_metrics=[DPPL, CDDPL]",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    analysis = json.loads((_step_out(tmp_path, "bias") / "analysis" / "analysis.json").read_text())
+    values = {
+        m["name"]: m["value"]
+        for stage in ("pre_training_bias_metrics", "post_training_bias_metrics")
+        for m in analysis[stage]["facets"]["customer_gender_female"][0]["metrics"]
+    }
+    assert set(values) == {"DPL", "CDDL", "DPPL", "CDDPL"}
+    assert all(isinstance(values[k], float) for k in ("CDDL", "CDDPL"))

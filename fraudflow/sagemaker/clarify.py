@@ -25,10 +25,13 @@ def predictor(instance_type: str, instance_count: int = 1) -> dict[str, Any]:
 
 
 def _bias_core(label: str, bias: dict[str, Any]) -> dict[str, Any]:
-    return {
+    core = {
         "label_values_or_threshold": list(bias["label_values"]),
         "facet": [{"name_or_index": bias["facet"], "value_or_threshold": list(bias["facet_values"])}],
     }
+    if bias.get("group_variable"):  # Clarify's subgroups for CDDL / CDDPL
+        core["group_variable"] = bias["group_variable"]
+    return core
 
 
 def bias_job_config(label: str, bias: dict[str, Any], pred: dict[str, Any]) -> dict[str, Any]:
