@@ -179,7 +179,6 @@ def test_uploads_and_definition_agree(data: Path) -> None:
     ("args", "code", "text"),
     [
         ((), "FF707", "data source 'claims'"),  # default env: data/ not created yet
-        (("--env", "aws-sample", "--set", "explain.baseline=mode"), "FF706", "explain.baseline"),
         (
             ("--env", "aws-sample", "--set", "sagemaker.region=ap-southeast-7"),
             "FF703",

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fraudflow.errors import UserError
-
 REPORT = {"name": "report", "title": "Analysis Report"}
 
 
@@ -51,14 +49,7 @@ def bias_monitor_config(label: str, bias: dict[str, Any]) -> dict[str, Any]:
 
 
 def shap_config(explain: dict[str, Any]) -> dict[str, Any]:
-    """Clarify computes its SHAP baseline by k-means over the dataset: one cluster is the feature means."""
-    if explain.get("baseline", "mean") != "mean":
-        raise UserError.single(
-            "FF706",
-            f"explain.baseline {explain['baseline']!r} has no SageMaker Clarify equivalent",
-            path="explain.baseline",
-            hint="use `mean` (Clarify's k-means baseline with one cluster) for SageMaker",
-        )
+    """Clarify computes its SHAP baseline by k-means over the dataset: one cluster, i.e. the feature means."""
     return {
         "use_logit": False,
         "save_local_shap_values": True,
