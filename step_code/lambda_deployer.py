@@ -1,9 +1,21 @@
-"""The deployer the SageMaker pipeline's Lambda step invokes: registered model package → real-time endpoint.
+"""The deployer the SageMaker pipeline's Lambda step invokes: registered model packages → real-time endpoint.
 
-Creates a model from the package, an endpoint config and the endpoint; when the endpoint exists, points it at the
-new config. Every name derives from the package's version, so a retried invocation finds what the first attempt
-created and finishes the job instead of duplicating it (idempotent). Returns what it did, as the step's
-OutputParameters (strings): action (created | updated | unchanged | skipped), endpoint_name, model_name.
+Serves `deploy.variants` (the `variants` input, a JSON list of {name, weight, model_version}; absent: one
+variant `variant_name` serving the newest version). Each variant's package is resolved in the registering
+group: `latest` is the package the pipeline just registered (`model_package_arn`), `previous` the version
+before it, a number N that version (ARNs end in `/<group>/<version>`; each is checked with
+describe_model_package). On the first registration there is no `previous`: that variant's weight goes to the
+variant serving `latest` (or, if none does, the variant itself serves `latest`), and the result's `note` says so.
+
+Creates one model per package version (`<endpoint>-v<version>`), one endpoint config per distinct variant set
+(`<endpoint>-v<versions>-<hash of the variants>`), then the endpoint, or points the existing endpoint at the
+new config. Every name is derived from what is served, so a retried invocation finds what the first attempt
+created and finishes the job instead of duplicating it (idempotent). With `require_approval`, every served
+package must be Approved; otherwise nothing changes and `reason` names the ones that are not.
+
+Returns what it did, as the step's OutputParameters (strings): action (created | updated | unchanged |
+skipped), endpoint_name, endpoint_config_name, model_name (the models served, comma-separated), variants
+(e.g. "A->v2 (0.9), B->v1 (0.1)"), and `note` / `reason` when there is something to say.
 
 Self-contained like all step_code: only the standard library and boto3 (which the Lambda runtime provides).
 boto3 honours AWS_ENDPOINT_URL, which the tests point at moto.
@@ -11,10 +23,24 @@ boto3 honours AWS_ENDPOINT_URL, which the tests point at moto.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+MAX_NAME = 63
+
+
+class DeployError(ValueError):
+    """A variant asks for something that cannot be served (a version that does not exist, a bad value)."""
+
+
+class Served(NamedTuple):
+    name: str  # variant name
+    arn: str  # model package ARN
+    version: str
+    weight: float
 
 
 def _client() -> Any:
@@ -30,11 +56,29 @@ def _missing(exc: Exception) -> bool:
     return "could not find" in text or "does not exist" in text or "not found" in text
 
 
+def _version(package_arn: str) -> str:
+    return package_arn.rstrip("/").rsplit("/", 1)[-1]
+
+
 def resource_name(endpoint: str, package_arn: str) -> str:
-    """<endpoint>-v<version>: one model and one endpoint config per registered version, ≤ 63 characters."""
-    version = package_arn.rstrip("/").rsplit("/", 1)[-1]
+    """<endpoint>-v<version>: one model per registered version, ≤ 63 characters."""
+    version = _version(package_arn)
     suffix = f"-v{version}" if version.isdigit() else "-" + re.sub(r"[^a-zA-Z0-9-]", "-", version)[-20:]
-    return (endpoint[: 63 - len(suffix)] + suffix).strip("-")
+    return (endpoint[: MAX_NAME - len(suffix)] + suffix).strip("-")
+
+
+def config_name(endpoint: str, production_variants: list[dict[str, Any]]) -> str:
+    """<endpoint>-v<versions>-<hash>: one endpoint config per distinct variant set, ≤ 63 characters.
+
+    The hash covers everything the config holds (variant names, models, weights, instance type and count), so
+    any change gives a new config (endpoint configs are immutable) and the same set always gives the same name.
+    """
+    doc = json.dumps(production_variants, sort_keys=True, separators=(",", ":"))
+    digest = hashlib.sha256(doc.encode()).hexdigest()[:8]
+    versions = [v["ModelName"].rsplit("-", 1)[-1] for v in production_variants]
+    readable = "-".join(dict.fromkeys(versions))
+    suffix = f"-{readable}-{digest}" if len(readable) <= 24 else f"-{digest}"
+    return (endpoint[: MAX_NAME - len(suffix)] + suffix).strip("-")
 
 
 def _exists(describe: Any, **kwargs: Any) -> dict | None:
@@ -46,43 +90,141 @@ def _exists(describe: Any, **kwargs: Any) -> dict | None:
         raise
 
 
-def deploy(event: dict[str, Any], sm: Any) -> dict[str, str]:
-    arn = event["model_package_arn"]
-    endpoint = event["endpoint_name"]
-    name = resource_name(endpoint, arn)
-    result = {"endpoint_name": endpoint, "model_name": name, "endpoint_config_name": name}
-    if str(event.get("require_approval", False)).lower() == "true":
-        status = sm.describe_model_package(ModelPackageName=arn).get("ModelApprovalStatus")
-        if status != "Approved":
-            return {**result, "action": "skipped", "reason": f"model package is {status}, not Approved"}
+def _weight(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DeployError(f"variant weight {value!r} is not a number") from None
 
-    if _exists(sm.describe_model, ModelName=name) is None:
-        sm.create_model(
-            ModelName=name, ExecutionRoleArn=event["role_arn"], PrimaryContainer={"ModelPackageName": arn}
-        )
-    if _exists(sm.describe_endpoint_config, EndpointConfigName=name) is None:
-        sm.create_endpoint_config(
-            EndpointConfigName=name,
-            ProductionVariants=[
-                {
-                    "VariantName": event.get("variant_name") or "AllTraffic",
-                    "ModelName": name,
-                    "InstanceType": event["instance_type"],
-                    "InitialInstanceCount": int(event.get("instance_count", 1)),
-                    "InitialVariantWeight": 1.0,
-                }
-            ],
-        )
+
+def _variants(event: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = event.get("variants")
+    if raw in (None, "", []):
+        return [{"name": event.get("variant_name") or "AllTraffic", "weight": 1.0, "model_version": "latest"}]
+    variants = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(variants, list) or not variants:
+        raise DeployError(f"`variants` must be a non-empty JSON list, got {raw!r}")
+    return variants
+
+
+def resolve(event: dict[str, Any], sm: Any) -> tuple[list[Served], list[str], dict[str, dict]]:
+    """The packages to serve, the notes to report, and the describe_model_package answers fetched on the way."""
+    latest = event["model_package_arn"]
+    newest = _version(latest)
+    parts = latest.rstrip("/").split("/")  # arn:…:model-package/<group>/<version>
+    base, group = "/".join(parts[:-1]), parts[-2] if len(parts) > 2 else "?"
+    described: dict[str, dict] = {}
+
+    def package(version: int, variant: str, asked: str) -> str:
+        arn = f"{base}/{version}"
+        if arn not in described:
+            found = _exists(sm.describe_model_package, ModelPackageName=arn)
+            if found is None:
+                raise DeployError(
+                    f"variant {variant!r} asks for model_version {asked}: model package group {group!r} has no "
+                    f"version {version} ({arn} does not exist; the newest is v{newest})"
+                )
+            described[arn] = found
+        return arn
+
+    served: list[tuple[Served, bool]] = []  # (variant, is a `previous` with no previous version yet)
+    for v in _variants(event):
+        name, asked = str(v["name"]), str(v.get("model_version", "latest")).strip()
+        weight = _weight(v.get("weight", 1.0))
+        if asked == "latest":
+            served.append((Served(name, latest, newest, weight), False))
+            continue
+        if not newest.isdigit():
+            raise DeployError(
+                f"variant {name!r}: model_version {asked} needs a versioned package, got {latest}"
+            )
+        if asked == "previous":
+            if int(newest) <= 1:
+                served.append((Served(name, latest, newest, weight), True))
+                continue
+            number = int(newest) - 1
+        elif asked.isdigit() and int(asked) >= 1:
+            number = int(asked)
+        else:
+            raise DeployError(
+                f"variant {name!r}: model_version must be latest, previous or N ≥ 1, got {asked!r}"
+            )
+        served.append((Served(name, package(number, name, asked), str(number), weight), False))
+
+    orphans = [s for s, orphan in served if orphan]
+    heir = next((s for s, orphan in served if not orphan and s.arn == latest), None)
+    if heir is None:  # no variant serves latest: the orphans do, under their own names
+        notes = [
+            f"{o.name}: no version before v{newest} yet, so it serves v{newest} (latest)" for o in orphans
+        ]
+        return [s for s, _ in served], notes, described
+    notes = [
+        f"{o.name}: no version before v{newest} yet; its weight {o.weight:g} goes to {heir.name} (v{newest})"
+        for o in orphans
+    ]
+    extra = sum(o.weight for o in orphans)
+    out = [
+        Served(s.name, s.arn, s.version, s.weight + extra) if s is heir else s
+        for s, orphan in served
+        if not orphan
+    ]
+    return out, notes, described
+
+
+def deploy(event: dict[str, Any], sm: Any) -> dict[str, str]:
+    endpoint = event["endpoint_name"]
+    served, notes, described = resolve(event, sm)
+    models = {s.arn: resource_name(endpoint, s.arn) for s in served}
+    production = [
+        {
+            "VariantName": s.name,
+            "ModelName": models[s.arn],
+            "InstanceType": event["instance_type"],
+            "InitialInstanceCount": int(event.get("instance_count", 1)),
+            "InitialVariantWeight": float(s.weight),
+        }
+        for s in served
+    ]
+    config = config_name(endpoint, production)
+    result = {
+        "endpoint_name": endpoint,
+        "endpoint_config_name": config,
+        "model_name": ", ".join(dict.fromkeys(models.values())),
+        "variants": ", ".join(f"{s.name}->v{s.version} ({s.weight:g})" for s in served),
+    }
+    if notes:
+        result["note"] = "; ".join(notes)
+
+    if str(event.get("require_approval", False)).lower() == "true":
+        refused = []
+        for arn in dict.fromkeys(s.arn for s in served):
+            if arn not in described:
+                described[arn] = sm.describe_model_package(ModelPackageName=arn)
+            status = described[arn].get("ModelApprovalStatus")
+            if status != "Approved":
+                users = ", ".join(s.name for s in served if s.arn == arn)
+                refused.append(f"v{_version(arn)} ({users}) is {status}")
+        if refused:
+            reason = "; ".join(refused) + ", not Approved (deploy.require_approval)"
+            return {**result, "action": "skipped", "reason": reason}
+
+    for arn, name in models.items():
+        if _exists(sm.describe_model, ModelName=name) is None:
+            sm.create_model(
+                ModelName=name, ExecutionRoleArn=event["role_arn"], PrimaryContainer={"ModelPackageName": arn}
+            )
+    if _exists(sm.describe_endpoint_config, EndpointConfigName=config) is None:
+        sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=production)
     current = _exists(sm.describe_endpoint, EndpointName=endpoint)
     if current is None:
-        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
         return {**result, "action": "created"}
-    if current.get("EndpointConfigName") == name:
+    if current.get("EndpointConfigName") == config:
         return {**result, "action": "unchanged"}  # a retry after the update went through
     if current.get("EndpointStatus") in IN_PROGRESS:
         # SageMaker refuses an update mid-transition; failing lets the pipeline's retry policy try again.
         raise RuntimeError(f"endpoint {endpoint} is {current['EndpointStatus']}; retry when it is InService")
-    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config)
     return {**result, "action": "updated"}
 
 

@@ -206,3 +206,32 @@ def test_decision_threshold_parameter_reaches_evaluate_as_an_argument(data: Path
     evaluate = next(s for s in definition["Steps"] if s["Name"] == "Evaluate")
     join = {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.DecisionThreshold"}]}}
     assert evaluate["Arguments"]["AppSpecification"]["ContainerArguments"] == ["--decision-threshold", join]
+
+
+def test_deploy_variants_reach_the_lambda_step(data: Path, tmp_path: Path) -> None:
+    def split(text: str) -> str:
+        variants = (
+            "      variants:\n"
+            "        - {name: Blue, weight: 0.9}\n"
+            "        - {name: Green, weight: 0.1, model_version: previous}\n"
+            "        - {name: Pinned, weight: 0, model_version: 3}\n"
+        )
+        return text.replace(
+            "      endpoint_name: fraud-detect-xgb\n", "      endpoint_name: fraud-detect-xgb\n" + variants, 1
+        )
+
+    deploy = steps(render(str(yaml_copy(tmp_path, data, split))))["Deploy"]
+    assert json.loads(deploy["Arguments"]["variants"]) == [
+        {"model_version": "latest", "name": "Blue", "weight": 0.9},
+        {"model_version": "previous", "name": "Green", "weight": 0.1},
+        {"model_version": 3, "name": "Pinned", "weight": 0},
+    ]
+    assert deploy["Arguments"]["model_package_arn"] == {
+        "Get": "Steps.RegisterModel-RegisterModel.ModelPackageArn"
+    }
+    outputs = [o["OutputName"] for o in deploy["OutputParameters"]]
+    assert outputs == ["action", "endpoint_name", "model_name", "endpoint_config_name", "variants"]
+    # The default (one variant serving the newest version) renders as before: no `variants` input.
+    default = steps(render(str(yaml_copy(tmp_path, data))))["Deploy"]
+    assert "variants" not in default["Arguments"] and default["Arguments"]["variant_name"] == "AllTraffic"
+    assert [o["OutputName"] for o in default["OutputParameters"]] == ["action", "endpoint_name", "model_name"]

@@ -30,6 +30,7 @@ PROPERTY_FILE = "EvaluationReport"
 MODEL_STEP = "CreateModel"
 FAIL_STEP = "GateFailed"
 DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name")
+DEPLOY_VARIANT_OUTPUTS = ("endpoint_config_name", "variants")  # declared when `variants` is passed
 PROC = "/opt/ml/processing"
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 
@@ -510,14 +511,6 @@ class _Compiler:
         step = self.plan.step("deploy")
         d = step.config
         variants = d.get("variants") or []
-        if len(variants) > 1 or any(str(v.get("model_version", "latest")) != "latest" for v in variants):
-            raise UserError.single(
-                "FF708",
-                "deploy.variants: SageMaker deployment supports one variant serving the newest version",
-                file=str(self.plan.spec.file),
-                path=f"pipelines.{self.plan.name}.deploy.variants",
-                hint="traffic splits across registered versions are local-only (fraudflow serve) for now",
-            )
         lam = self.sm.get("lambda") or {}
         fn = lam.get("function_name") or f"{self.name}-deployer"[:64]
         account = self.role.split(":")[4]
@@ -531,20 +524,35 @@ class _Compiler:
         )
         register = self.plan.step("register")
         variant = (variants or [{"name": "AllTraffic"}])[0]
+        arguments = {
+            "model_package_arn": {"Get": f"Steps.{register.title}-RegisterModel.ModelPackageArn"},
+            "endpoint_name": d["endpoint_name"],
+            "instance_type": d["instance_type"],
+            "instance_count": d["instance_count"],
+            "variant_name": variant.get("name", "AllTraffic"),
+            "require_approval": bool(d.get("require_approval", False)),
+            "role_arn": self.role,
+        }
+        outputs = DEPLOY_OUTPUTS
+        # One variant serving the newest version needs nothing beyond variant_name, and renders as it always did
+        # (the SDK conformance test covers that shape). Anything else travels as a JSON string.
+        if len(variants) > 1 or any(str(v.get("model_version", "latest")) != "latest" for v in variants):
+            served = [
+                {
+                    "name": v["name"],
+                    "weight": v.get("weight", 1.0),
+                    "model_version": v.get("model_version", "latest"),
+                }
+                for v in variants
+            ]
+            arguments["variants"] = json.dumps(served, sort_keys=True, separators=(",", ":"))
+            outputs = DEPLOY_OUTPUTS + DEPLOY_VARIANT_OUTPUTS
         out = {
             "Name": step.title,
             "Type": "Lambda",
-            "Arguments": {
-                "model_package_arn": {"Get": f"Steps.{register.title}-RegisterModel.ModelPackageArn"},
-                "endpoint_name": d["endpoint_name"],
-                "instance_type": d["instance_type"],
-                "instance_count": d["instance_count"],
-                "variant_name": variant.get("name", "AllTraffic"),
-                "require_approval": bool(d.get("require_approval", False)),
-                "role_arn": self.role,
-            },
+            "Arguments": arguments,
             "FunctionArn": arn,
-            "OutputParameters": [{"OutputName": n, "OutputType": "String"} for n in DEPLOY_OUTPUTS],
+            "OutputParameters": [{"OutputName": n, "OutputType": "String"} for n in outputs],
         }
         return out, function
 
