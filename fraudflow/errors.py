@@ -22,7 +22,7 @@ class Diagnostic:
     severity: str = "error"  # or "warning": reported, but does not make the file invalid
 
     def location(self) -> str:
-        parts = [self.file or "<input>"]
+        parts = [self.file or "fraudflow"]  # no file at fault: name the program, as a shell does
         if self.line is not None:
             parts.append(str(self.line))
             if self.column is not None:
