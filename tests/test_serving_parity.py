@@ -320,3 +320,75 @@ def test_inference_script_runs_alone_on_the_extracted_model(deployed: dict, tmp_
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["application/json", "0.1", "False"]
+
+
+TOOLKIT = (
+    Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fraudflow-sagemaker-inference-1.5.5"
+)
+MMS_PROBE = """
+import json, sys
+from sagemaker_inference import default_inference_handler
+from sagemaker_inference.transformer import Transformer
+
+class Request:  # what MMS hands the handler: request headers, response status and type setters
+    def __init__(self, headers): self.headers = headers
+    def get_request_properties(self): return self.headers
+
+class Context:
+    def __init__(self, model_dir, headers):
+        self.system_properties = {"model_dir": model_dir}
+        self.request_processor = [Request(headers)]
+        self.status, self.ctype = 200, None
+    def set_response_status(self, code, phrase): self.status = code
+    def set_response_content_type(self, idx, ctype): self.ctype = ctype
+
+class Handler(default_inference_handler.DefaultInferenceHandler):  # the XGBoost image's (model_fn comes first)
+    def default_model_fn(self, model_dir): raise NotImplementedError
+
+transformer = Transformer(default_inference_handler=Handler())
+out = []
+for body, headers in json.load(sys.stdin):
+    ctx = Context(sys.argv[1], headers)
+    answer = transformer.transform([{"body": body.encode("latin-1")}], ctx)[0]
+    out.append([ctx.status, ctx.ctype, answer if isinstance(answer, str) else answer.decode()])
+print(json.dumps(out))
+"""
+
+
+def test_multi_model_server_path_answers_4xx_through_the_inference_toolkit(
+    deployed: dict, tmp_path: Path
+) -> None:
+    """Under MMS (the image's multi-model path) the inference toolkit 1.5.5 (the image's pin) runs the handlers:
+    an answer on success, and a client mistake reaches the client with its 4xx status, not 500."""
+    if not (TOOLKIT / "sagemaker_inference").is_dir():
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(TOOLKIT),
+             "sagemaker-inference==1.5.5"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if pip.returncode != 0:
+            pytest.skip(f"pip cannot install sagemaker-inference 1.5.5: {pip.stderr.strip()[-300:]}")
+    model_dir = tmp_path / "model"
+    with tarfile.open(deployed["tar"]) as tar:
+        tar.extractall(model_dir, filter="data")
+    requests = [
+        [
+            json.dumps({"records": _records(deployed["data"], 8, seed=1)}),
+            {"Content-Type": "application/json"},
+        ],
+        ["1,2,3\n", {"Content-Type": "text/csv"}],
+        ["{}", {"Content-Type": "application/json", "Accept": "image/png"}],
+        ["1,2", {"Content-Type": "application/xml"}],
+    ]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(deployed["env"], PYTHONPATH=f"{TOOLKIT}{os.pathsep}{model_dir / 'code'}")
+    proc = subprocess.run(
+        [sys.executable, "-c", MMS_PROBE, str(model_dir)],
+        input=json.dumps(requests), capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (ok, rows, accept, media) = json.loads(proc.stdout)
+    assert ok[0] == 200 and ok[1] == "application/json"
+    assert len(json.loads(ok[2])["predictions"]) == 8
+    assert [r[0] for r in (rows, accept, media)] == [400, 406, 415]
+    assert json.loads(rows[2].split("\n", 1)[0])["code"] == "WrongFeatureCount"
