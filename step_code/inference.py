@@ -6,7 +6,8 @@ SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code): train.py ships it in model.tar.g
 training run's preprocessing snapshot (preprocess.py) and feature schema (feature_schema.json), so the endpoint
 encodes raw records exactly as training did. The container calls model_fn once, then input_fn -> predict_fn ->
 output_fn per request. Runs on the XGBoost 1.7-1 image (Python 3.8, pandas 1.2, numpy 1.2x, xgboost 1.7):
-imports only the standard library, numpy, pandas (through preprocess.py) and xgboost.
+imports only the standard library, numpy, pandas (through preprocess.py) and xgboost, plus, only to answer a
+client error through it, the serving stack that calls it (flask or sagemaker_inference, both in the image).
 
 Accepted bodies (encoded features are in model order, as SageMaker's XGBoost container takes them):
 - text/csv: header-less rows, one per line; an empty field is a missing value (NaN), as in the container.
