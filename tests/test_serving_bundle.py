@@ -258,3 +258,11 @@ def test_inference_script_carries_the_step_error_and_no_fraudflow() -> None:
     # the serving stack's own packages are imported only to answer a 4xx through it (see reject)
     assert imported <= {"__future__", "hashlib", "importlib", "json", "math", "os", "pathlib", "numpy", "pandas",
                         "xgboost", "flask", "sagemaker_inference"}  # fmt: skip
+
+
+def test_train_packs_exactly_what_the_plan_ships_beside_it() -> None:
+    """train.py cannot import fraudflow, so it names the serving files itself: the same as the plan's (which
+    render tars into the sourcedir and the local runner's cache digests)."""
+    from fraudflow.plan import SERVING_CODE
+
+    assert load_step("train").SERVING_CODE == SERVING_CODE
