@@ -266,6 +266,7 @@ def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
         a = np.array([p[field] for p in old[key]["predictions"]])
         b = np.array([p[field] for p in new[key]["predictions"]])
         assert len(a) == len(b) > 100
+        print(f"{key}: {len(a)} on the image pins vs here, max |diff| {np.abs(a - b).max():.3g}")
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
     assert [p["decision"] for p in old["records"]["predictions"]] == [
         p["decision"] for p in new["records"]["predictions"]
