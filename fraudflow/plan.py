@@ -25,6 +25,10 @@ def _step_code_dir() -> Path:
 
 STEP_CODE = _step_code_dir()
 
+# Shipped with train.py (its sourcedir on SageMaker) and copied by it into the model folder's code/: the endpoint's
+# inference script and the preprocessing it encodes raw records with. The schema channel brings the feature schema.
+SERVING_CODE = ("inference.py", "preprocess.py")
+
 # Where each gate metric sits in evaluation.json (evaluate.py writes it; the gate and SageMaker's JsonGet read it).
 EVALUATION_FILE = "evaluation.json"
 
@@ -57,6 +61,12 @@ class Step:
     inputs: tuple[Input, ...] = ()
     outputs: tuple[str, ...] = ()
     gated: bool = False  # runs only when the gate passes
+    extra_code: tuple[str, ...] = ()  # files of step_code/ shipped beside the script
+
+    @property
+    def code_paths(self) -> tuple[Path, ...]:
+        """The script and the files shipped with it (what SageMaker's sourcedir holds)."""
+        return tuple(STEP_CODE / f for f in ((self.script,) if self.script else ()) + self.extra_code)
 
     @property
     def depends_on(self) -> tuple[str, ...]:
@@ -135,8 +145,13 @@ def build_plan(spec: Spec) -> Plan:
             "training",
             script="train.py",
             hyperparameters=training_hyperparameters(cfg["train"]),
-            inputs=(Input("train", "preprocess", "train"), Input("validation", "preprocess", "validation")),
+            inputs=(
+                Input("train", "preprocess", "train"),
+                Input("validation", "preprocess", "validation"),
+                Input("schema", "preprocess", "schema"),  # feature_schema.json, packed with the model
+            ),
             outputs=("model",),
+            extra_code=SERVING_CODE,
         ),
         Step(
             "evaluate",

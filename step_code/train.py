@@ -2,6 +2,8 @@
 
 Hyperparameters arrive as `--name value` strings (every XGBoost parameter, plus num_round, early_stopping_rounds,
 cv_folds and seed); data channels and the model folder come from SageMaker's SM_* variables or arguments.
+With a schema channel, the model folder also gets code/: the endpoint's inference.py, preprocess.py and
+feature_schema.json (script-mode serving, see docs/sagemaker.md).
 Imports only the standard library, numpy, pandas and xgboost (>= 1.7). See docs/step-contract.md.
 """
 
@@ -23,6 +25,7 @@ E_CONFIG = "FF620"  # a hyperparameter or argument is wrong
 E_NO_DATA = "FF621"  # a channel is missing or empty
 E_BAD_DATA = "FF622"  # a training CSV is not numeric, or its labels are not 0/1
 E_XGBOOST = "FF623"  # XGBoost rejected the parameters
+E_SERVING = "FF669"  # the serving code or the feature schema cannot be packed with the model
 
 # Parameters this script consumes itself rather than handing to XGBoost.
 OWN = ("num_round", "early_stopping_rounds", "cv_folds")
@@ -347,7 +350,63 @@ def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(params: dict, train_dir: str | None, validation_dir: str | None, model_dir: str | Path) -> dict:
+# ---------------------------------------------------------------------------------------------- serving bundle
+
+SERVING_CODE = (
+    "inference.py",
+    "preprocess.py",
+)  # fraudflow/plan.py's SERVING_CODE: shipped beside this script
+SCHEMA_FILE = "feature_schema.json"
+
+
+def _serving_code_dir() -> Path:
+    """Where the files shipped with this script are: beside it (fraudflow run, or the sourcedir as extracted),
+    else SageMaker's code folder (the training toolkit may run a pip-installed copy of this script)."""
+    for folder in (Path(__file__).resolve().parent, Path("/opt/ml/code")):
+        if all((folder / f).is_file() for f in SERVING_CODE):
+            return folder
+    raise StepError(
+        E_SERVING,
+        f"{' and '.join(SERVING_CODE)} are not beside train.py: the model cannot be served",
+        file=str(Path(__file__).resolve()),
+        hint="the training sourcedir must hold train.py, inference.py and preprocess.py (fraudflow render packs them)",
+    )
+
+
+def serving_bundle(schema_channel: str | None) -> dict:
+    """What SageMaker's script-mode serving needs in the model folder's code/ (SAGEMAKER_SUBMIT_DIRECTORY=
+    /opt/ml/model/code): inference.py, the preprocess.py that encoded the training data, and its feature schema
+    from the schema channel. Read before training, so a missing piece fails fast. No channel, no bundle."""
+    if not schema_channel:
+        return {}
+    files = [f for f in _channel_files(schema_channel, "schema") if f.name == SCHEMA_FILE]
+    if not files:
+        raise StepError(E_NO_DATA, f"the schema channel has no {SCHEMA_FILE}", file=str(schema_channel))
+    try:
+        json.loads(files[0].read_text())
+    except (OSError, ValueError) as exc:
+        raise StepError(E_SERVING, f"{SCHEMA_FILE} is not readable JSON: {exc}", file=str(files[0])) from None
+    code = _serving_code_dir()
+    bundle = {name: (code / name).read_bytes() for name in SERVING_CODE}
+    bundle[SCHEMA_FILE] = files[0].read_bytes()
+    return bundle
+
+
+def write_serving_bundle(model_dir: Path, bundle: dict) -> None:
+    if bundle:
+        (model_dir / "code").mkdir()
+        for name, data in sorted(bundle.items()):
+            (model_dir / "code" / name).write_bytes(data)
+
+
+def run(
+    params: dict,
+    train_dir: str | None,
+    validation_dir: str | None,
+    model_dir: str | Path,
+    schema_dir: str | None = None,
+) -> dict:
+    bundle = serving_bundle(schema_dir)
     x_train, y_train = read_channel(train_dir, "train")
     x_val = y_val = None
     if validation_dir and Path(validation_dir).exists():
@@ -359,6 +418,7 @@ def run(params: dict, train_dir: str | None, validation_dir: str | None, model_d
         # `xgboost-model` is the file SageMaker's XGBoost container loads; JSON content reads in 1.7 and later
         (out / "xgboost-model").write_bytes(portable_model((out / "model.json").read_bytes()))
         (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_serving_bundle(out, bundle)
 
     publish(Path(model_dir), write)
     return summary
@@ -376,9 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
     parser.add_argument("--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    parser.add_argument("--schema", default=os.environ.get("SM_CHANNEL_SCHEMA"))
     try:
         args, rest = parser.parse_known_args(argv)
-        summary = run(parse_hyperparameters(rest), args.train, args.validation, args.model_dir)
+        summary = run(parse_hyperparameters(rest), args.train, args.validation, args.model_dir, args.schema)
     except StepError as exc:
         if argv is not None:
             raise

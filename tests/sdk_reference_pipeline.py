@@ -189,6 +189,7 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
     hps = {k: value(f"train.hyperparameters.{k}", v) for k, v in tr.hyperparameters.items()}
     xgb = XGBoost(
         entry_point=str(tr.script_path()),
+        dependencies=[str(path) for path in tr.code_paths[1:]],  # the serving code train.py packs
         framework_version=train_cfg["framework_version"],
         py_version="py3",
         role=role,
@@ -204,7 +205,11 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
         sagemaker_session=session,
     )
     channels = {
-        i.name: TrainingInput(s3_data=out(step_pre, i.output), content_type="text/csv") for i in tr.inputs
+        i.name: TrainingInput(
+            s3_data=out(step_pre, i.output),
+            content_type="application/json" if i.name == "schema" else "text/csv",
+        )
+        for i in tr.inputs
     }
     step_train = TrainingStep(name=tr.title, step_args=xgb.fit(channels), cache_config=cache)
     model_data = step_train.properties.ModelArtifacts.S3ModelArtifacts
@@ -244,7 +249,24 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
     threshold = value("gate.threshold", plan.gate.threshold)
 
     # If the gate passes: model, Clarify checks, registration, deployment.
-    model = Model(image_uri=xgb_image, model_data=model_data, role=role, sagemaker_session=session)
+    # The model serves with step_code/inference.py, which train.py packs into model.tar.gz's code/: the
+    # environment an SDK user would give Model(env=...) for it (XGBoostModel(entry_point=...) would instead add
+    # a repack job; docs/sagemaker.md says why fraudflow does not).
+    ev_cfg = plan.step("evaluate").config["evaluate"]
+    threshold_param = params.get("evaluate.decision_threshold")
+    serving_env = {
+        "FRAUDFLOW_DECISION_THRESHOLD": Join(on="", values=[threshold_param])
+        if threshold_param
+        else json.dumps(float(ev_cfg.get("decision_threshold", 0.5))),
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "*/*",
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_REGION": region,
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    }
+    model = Model(
+        image_uri=xgb_image, model_data=model_data, role=role, env=serving_env, sagemaker_session=session
+    )
     step_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=clarify["instance_type"]))
     dataset = Join(on="/", values=[out(step_pre, "baseline"), "train_with_header.csv"])
     label = cfg["data"]["label"]
@@ -348,9 +370,11 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
     reg = cfg["register"]
     step_register = RegisterModel(
         name=plan.step("register").title,
-        model=Model(image_uri=xgb_image, model_data=model_data, role=role, sagemaker_session=session),
-        content_types=["text/csv"],
-        response_types=["text/csv"],
+        model=Model(
+            image_uri=xgb_image, model_data=model_data, role=role, env=serving_env, sagemaker_session=session
+        ),
+        content_types=["text/csv", "application/json"],
+        response_types=["text/csv", "application/json"],
         inference_instances=[cfg["deploy"]["instance_type"]] if cfg.get("deploy") else None,
         transform_instances=[cfg["deploy"]["instance_type"]] if cfg.get("deploy") else None,
         model_package_group_name=group,

@@ -220,3 +220,54 @@ def test_container_xgboost_serves_a_locally_trained_model_identically(modern, tm
     assert json.loads((ev / "evaluation.json").read_text()) == json.loads(
         (modern["ev"] / "evaluation.json").read_text()
     )
+
+
+def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
+    """step_code/inference.py, packed with the model as train.py packs it, gives the XGBoost 1.7 image's
+    pandas/numpy/xgboost the same probabilities for raw records and CSV rows as this machine's libraries."""
+    xgb_python = container_python(XGBOOST_IMAGE)
+    model = tmp_path / "model"
+    shutil.copytree(modern["model"], model)
+    train = load_step("train")
+    train.write_serving_bundle(model, train.serving_bundle(str(modern["data"] / "schema")))
+    claims = pd.read_csv(AWS_DATA / "claims.csv").merge(
+        pd.read_csv(AWS_DATA / "customers.csv"), on="policy_id"
+    )
+    records = json.loads(claims.sample(200, random_state=3).to_json(orient="records"))
+    records[0]["collision_type"], records[1]["customer_age"] = None, "41"
+    rows = (modern["data"] / "test" / "test.csv").read_text().splitlines()
+    requests = {
+        "records": [json.dumps({"records": records}), "application/json"],
+        "rows": ["\n".join(r.split(",", 1)[1] for r in rows) + "\n", "text/csv"],
+    }
+    (tmp_path / "requests.json").write_text(json.dumps(requests))
+    probe = (
+        "import json, sys\n"
+        "sys.path.insert(0, sys.argv[1] + '/code')\n"
+        "import inference as m\n"
+        "model = m.model_fn(sys.argv[1])\n"
+        "out = {}\n"
+        "for name, (body, ctype) in json.load(open(sys.argv[2])).items():\n"
+        "    answer, _ = m.output_fn(m.predict_fn(m.input_fn(body, ctype), model), 'application/json')\n"
+        "    out[name] = json.loads(answer)\n"
+        "print(json.dumps(out))\n"
+    )
+
+    def answers(python: str) -> dict:
+        proc = subprocess.run(
+            [python, "-c", probe, str(model), str(tmp_path / "requests.json")],
+            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout)
+
+    old, new = answers(str(xgb_python)), answers(sys.executable)
+    for key, field in (("records", "probability"), ("rows", "score")):
+        a = np.array([p[field] for p in old[key]["predictions"]])
+        b = np.array([p[field] for p in new[key]["predictions"]])
+        assert len(a) == len(b) > 100
+        print(f"{key}: {len(a)} on the image pins vs here, max |diff| {np.abs(a - b).max():.3g}")
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    assert [p["decision"] for p in old["records"]["predictions"]] == [
+        p["decision"] for p in new["records"]["predictions"]
+    ]

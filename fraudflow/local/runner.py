@@ -177,6 +177,7 @@ class _Runner:
                 step.name,
                 step.kind,
                 file_digest(script) if script else None,
+                *([[file_digest(p) for p in step.code_paths]] if step.extra_code else []),
                 step.config,
                 step.hyperparameters,
                 inputs,
@@ -212,6 +213,10 @@ class _Runner:
                 "--model-dir",
                 str(out / "model"),
             ]
+            if any(
+                i.name == "schema" for i in step.inputs
+            ):  # the channel SageMaker mounts at SM_CHANNEL_SCHEMA
+                argv += ["--schema", str(self._input_path(step, "schema"))]
             for key, value in step.hyperparameters.items():
                 argv += [f"--{key}", _hp_text(value)]
         elif step.name == "evaluate":

@@ -32,6 +32,13 @@ FAIL_STEP = "GateFailed"
 DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name")
 DEPLOY_VARIANT_OUTPUTS = ("endpoint_config_name", "variants")  # declared when `variants` is passed
 PROC = "/opt/ml/processing"
+CHANNEL_TYPES = {"schema": "application/json"}  # training channels that are not the CSV data
+# Script-mode serving (step_code/inference.py, packed by train.py into model.tar.gz's code/): the variables the
+# XGBoost image's serving stack reads (sagemaker-containers' ServingEnv), as the SDK sets them for a repacked
+# model, plus "*/*" as the default Accept so the script answers in the request's own type, as `fraudflow serve`.
+INFERENCE_PROGRAM = "inference.py"
+SERVING_SUBMIT_DIRECTORY = "/opt/ml/model/code"
+SERVING_TYPES = ["text/csv", "application/json"]
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 
 
@@ -91,13 +98,14 @@ def json_bytes(doc: Any) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def sourcedir_tar(name: str, data: bytes) -> bytes:
+def sourcedir_tar(files: list[tuple[str, bytes]]) -> bytes:
     """script mode's sourcedir.tar.gz, reproducible: fixed mtimes, owners and modes; gzip without a timestamp."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(data), 0o644, 0
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
     out = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
         gz.write(raw.getvalue())
@@ -285,7 +293,8 @@ class _Compiler:
         pre = self.plan.step("preprocess")
         script = step.script_path()
         assert script is not None
-        tar = sourcedir_tar(script.name, script.read_bytes())
+        # train.py plus the serving code it packs into the model folder (fraudflow/plan.py's SERVING_CODE)
+        tar = sourcedir_tar([(p.name, p.read_bytes()) for p in step.code_paths])
         submit = self.upload("code", "sourcedir.tar.gz", tar, "train code (script mode)")
         tcfg = self.sm["training"]
         # Script mode JSON-encodes each value; the training toolkit decodes it and passes `--name value`.
@@ -326,7 +335,7 @@ class _Compiler:
                                 "S3DataDistributionType": "FullyReplicated",
                             }
                         },
-                        "ContentType": "text/csv",
+                        "ContentType": CHANNEL_TYPES.get(i.name, "text/csv"),
                         "ChannelName": i.name,
                     }
                     for i in step.inputs
@@ -363,6 +372,25 @@ class _Compiler:
     def model_data(self) -> dict[str, Any]:
         return self.step_output(self.plan.step("train"), "model")
 
+    @property
+    def serving_env(self) -> dict[str, Any]:
+        """The model's environment: the inference script, and the decision threshold evaluate used (the same
+        fixed value or pipeline parameter) for the `decision` of raw records."""
+        param = self.params.get("evaluate.decision_threshold")
+        threshold = self.plan.step("evaluate").config["evaluate"].get("decision_threshold", 0.5)
+        return {
+            "FRAUDFLOW_DECISION_THRESHOLD": (
+                {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{param.name}"}]}}
+                if param
+                else json.dumps(float(threshold))
+            ),
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "*/*",
+            "SAGEMAKER_PROGRAM": INFERENCE_PROGRAM,
+            "SAGEMAKER_REGION": self.region,
+            "SAGEMAKER_SUBMIT_DIRECTORY": SERVING_SUBMIT_DIRECTORY,
+        }
+
     def model(self) -> dict[str, Any]:
         return {
             "Name": f"{MODEL_STEP}-CreateModel",
@@ -371,7 +399,7 @@ class _Compiler:
                 "ExecutionRoleArn": self.role,
                 "PrimaryContainer": {
                     "Image": self.xgb_image,
-                    "Environment": {},
+                    "Environment": self.serving_env,
                     "ModelDataUrl": self.model_data,
                 },
             },
@@ -487,9 +515,11 @@ class _Compiler:
         }
         deploy = self.cfg.get("deploy")
         spec: dict[str, Any] = {
-            "Containers": [{"Image": self.xgb_image, "Environment": {}, "ModelDataUrl": self.model_data}],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
+            "Containers": [
+                {"Image": self.xgb_image, "Environment": self.serving_env, "ModelDataUrl": self.model_data}
+            ],
+            "SupportedContentTypes": SERVING_TYPES,
+            "SupportedResponseMIMETypes": SERVING_TYPES,
         }
         if deploy:
             spec["SupportedRealtimeInferenceInstanceTypes"] = [deploy["instance_type"]]

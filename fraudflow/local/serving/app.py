@@ -18,8 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import protocol as P
@@ -237,59 +235,27 @@ class EndpointApp:
         )
 
     async def _invoke(self, variant: Variant, hdr: dict, body: bytes) -> tuple[bytes, bytes, int]:
+        """step_code/inference.py's protocol (the SageMaker endpoint's), in its order: 415, 406, then the body."""
         model = variant.model
-        ctype = P.media_type(hdr.get("content-type"))
-        if not body:
-            raise P.BadRequest(400, "EmptyBody", "the request body is empty")
-        extra = {"variant": variant.name, "model": model.ref}
-        if ctype == P.CSV:
-            accept = P.choose_accept(hdr.get("accept"), P.CSV)
-            x = P.parse_csv(body, model.n_features)
-        elif ctype == P.JSON:
-            accept = P.choose_accept(hdr.get("accept"), P.JSON)
-            doc = P.parse_json(body)
-            if P.is_records(doc):
-                records = P.json_records(doc)
-                scores = await asyncio.to_thread(_score_records, model, records)
-                out = P.encode_decisions(scores, model.decision_threshold, accept, extra)
-                return out, accept.encode(), len(records)
-            x = P.json_rows(doc, model.n_features)
+        media = P.request_media(hdr.get("content-type"))
+        accept = P.choose_accept(hdr.get("accept"), media)
+        request = P.decode(body, media, model.n_features)
+        # records (pandas encoding) and big batches run in a thread so they do not stall the other requests
+        if request.records is not None or len(request) > _OFFLOAD_ROWS:
+            scores = await asyncio.to_thread(model.score, request)
         else:
-            raise P.BadRequest(
-                415,
-                "UnsupportedMediaType",
-                f"content type {hdr.get('content-type')!r} is not supported: use text/csv or application/json",
-            )
-        scores = model.predict(x) if len(x) <= _OFFLOAD_ROWS else await asyncio.to_thread(model.predict, x)
-        return P.encode_scores(scores, accept, extra), accept.encode(), len(x)
+            scores = model.score(request)
+        extra = {"variant": variant.name, "model": model.ref}
+        return (
+            P.encode(scores, request, accept, model.decision_threshold, extra),
+            accept.encode(),
+            len(request),
+        )
 
 
 class _ValidationError(P.BadRequest):
     def __init__(self, status: int, message: str):
         super().__init__(status, "ValidationError", message)
-
-
-def _score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
-    import pandas as pd
-
-    if model.transform is None or model.schema is None:
-        raise P.BadRequest(
-            400,
-            "RecordsUnsupported",
-            f"{model.ref} has no feature schema or preprocess code: send encoded rows",
-        )
-    df = pd.DataFrame.from_records(records)
-    try:
-        x = model.transform(df, model.schema)
-    except Exception as exc:  # the records do not fit the schema (StepError, KeyError, ValueError, ...)
-        if not (hasattr(exc, "ff_code") or isinstance(exc, (KeyError, ValueError, TypeError))):
-            raise
-        msg = getattr(exc, "message", None) or str(exc)
-        raise P.BadRequest(400, "InvalidRecords", f"records could not be encoded: {msg}") from None
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if x.ndim != 2 or x.shape[1] != model.n_features:
-        raise RuntimeError(f"preprocess produced {x.shape} for a model of {model.n_features} features")
-    return model.predict(x)
 
 
 def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None):

@@ -16,6 +16,7 @@ import numpy as np
 
 from fraudflow.errors import UserError
 from fraudflow.local.registry import ModelVersion
+from fraudflow.local.serving import protocol as P
 from fraudflow.plan import STEP_CODE
 
 PROJECT_PREPROCESS = STEP_CODE / "preprocess.py"
@@ -53,8 +54,10 @@ class LoadedModel:
         return f"{self.group}:{self.version}"
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
-        # inplace_predict skips DMatrix construction: the fast path for small batches.
-        return np.asarray(self.booster.inplace_predict(rows), dtype=np.float64).reshape(-1)
+        return P.predict(self.booster, rows)
+
+    def score(self, request: P.Decoded) -> np.ndarray:
+        return P.score(self, request)
 
 
 def load_model(mv: ModelVersion) -> LoadedModel:

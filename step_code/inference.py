@@ -1,0 +1,481 @@
+"""Serving: the inference script SageMaker's XGBoost container runs (script mode), and the one implementation of
+the invocation protocol `fraudflow serve` speaks (fraudflow/local/serving/protocol.py loads this file).
+
+On SageMaker the model's environment names this file (SAGEMAKER_PROGRAM=inference.py,
+SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code): train.py ships it in model.tar.gz under code/, next to the
+training run's preprocessing snapshot (preprocess.py) and feature schema (feature_schema.json), so the endpoint
+encodes raw records exactly as training did. The container calls model_fn once, then input_fn -> predict_fn ->
+output_fn per request. Runs on the XGBoost 1.7-1 image (Python 3.8, pandas 1.2, numpy 1.2x, xgboost 1.7):
+imports only the standard library, numpy, pandas (through preprocess.py) and xgboost, plus, only to answer a
+client error through it, the serving stack that calls it (flask or sagemaker_inference, both in the image).
+
+Accepted bodies (encoded features are in model order, as SageMaker's XGBoost container takes them):
+- text/csv: header-less rows, one per line; an empty field is a missing value (NaN), as in the container.
+- application/json: {"instances": [[f1, f2, ...], ...]}, {"instances": [{"features": [...]}, ...]}
+  (SageMaker's common JSON format), {"features": [...]} (one row), or raw claim records
+  {"records": [{column: value, ...}, ...]} which are encoded with the training run's preprocess.transform.
+Answers: encoded rows -> scores (CSV: one per line; JSON: {"predictions": [{"score": p}]}); records ->
+{"predictions": [{"probability": p, "decision": 0|1}], "decision_threshold": t} (CSV: "p,decision" lines).
+Without an Accept header (or */*) the answer has the request's own type. A client mistake is a 4xx with
+{"code": ..., "message": ...}, never a 500 (see `reject` for how each server turns it into a status).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+E_NO_MODEL = "FF660"  # the model folder has no loadable XGBoost model
+E_BUNDLE = "FF661"  # code/feature_schema.json or code/preprocess.py is unreadable
+E_THRESHOLD = "FF662"  # FRAUDFLOW_DECISION_THRESHOLD is not a number in [0, 1]
+
+MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints' payload limit
+MAX_RECORDS = 1000
+CSV, JSON = "text/csv", "application/json"
+MODEL_FILES = ("xgboost-model", "model.json")  # what SageMaker's container loads first, then the JSON copy
+CODE_DIR = "code"  # in the model folder: SageMaker's convention for script-mode inference code
+SCHEMA_FILE, PREPROCESS_FILE = "feature_schema.json", "preprocess.py"
+THRESHOLD_ENV = "FRAUDFLOW_DECISION_THRESHOLD"
+
+
+class StepError(Exception):
+    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: str | int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
+            code,
+            message,
+            file,
+            line,
+            column,
+            hint,
+        )
+
+    def render(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
+        text = f"error[{self.ff_code}]: {where}{self.message}"
+        return text + (f"\n  hint: {self.hint}" if self.hint else "")
+
+
+class BadRequest(Exception):
+    """A client mistake: an HTTP status, a stable code and a plain message."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+    def body(self) -> bytes:
+        return json.dumps({"code": self.code, "message": self.message}).encode()
+
+
+# ---------------------------------------------------------------------------------------------- request
+
+
+def media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def request_media(content_type: str | None) -> str:
+    media = media_type(content_type)
+    if media not in (CSV, JSON):
+        raise BadRequest(
+            415,
+            "UnsupportedMediaType",
+            f"content type {content_type!r} is not supported: use text/csv or application/json",
+        )
+    return media
+
+
+def choose_accept(accept: str | None, default: str) -> str:
+    """Pick the response type from an Accept header; only CSV and JSON are produced."""
+    if not accept:
+        return default
+    kinds = [media_type(a) for a in accept.split(",")]
+    for k in kinds:
+        if k in (CSV, JSON):
+            return k
+        if k in ("*/*", "text/*", "application/*", ""):
+            return default
+    raise BadRequest(406, "NotAcceptable", f"cannot produce {accept!r}: accept text/csv or application/json")
+
+
+def parse_csv(body: bytes, n_features: int) -> np.ndarray:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequest(400, "MalformedCSV", "the CSV body is not UTF-8 text") from None
+    lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if ln.strip()]
+    if not lines:
+        raise BadRequest(400, "EmptyBody", "the request body holds no rows")
+    rows = [ln.split(",") for ln in lines]
+    for i, r in enumerate(rows, 1):
+        if len(r) != n_features:
+            raise BadRequest(
+                400,
+                "WrongFeatureCount",
+                f"CSV row {i} has {len(r)} values; the model takes {n_features} encoded features "
+                "(header-less, label omitted)",
+            )
+    try:  # fast path: numpy parses the whole block at once
+        return np.array(rows, dtype=np.float64)
+    except ValueError:
+        pass
+    out = np.empty((len(rows), n_features), dtype=np.float64)
+    for i, r in enumerate(rows):
+        for j, v in enumerate(r):
+            v = v.strip()
+            if v == "":
+                out[i, j] = math.nan  # the container reads an empty field as missing
+                continue
+            try:
+                out[i, j] = float(v)
+            except ValueError:
+                raise BadRequest(
+                    400, "NonNumeric", f"CSV row {i + 1}, column {j + 1}: {v[:40]!r} is not a number"
+                ) from None
+    return out
+
+
+def parse_json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(400, "MalformedJSON", f"the body is not valid JSON: {exc}") from None
+
+
+def json_rows(doc: object, n_features: int) -> np.ndarray:
+    """Encoded feature rows from a parsed JSON document (not the `records` form)."""
+    if isinstance(doc, dict) and "instances" in doc:
+        inst = doc["instances"]
+        if not isinstance(inst, list) or not inst:
+            raise BadRequest(400, "InvalidInput", '"instances" must be a non-empty list of rows')
+        rows = [r["features"] if isinstance(r, dict) and "features" in r else r for r in inst]
+    elif isinstance(doc, dict) and "features" in doc:
+        rows = [doc["features"]]
+    else:
+        raise BadRequest(
+            400,
+            "InvalidInput",
+            'JSON body must be {"instances": [[...], ...]}, {"features": [...]} or {"records": [{...}, ...]}',
+        )
+    for i, r in enumerate(rows, 1):
+        if not isinstance(r, list):
+            raise BadRequest(400, "InvalidInput", f"row {i} is not a list of numbers")
+        if len(r) != n_features:
+            raise BadRequest(
+                400, "WrongFeatureCount", f"row {i} has {len(r)} values; the model takes {n_features}"
+            )
+        for j, v in enumerate(r, 1):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise BadRequest(400, "NonNumeric", f"row {i}, feature {j}: {v!r} is not a number")
+    try:
+        return np.array([[math.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
+    except (ValueError, OverflowError) as exc:
+        raise BadRequest(400, "NonNumeric", f"feature values are not numbers: {exc}") from None
+
+
+def json_records(doc: dict) -> list:
+    recs = doc["records"]
+    if not isinstance(recs, list) or not recs:
+        raise BadRequest(400, "InvalidInput", '"records" must be a non-empty list of objects')
+    if len(recs) > MAX_RECORDS:
+        raise BadRequest(413, "TooManyRecords", f"{len(recs)} records: at most {MAX_RECORDS} a request")
+    for i, r in enumerate(recs, 1):
+        if not isinstance(r, dict):
+            raise BadRequest(400, "InvalidInput", f"record {i} is not a JSON object")
+        for k, v in r.items():
+            if v is not None and not isinstance(v, (str, int, float, bool)):
+                raise BadRequest(
+                    400, "InvalidInput", f"record {i}, {k!r}: values must be strings, numbers or null"
+                )
+    return recs
+
+
+def is_records(doc: object) -> bool:
+    return isinstance(doc, dict) and "records" in doc
+
+
+class Decoded:
+    """A parsed request body: encoded `rows`, or raw `records` still to be encoded."""
+
+    __slots__ = ("media", "rows", "records")
+
+    def __init__(self, media: str, rows: np.ndarray | None = None, records: list | None = None):
+        self.media, self.rows, self.records = media, rows, records
+
+    def __len__(self) -> int:
+        return len(self.records) if self.records is not None else len(self.rows)  # type: ignore[arg-type]
+
+
+def decode(body: bytes, media: str, n_features: int) -> Decoded:
+    """The body of a request of type `media` (from request_media) -> rows or records."""
+    if not body:
+        raise BadRequest(400, "EmptyBody", "the request body is empty")
+    if media == CSV:
+        return Decoded(media, rows=parse_csv(body, n_features))
+    doc = parse_json(body)
+    if is_records(doc):
+        return Decoded(media, records=json_records(doc))
+    return Decoded(media, rows=json_rows(doc, n_features))
+
+
+def records_to_rows(records: list, schema: dict | None, transform, n_features: int, ref: str) -> np.ndarray:  # noqa: ANN001
+    """Raw records -> model rows with the training run's own preprocess.transform."""
+    import pandas as pd
+
+    if transform is None or schema is None:
+        raise BadRequest(
+            400, "RecordsUnsupported", f"{ref} has no feature schema or preprocess code: send encoded rows"
+        )
+    df = pd.DataFrame.from_records(records)
+    try:
+        x = transform(df, schema)
+    except Exception as exc:  # the records do not fit the schema (StepError, KeyError, ValueError, ...)
+        if not (hasattr(exc, "ff_code") or isinstance(exc, (KeyError, ValueError, TypeError))):
+            raise
+        msg = getattr(exc, "message", None) or str(exc)
+        raise BadRequest(400, "InvalidRecords", f"records could not be encoded: {msg}") from None
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise RuntimeError(f"preprocess produced {x.shape} for a model of {n_features} features")
+    return x
+
+
+def predict(booster, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001 - xgboost.Booster
+    # inplace_predict skips DMatrix construction: the fast path for small batches.
+    return np.asarray(booster.inplace_predict(rows), dtype=np.float64).reshape(-1)
+
+
+# ---------------------------------------------------------------------------------------------- response
+
+
+def encode_scores(scores: np.ndarray, accept: str, extra: dict) -> bytes:
+    if accept == CSV:
+        return ("\n".join(repr(float(s)) for s in scores) + "\n").encode()
+    return json.dumps({"predictions": [{"score": float(s)} for s in scores], **extra}).encode()
+
+
+def encode_decisions(scores: np.ndarray, threshold: float, accept: str, extra: dict) -> bytes:
+    decisions = (scores >= threshold).astype(int)
+    if accept == CSV:
+        return "".join(f"{float(s)!r},{int(d)}\n" for s, d in zip(scores, decisions)).encode()  # noqa: B905 - Python 3.8
+    preds = [{"probability": float(s), "decision": int(d)} for s, d in zip(scores, decisions)]  # noqa: B905
+    return json.dumps({"predictions": preds, "decision_threshold": threshold, **extra}).encode()
+
+
+def encode(scores: np.ndarray, request: Decoded, accept: str, threshold: float, extra: dict) -> bytes:
+    """Records are answered with probabilities and decisions, encoded rows with scores."""
+    if request.records is not None:
+        return encode_decisions(scores, threshold, accept, extra)
+    return encode_scores(scores, accept, extra)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+class ServedModel:
+    """What model_fn loads: the booster, the feature schema, the preprocess transform and the threshold."""
+
+    def __init__(self, booster, schema: dict | None, transform, threshold: float, ref: str):  # noqa: ANN001
+        self.booster, self.schema, self.transform, self.threshold, self.ref = (
+            booster,
+            schema,
+            transform,
+            threshold,
+            ref,
+        )
+        self.n_features = int(booster.num_features())
+
+    def score(self, request: Decoded) -> np.ndarray:
+        return score(self, request)
+
+
+def score(model, request: Decoded) -> np.ndarray:  # noqa: ANN001 - a ServedModel or fraudflow's LoadedModel
+    """Scores of a decoded request; records are first encoded with the model's preprocess.transform."""
+    rows = request.rows
+    if request.records is not None:
+        rows = records_to_rows(request.records, model.schema, model.transform, model.n_features, model.ref)
+    return predict(model.booster, rows)
+
+
+def load_module(path: Path):  # noqa: ANN201
+    """Import a file by path under a name unique to its content (preprocess.py is not a package)."""
+    key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    spec = importlib.util.spec_from_file_location(f"_fraudflow_preprocess_{key}", str(path))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_booster(model_dir: Path):  # noqa: ANN202
+    import xgboost as xgb
+
+    path = next((model_dir / f for f in MODEL_FILES if (model_dir / f).is_file()), None)
+    if path is None:
+        raise StepError(
+            E_NO_MODEL,
+            f"the model folder holds no model ({' or '.join(MODEL_FILES)})",
+            file=str(model_dir),
+            hint="train.py writes xgboost-model into SM_MODEL_DIR; ModelDataUrl must be that job's model.tar.gz",
+        )
+    try:
+        booster = xgb.Booster(model_file=str(path))
+    except xgb.core.XGBoostError as exc:
+        raise StepError(E_NO_MODEL, f"XGBoost cannot load the model: {exc}", file=str(path)) from None
+    booster.set_param({"nthread": 1})  # one thread per prediction: OpenMP start-up dominates small requests
+    return booster
+
+
+def _load_bundle(code: Path) -> tuple:
+    """(schema, transform) from code/, or (None, None) when the model was packed without them (encoded rows
+    only, as `fraudflow serve` does for a version without a feature schema)."""
+    schema_path, preprocess_path = code / SCHEMA_FILE, code / PREPROCESS_FILE
+    if not schema_path.is_file() or not preprocess_path.is_file():
+        return None, None
+    try:
+        schema = json.loads(schema_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise StepError(
+            E_BUNDLE, f"the feature schema is not readable JSON: {exc}", file=str(schema_path)
+        ) from None
+    if not isinstance(schema, dict) or not isinstance(schema.get("features"), list):
+        raise StepError(E_BUNDLE, "the feature schema has no feature list", file=str(schema_path))
+    try:
+        transform = getattr(load_module(preprocess_path), "transform", None)
+    except Exception as exc:  # a snapshot that does not import on this image: say which file, not a traceback
+        raise StepError(
+            E_BUNDLE, f"preprocess.py does not import: {type(exc).__name__}: {exc}", file=str(preprocess_path)
+        ) from None
+    if transform is None:
+        raise StepError(E_BUNDLE, "preprocess.py has no transform(df, schema)", file=str(preprocess_path))
+    return schema, transform
+
+
+def decision_threshold(environ: dict | None = None) -> float:
+    text = (os.environ if environ is None else environ).get(THRESHOLD_ENV)
+    if text is None or text.strip() == "":
+        return 0.5  # evaluate.py's default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise StepError(
+            E_THRESHOLD,
+            f"{THRESHOLD_ENV}={text!r} is not a probability in [0, 1]",
+            hint="fraudflow render sets it from evaluate.decision_threshold",
+        )
+    return value
+
+
+def load(model_dir: str | Path, ref: str = "model") -> ServedModel:
+    model_dir = Path(model_dir)
+    booster = _load_booster(model_dir)
+    schema, transform = _load_bundle(model_dir / CODE_DIR)
+    return ServedModel(booster, schema, transform, decision_threshold(), ref)
+
+
+# ---------------------------------------------------------------------------------------------- handlers
+
+
+class Invocation:
+    """One request on its way through the handlers. input_fn sees no model (the container's contract), so it
+    only checks the content type and keeps the body; predict_fn parses it against the model's width and
+    scores it; output_fn answers. A client error found on the way is kept and answered by output_fn after
+    the Accept check, so errors come in the same order as from `fraudflow serve` (415, 406, then the body)."""
+
+    __slots__ = ("media", "body", "request", "error", "scores", "threshold")
+
+    def __init__(self, media: str | None, body: bytes = b"", error: BadRequest | None = None):
+        self.media, self.body, self.error = media, body, error
+        self.request: Decoded | None = None
+        self.scores: np.ndarray | None = None
+        self.threshold = 0.5
+
+
+def model_fn(model_dir: str) -> ServedModel:
+    try:
+        return load(model_dir)
+    except StepError as exc:
+        # the container logs this and fails the health check: a located message instead of a traceback
+        raise RuntimeError(exc.render()) from None
+
+
+def input_fn(input_data, content_type: str | None) -> Invocation:  # noqa: ANN001 - str or bytes
+    try:
+        media = request_media(content_type)
+    except BadRequest as exc:
+        return Invocation(None, error=exc)
+    # gunicorn's worker hands text/csv and application/json bodies over as str, the model server as bytes
+    body = input_data.encode("utf-8") if isinstance(input_data, str) else bytes(input_data or b"")
+    if len(body) > MAX_BODY:
+        return Invocation(
+            media, error=BadRequest(413, "PayloadTooLarge", f"body over the limit of {MAX_BODY} bytes")
+        )
+    return Invocation(media, body)
+
+
+def predict_fn(invocation: Invocation, model: ServedModel) -> Invocation:
+    invocation.threshold = model.threshold
+    if invocation.error is None and invocation.media is not None:
+        try:
+            invocation.request = decode(invocation.body, invocation.media, model.n_features)
+            invocation.scores = model.score(invocation.request)
+        except BadRequest as exc:
+            invocation.error = exc
+    return invocation
+
+
+def output_fn(invocation: Invocation, accept: str | None):  # noqa: ANN201 - (bytes, type) or a server response
+    try:
+        if invocation.error is not None and invocation.error.status == 415:
+            raise invocation.error
+        answer = choose_accept(accept, invocation.media or JSON)
+        if invocation.error is not None:
+            raise invocation.error
+        assert invocation.request is not None and invocation.scores is not None
+        return encode(invocation.scores, invocation.request, answer, invocation.threshold, {}), answer
+    except BadRequest as exc:
+        return reject(exc)
+
+
+def reject(exc: BadRequest):  # noqa: ANN201
+    """Turn a client error into a 4xx the way each of the XGBoost image's servers allows.
+
+    - Single-model endpoints run sagemaker-containers' Flask worker under gunicorn: it wraps every handler in
+      `error_wrapper` (any exception becomes ClientError) and does not catch it, so Flask answers 500. A
+      response object returned by output_fn is passed through as it is: return one with the status.
+    - Multi-model endpoints run the inference toolkit under MMS: it answers an exception with its status_code
+      if it is a BaseInferenceToolkitError, else 500: raise one.
+    - Anywhere else (tests, fraudflow): raise the BadRequest itself."""
+    try:
+        import flask
+
+        if flask.has_request_context():
+            return flask.Response(exc.body(), status=exc.status, mimetype=JSON)
+    except ImportError:
+        pass
+    try:
+        from sagemaker_inference.errors import GenericInferenceToolkitError
+    except ImportError:
+        raise exc from None
+    raise GenericInferenceToolkitError(exc.status, exc.body().decode(), exc.message) from None
