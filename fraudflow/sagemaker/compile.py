@@ -25,6 +25,8 @@ from fraudflow.sagemaker import clarify, images
 
 FORMAT_VERSION = "2020-12-01"
 LAMBDA_SCRIPT = "lambda_deployer.py"
+# Lambda's maximum: the deployer waits in-process for the endpoint to be InService (docs/sagemaker.md).
+LAMBDA_TIMEOUT_S = 900
 LAMBDA_RUNTIME = "python3.12"
 PROPERTY_FILE = "EvaluationReport"
 MODEL_STEP = "CreateModel"
@@ -520,7 +522,11 @@ class _Compiler:
         zkey = self.key("lambda", sha256(z), "lambda_deployer.zip")
         self.uploads[zkey] = Upload(zkey, sha256(z), body=z, what="deployer Lambda package")
         function = LambdaFunction(
-            fn, arn, lam.get("role_arn") or self.role, int(lam.get("timeout_s", 600)), self.uploads[zkey]
+            fn,
+            arn,
+            lam.get("role_arn") or self.role,
+            int(lam.get("timeout_s", LAMBDA_TIMEOUT_S)),
+            self.uploads[zkey],
         )
         register = self.plan.step("register")
         variant = (variants or [{"name": "AllTraffic"}])[0]
