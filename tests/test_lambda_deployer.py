@@ -84,7 +84,7 @@ def test_creates_model_config_and_endpoint_then_is_idempotent(aws: Aws) -> None:
     )
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == config
 
-    again = deployer.handler(event(arn))  # a Lambda retry after success
+    again = deployer.handler(event(arn))  # a retried execution after success
     assert again["action"] == "unchanged"
     assert len(sm.list_models()["Models"]) == 1
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
@@ -186,7 +186,7 @@ def test_latest_and_previous_split_traffic_then_a_retry_is_a_no_op(aws: Aws) -> 
     }
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == out["endpoint_config_name"]
 
-    again = deployer.handler(split)  # a Lambda retry after success
+    again = deployer.handler(split)  # a retried execution after success
     assert again == {**out, "action": "unchanged"}
     assert len(sm.list_models()["Models"]) == 2
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1

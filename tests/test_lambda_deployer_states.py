@@ -15,6 +15,8 @@ import boto3
 import botocore.session
 import pytest
 from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "111122223333"
@@ -358,3 +360,26 @@ def test_the_handler_waits_within_the_lambda_context() -> None:
 
     left = deployer._budget(Context())()
     assert left == 900 - deployer.MARGIN_S
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    walk=st.lists(st.sampled_from(["Creating", "Updating", "SystemUpdating", "RollingBack"]), max_size=30),
+    budget_polls=st.integers(min_value=0, max_value=40),
+)
+def test_any_wait_ends_in_service_or_in_a_clear_timeout(walk: list[str], budget_polls: int) -> None:
+    """Whatever transitions SageMaker goes through, the deployer returns only after DescribeEndpoint said
+    InService with the config, and gives up, saying so, exactly when the Lambda's budget is spent."""
+    sm = SageMaker().models_and_config_exist()
+    clock = Clock(budget=budget_polls * deployer.POLL_S)
+    polls = min(len(walk), budget_polls)  # DescribeEndpoint calls answered with a transition before the end
+    for status in walk[: polls + 1]:
+        sm.endpoint(status)
+    if budget_polls >= len(walk):
+        sm.endpoint("InService")
+        assert sm.run(clock)["action"] == "unchanged"
+        assert len(clock.sleeps) == len(walk)
+    else:
+        with pytest.raises(deployer.EndpointError, match="still"):
+            sm.run(clock)
+        assert sum(clock.sleeps) == clock.budget
