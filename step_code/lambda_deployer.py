@@ -13,9 +13,18 @@ new config. Every name is derived from what is served, so a retried invocation f
 created and finishes the job instead of duplicating it (idempotent). With `require_approval`, every served
 package must be Approved; otherwise nothing changes and `reason` names the ones that are not.
 
-Returns what it did, as the step's OutputParameters (strings): action (created | updated | unchanged |
-skipped), endpoint_name, endpoint_config_name, model_name (the models served, comma-separated), variants
-(e.g. "A->v2 (0.9), B->v1 (0.1)"), and `note` / `reason` when there is something to say.
+It returns only once the endpoint is InService with the new config, so the pipeline's Succeeded means the
+endpoint serves what it says. Each endpoint state is handled (see `converge`): a missing endpoint is created,
+an InService one updated; Creating, Updating, SystemUpdating, RollingBack and Deleting are waited out; a Failed
+endpoint serves nothing and only DeleteEndpoint works on it, so it is deleted and created again;
+UpdateRollbackFailed (serving a mix of configs) and OutOfService fail the step with what to do. A create or
+update this invocation started that ends Failed or rolled back fails the step with SageMaker's FailureReason.
+The wait is bounded by the Lambda's remaining time (the function timeout is 900 s, Lambda's maximum): past it
+the step fails saying the endpoint is still in transition, and a retry of the execution resumes the wait.
+
+Returns what it did, as the step's OutputParameters (strings): action (created | updated | recreated |
+unchanged | skipped), endpoint_name, endpoint_config_name, model_name (the models served, comma-separated),
+variants (e.g. "A->v2 (0.9), B->v1 (0.1)"), and `note` / `reason` when there is something to say.
 
 Self-contained like all step_code: only the standard library and boto3 (which the Lambda runtime provides).
 boto3 honours AWS_ENDPOINT_URL, which the tests point at moto.
@@ -26,14 +35,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
-IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack")
+# Endpoint states that end by themselves: wait. (Deleting ends with the endpoint gone: then it is created.)
+TRANSITIONAL = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 MAX_NAME = 63
+POLL_S = 15.0  # between DescribeEndpoint calls (SageMaker's own endpoint_in_service waiter polls every 30 s)
+MARGIN_S = 20.0  # stop waiting this long before the Lambda's timeout, to return a clear message instead
+CONSISTENCY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0)  # retries of a call that cannot see what was just created
 
 
 class DeployError(ValueError):
     """A variant asks for something that cannot be served (a version that does not exist, a bad value)."""
+
+
+class EndpointError(RuntimeError):
+    """The endpoint did not reach InService with the new config; the message says why and what to do."""
 
 
 class Served(NamedTuple):
@@ -49,11 +68,35 @@ def _client() -> Any:
     return boto3.client("sagemaker")
 
 
+def _error(exc: Exception) -> tuple[str, str]:
+    err = getattr(exc, "response", {}).get("Error", {})
+    return str(err.get("Code", "")), str(err.get("Message", ""))
+
+
 def _missing(exc: Exception) -> bool:
     """SageMaker reports a missing model/config/endpoint as a ValidationException 'Could not find ...'."""
-    err = getattr(exc, "response", {}).get("Error", {})
-    text = f"{err.get('Code', '')} {err.get('Message', '')}".lower()
+    code, message = _error(exc)
+    text = f"{code} {message}".lower()
     return "could not find" in text or "does not exist" in text or "not found" in text
+
+
+def _not_visible_yet(exc: Exception) -> bool:
+    """CreateEndpoint/UpdateEndpoint right after CreateEndpointConfig (or a config right after CreateModel) can
+    fail with `ValidationException: Could not find endpoint configuration "arn:…"` (or `Could not find model`):
+    SageMaker's reads are eventually consistent. Retrying after a pause is the remedy."""
+    code, message = _error(exc)
+    return code == "ValidationException" and message.startswith("Could not find")
+
+
+def _consistent(call: Callable[..., Any], sleep: Callable[[float], None], **kwargs: Any) -> Any:
+    for delay in (*CONSISTENCY_DELAYS, None):
+        try:
+            return call(**kwargs)
+        except Exception as exc:
+            if delay is None or not _not_visible_yet(exc):
+                raise
+            sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _version(package_arn: str) -> str:
@@ -171,7 +214,14 @@ def resolve(event: dict[str, Any], sm: Any) -> tuple[list[Served], list[str], di
     return out, notes, described
 
 
-def deploy(event: dict[str, Any], sm: Any) -> dict[str, str]:
+def deploy(
+    event: dict[str, Any],
+    sm: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    remaining: Callable[[], float] | None = None,
+) -> dict[str, str]:
+    remaining = remaining or _budget(None)
     endpoint = event["endpoint_name"]
     served, notes, described = resolve(event, sm)
     models = {s.arn: resource_name(endpoint, s.arn) for s in served}
@@ -214,19 +264,122 @@ def deploy(event: dict[str, Any], sm: Any) -> dict[str, str]:
                 ModelName=name, ExecutionRoleArn=event["role_arn"], PrimaryContainer={"ModelPackageName": arn}
             )
     if _exists(sm.describe_endpoint_config, EndpointConfigName=config) is None:
-        sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=production)
-    current = _exists(sm.describe_endpoint, EndpointName=endpoint)
-    if current is None:
-        sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=config)
-        return {**result, "action": "created"}
-    if current.get("EndpointConfigName") == config:
-        return {**result, "action": "unchanged"}  # a retry after the update went through
-    if current.get("EndpointStatus") in IN_PROGRESS:
-        # SageMaker refuses an update mid-transition; failing lets the pipeline's retry policy try again.
-        raise RuntimeError(f"endpoint {endpoint} is {current['EndpointStatus']}; retry when it is InService")
-    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=config)
-    return {**result, "action": "updated"}
+        _consistent(
+            sm.create_endpoint_config, sleep, EndpointConfigName=config, ProductionVariants=production
+        )
+    action, events = converge(sm, endpoint, config, sleep, remaining)
+    if events:
+        result["note"] = "; ".join([*notes, *events])
+    return {**result, "action": action}
+
+
+class _Attempt:
+    """What this invocation did to the endpoint, so its own failure is reported instead of retried forever."""
+
+    def __init__(self) -> None:
+        self.created = self.updated = self.deleted = False
+        self.moved = False  # the endpoint left InService after our update (so InService again means: done)
+
+    @property
+    def action(self) -> str:
+        if self.deleted:
+            return "recreated"
+        return "created" if self.created else "updated" if self.updated else "unchanged"
+
+
+def converge(
+    sm: Any, endpoint: str, config: str, sleep: Callable[[float], None], remaining: Callable[[], float]
+) -> tuple[str, list[str]]:
+    """Drive the endpoint to InService serving `config`; returns (action, notes). Raises EndpointError."""
+    did, events = _Attempt(), []
+    while True:
+        current = _exists(sm.describe_endpoint, EndpointName=endpoint)
+        status = None if current is None else current.get("EndpointStatus")
+        reason = "" if current is None else current.get("FailureReason") or "no FailureReason given"
+        if current is None:
+            # (a just-created endpoint may not be visible yet: then wait)
+            did.created = did.created or _create(sm, endpoint, config, sleep)
+        elif status == "InService":
+            if current.get("EndpointConfigName") == config:
+                return did.action, events
+            if did.updated and not did.moved:
+                pass  # DescribeEndpoint has not caught up with UpdateEndpoint yet: look again
+            elif did.updated:
+                raise EndpointError(
+                    f"endpoint {endpoint}: the update to {config} was rolled back, it still serves "
+                    f"{current.get('EndpointConfigName')} ({reason}). Fix the cause (CloudWatch log group "
+                    f"/aws/sagemaker/Endpoints/{endpoint}), then retry the pipeline execution"
+                )
+            elif _update(sm, endpoint, config, sleep):
+                did.updated = True
+        elif status == "Failed":
+            if did.created or did.updated:
+                raise EndpointError(
+                    f"endpoint {endpoint} failed with {config}: {reason}. Fix the cause (CloudWatch log group "
+                    f"/aws/sagemaker/Endpoints/{endpoint}), then retry the pipeline execution: the deployer "
+                    "deletes the Failed endpoint and creates it again"
+                )
+            if not did.deleted:  # only DeleteEndpoint works on a Failed endpoint; it serves no traffic
+                sm.delete_endpoint(EndpointName=endpoint)
+                did.deleted = True
+                events.append(f"deleted the Failed endpoint ({reason}) to create it again")
+        elif status == "UpdateRollbackFailed":
+            raise EndpointError(
+                f"endpoint {endpoint} is UpdateRollbackFailed ({reason}): it may serve a mix of endpoint configs, "
+                "so the deployer does not touch it. Inspect it (aws sagemaker describe-endpoint --endpoint-name "
+                f"{endpoint}), then either point it at a config by hand (aws sagemaker update-endpoint "
+                f"--endpoint-name {endpoint} --endpoint-config-name {config}) or delete it (aws sagemaker "
+                f"delete-endpoint --endpoint-name {endpoint}), and retry the pipeline execution"
+            )
+        elif status in TRANSITIONAL:
+            did.moved = did.moved or did.updated
+            if not (did.created or did.updated or did.deleted or events):
+                events.append(f"waited for the endpoint, found {status}")
+        else:
+            raise EndpointError(
+                f"endpoint {endpoint} is {status} ({reason}): the deployer only acts on InService, Failed or "
+                "missing endpoints. Check it in the SageMaker console, then retry the pipeline execution"
+            )
+        left = remaining()
+        if left <= 0:
+            raise EndpointError(
+                f"endpoint {endpoint} is still {status or 'not visible'} and the Lambda's time is up; SageMaker "
+                f"carries on with it. Retry the pipeline execution (aws sagemaker retry-pipeline-execution): the "
+                "deployer is idempotent and waits again until it is InService with " + config
+            )
+        sleep(min(POLL_S, left))
+
+
+def _create(sm: Any, endpoint: str, config: str, sleep: Callable[[float], None]) -> bool:
+    """CreateEndpoint; False when another caller created it first (the loop then looks again)."""
+    try:
+        _consistent(sm.create_endpoint, sleep, EndpointName=endpoint, EndpointConfigName=config)
+    except Exception as exc:
+        if "already existing" in _error(exc)[1]:
+            return False
+        raise
+    return True
+
+
+def _update(sm: Any, endpoint: str, config: str, sleep: Callable[[float], None]) -> bool:
+    """UpdateEndpoint; False when SageMaker refuses it mid-transition (the loop then waits)."""
+    try:
+        _consistent(sm.update_endpoint, sleep, EndpointName=endpoint, EndpointConfigName=config)
+    except Exception as exc:
+        code, message = _error(exc)
+        if code == "ValidationException" and "in-progress" in message.lower():
+            return False
+        raise
+    return True
+
+
+def _budget(context: Any, default_s: float = 840.0) -> Callable[[], float]:
+    """Seconds left to wait: the Lambda's remaining time minus a margin (without a context, `default_s`)."""
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: context.get_remaining_time_in_millis() / 1000.0 - MARGIN_S
+    end = time.monotonic() + default_s
+    return lambda: end - time.monotonic()
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
-    return deploy(event, _client())
+    return deploy(event, _client(), remaining=_budget(context))

@@ -84,7 +84,7 @@ def test_creates_model_config_and_endpoint_then_is_idempotent(aws: Aws) -> None:
     )
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == config
 
-    again = deployer.handler(event(arn))  # a Lambda retry after success
+    again = deployer.handler(event(arn))  # a retried execution after success
     assert again["action"] == "unchanged"
     assert len(sm.list_models()["Models"]) == 1
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
@@ -112,7 +112,8 @@ def test_require_approval_skips_unapproved_versions(aws: Aws) -> None:
 
 
 class _NoUpdateEndpoint:
-    """moto's client, except UpdateEndpoint (unimplemented in moto): recorded instead."""
+    """moto's client, except UpdateEndpoint (unimplemented in moto): recorded, and DescribeEndpoint then shows
+    the endpoint InService with the new config, as SageMaker does once the update is done."""
 
     def __init__(self, client: Any):
         self._client = client
@@ -123,7 +124,15 @@ class _NoUpdateEndpoint:
 
     def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
         self.updates.append(kwargs)
-        return {}
+        return {
+            "EndpointArn": self._client.describe_endpoint(EndpointName=kwargs["EndpointName"])["EndpointArn"]
+        }
+
+    def describe_endpoint(self, **kwargs: Any) -> dict[str, Any]:
+        answer = self._client.describe_endpoint(**kwargs)
+        if self.updates:
+            answer["EndpointConfigName"] = self.updates[-1]["EndpointConfigName"]
+        return answer
 
 
 def test_existing_endpoint_is_updated_to_the_new_version(aws: Aws) -> None:
@@ -177,7 +186,7 @@ def test_latest_and_previous_split_traffic_then_a_retry_is_a_no_op(aws: Aws) -> 
     }
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == out["endpoint_config_name"]
 
-    again = deployer.handler(split)  # a Lambda retry after success
+    again = deployer.handler(split)  # a retried execution after success
     assert again == {**out, "action": "unchanged"}
     assert len(sm.list_models()["Models"]) == 2
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1

@@ -1,14 +1,12 @@
-"""The step scripts on the library versions of the SageMaker images pipelines.yaml names, in cached venvs.
+"""The step scripts on the library versions of the SageMaker images pipelines.yaml may name, in cached venvs.
 
-What the images hold (their Dockerfiles and requirements in aws/sagemaker-scikit-learn-container and
-aws/sagemaker-xgboost-container):
-- scikit-learn 1.2-1 (runs preprocess): Python 3.9, scikit-learn 1.2.1, numpy 1.24.1, pandas 1.1.3, scipy 1.8.0;
-- XGBoost 1.7-1 (runs train and evaluate): Python 3.8, xgboost 1.7.4, numpy 1.19.2, pandas 1.2.4,
-  scikit-learn 0.24.1, scipy 1.6.2.
-This machine has Python 3.11 only, so each pin below is the image's version where a cp311 wheel exists, else the
-oldest release that has one (pandas 1.5.0, numpy 1.23.2, scikit-learn 1.1.3, scipy 1.9.2). That still covers what
-breaks in practice: pandas 1.x (no "None" as missing, get_dummies/dtype differences), numpy 1.x, xgboost 1.7's
-model format.
+What the images hold is `fraudflow.sagemaker.images.SUPPORTED`: each image's Python and library pins from its
+container repository (requirements.txt and the base Dockerfile on the version's branch of
+aws/sagemaker-scikit-learn-container and aws/sagemaker-xgboost-container). The schema accepts exactly those
+versions (test_the_schema_accepts_exactly_the_tested_images). This machine has Python 3.11 only, so a pin with no
+cp311 wheel is replaced by the oldest release that has one (`NO_CP311_WHEEL`, below); every other pin is the
+image's own. That still covers what breaks in practice: pandas 1.x and 2.x, numpy 1.x and 2.x, xgboost 1.7's
+model format. The images' Python (3.9, 3.10) is covered by tests/test_image_versions.py (the scripts parse with that grammar).
 """
 
 from __future__ import annotations
@@ -25,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudflow.sagemaker.images import SUPPORTED
 from tests._steps_util import (
     AWS_DATA,
     STEP_CODE,
@@ -35,8 +34,25 @@ from tests._steps_util import (
     write_config,
 )
 
-SKLEARN_IMAGE = ("numpy==1.24.1", "pandas==1.5.0", "scikit-learn==1.2.1", "scipy==1.9.2")
-XGBOOST_IMAGE = ("numpy==1.23.2", "pandas==1.5.0", "scikit-learn==1.1.3", "scipy==1.9.2", "xgboost==1.7.4")
+# (package, image pin) → the oldest release with a cp311 wheel; scipy ">=1.9.0" → the release pip chose in the
+# 1.4-2 image's build window that supports numpy 2.1.
+NO_CP311_WHEEL = {
+    ("pandas", "1.1.3"): "1.5.0",
+    ("pandas", "1.2.4"): "1.5.0",
+    ("scikit-learn", "0.24.1"): "1.1.3",
+    ("scipy", "1.8.0"): "1.9.2",
+    ("scipy", ">=1.9.0"): "1.14.1",
+}
+
+
+def image_pins(framework: str, version: str) -> tuple[str, ...]:
+    libs = {k: v for k, v in SUPPORTED[framework][version].items() if k != "python"}
+    return tuple(f"{lib}=={NO_CP311_WHEEL.get((lib, pin), pin)}" for lib, pin in sorted(libs.items()))
+
+
+SKLEARN_IMAGES = {version: image_pins("sklearn", version) for version in SUPPORTED["sklearn"]}
+SKLEARN_IMAGE = SKLEARN_IMAGES["1.2-1"]  # pipelines.yaml's
+XGBOOST_IMAGE = image_pins("xgboost", "1.7-1")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fraudflow-container-venv"
 
 pytestmark = [
@@ -147,7 +163,7 @@ def modern(tmp_path_factory) -> dict[str, Path]:
 def test_steps_run_on_the_container_library_versions(modern, tmp_path):
     sk_python, xgb_python = container_python(SKLEARN_IMAGE), container_python(XGBOOST_IMAGE)
     assert versions(sk_python, "pandas", "sklearn") == {"pandas": "1.5.0", "sklearn": "1.2.1"}
-    assert versions(xgb_python, "xgboost", "numpy") == {"xgboost": "1.7.4", "numpy": "1.23.2"}
+    assert versions(xgb_python, "xgboost", "numpy") == {"xgboost": "1.7.4", "numpy": "1.24.1"}
     config, data = modern["config"], tmp_path / "data"
 
     run_step(
@@ -206,6 +222,27 @@ def test_steps_run_on_the_container_library_versions(modern, tmp_path):
         and auc["confidence_interval"]["lower"] <= auc["value"] <= auc["confidence_interval"]["upper"]
     )
     assert (result["rows"], result["positives"]) == (500, 16)
+
+
+@pytest.mark.parametrize("version", sorted(SKLEARN_IMAGES))
+def test_preprocess_runs_on_every_accepted_sklearn_image(version: str, modern, tmp_path):
+    """Each scikit-learn image the schema accepts writes the same model rows as this machine's libraries."""
+    python = container_python(SKLEARN_IMAGES[version])
+    wanted = dict(pin.split("==") for pin in SKLEARN_IMAGES[version])
+    assert versions(python, "pandas", "sklearn") == {
+        "pandas": wanted["pandas"],
+        "sklearn": wanted["scikit-learn"],
+    }
+    data = tmp_path / "data"
+    run_step(python, "preprocess.py", "--config", str(modern["config"]), "--input-dir",
+             str(aws_inputs(tmp_path / "in")), "--output-dir", str(data))  # fmt: skip
+    for rel in (
+        "train/train.csv",
+        "validation/validation.csv",
+        "test/test.csv",
+        "schema/feature_schema.json",
+    ):
+        assert (data / rel).read_bytes() == (modern["data"] / rel).read_bytes(), (version, rel)
 
 
 def test_container_xgboost_serves_a_locally_trained_model_identically(modern, tmp_path):

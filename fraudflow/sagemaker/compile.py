@@ -21,10 +21,12 @@ from typing import Any
 
 from fraudflow.errors import UserError
 from fraudflow.plan import EVALUATION_FILE, STEP_CODE, Plan, Step
-from fraudflow.sagemaker import clarify, images
+from fraudflow.sagemaker import clarify, images, partition
 
 FORMAT_VERSION = "2020-12-01"
 LAMBDA_SCRIPT = "lambda_deployer.py"
+# Lambda's maximum: the deployer waits in-process for the endpoint to be InService (docs/sagemaker.md).
+LAMBDA_TIMEOUT_S = 900
 LAMBDA_RUNTIME = "python3.12"
 PROPERTY_FILE = "EvaluationReport"
 MODEL_STEP = "CreateModel"
@@ -142,6 +144,7 @@ class _Compiler:
         self.prefix = self.prefix.strip("/")
         self.region = self.sm["region"]
         self.role = self.sm["role_arn"]
+        self._check_partition(plan.name)
         self.name = self.sm.get("pipeline_name") or plan.name
         self.uploads: dict[str, Upload] = {}
         self.params = {p.path: p for p in plan.parameters}
@@ -150,6 +153,21 @@ class _Compiler:
             if (self.sm.get("cache") or {}).get("enabled")
             else {}
         )
+
+    def _check_partition(self, pipeline: str) -> None:
+        """A role is an ARN in one partition; SageMaker in a region of another cannot assume it (FF730)."""
+        expected = partition.of(self.region).id
+        roles = {"role_arn": self.role, "lambda.role_arn": (self.sm.get("lambda") or {}).get("role_arn")}
+        for where, role in roles.items():
+            if role and partition.role_partition(role) != expected:
+                raise UserError.single(
+                    "FF730",
+                    f"sagemaker.{where} is in partition {partition.role_partition(role)!r}, but region "
+                    f"{self.region!r} is in {expected!r}",
+                    file=self.file,
+                    path=f"pipelines.{pipeline}.sagemaker.{where}",
+                    hint=f"use the role's ARN in that partition: arn:{expected}:iam::<account>:role/<name>",
+                )
 
     # -- references ---------------------------------------------------------------------------------------
     def ref(self, path: str, fixed: Any) -> Any:
@@ -544,13 +562,17 @@ class _Compiler:
         lam = self.sm.get("lambda") or {}
         fn = lam.get("function_name") or f"{self.name}-deployer"[:64]
         account = self.role.split(":")[4]
-        arn = f"arn:aws:lambda:{self.region}:{account}:function:{fn}"
+        arn = partition.arn("lambda", self.region, account, f"function:{fn}")
         code = (STEP_CODE / LAMBDA_SCRIPT).read_bytes()
         z = lambda_zip(LAMBDA_SCRIPT, code)
         zkey = self.key("lambda", sha256(z), "lambda_deployer.zip")
         self.uploads[zkey] = Upload(zkey, sha256(z), body=z, what="deployer Lambda package")
         function = LambdaFunction(
-            fn, arn, lam.get("role_arn") or self.role, int(lam.get("timeout_s", 600)), self.uploads[zkey]
+            fn,
+            arn,
+            lam.get("role_arn") or self.role,
+            int(lam.get("timeout_s", LAMBDA_TIMEOUT_S)),
+            self.uploads[zkey],
         )
         register = self.plan.step("register")
         variant = (variants or [{"name": "AllTraffic"}])[0]

@@ -41,7 +41,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     """Every semantic problem. Runs even after schema errors (to report everything at once): a check that meets a
     value of the wrong type skips, since the schema check already reported it."""
     out: list[Diagnostic] = []
-    for part in (_check_split, _check_data, _check_deploy, _check_parameters):
+    for part in (_check_split, _check_data, _check_deploy, _check_parameters, _check_instance_count):
         try:
             out += part(cfg, pos, base_dir)
         except (KeyError, TypeError, AttributeError, ValueError):
@@ -143,6 +143,43 @@ def _check_parameters(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnos
                 f"parameter {pname} points at {target!r}, which this pipeline does not set",
                 ("parameters", pname),
                 hint="declare that value, or remove the parameter",
+            )
+    return out
+
+
+# Jobs that would only repeat the same work on every instance: nothing shards their input (S3DataDistributionType
+# is FullyReplicated) and train.py trains on one host. Clarify and the endpoint really scale out, so not these.
+SINGLE_INSTANCE_JOBS = ("processing", "training")
+
+
+def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    err, _ = _reporters(pos, out)
+    sm = _mapping(cfg.get("sagemaker"))
+    for job in SINGLE_INSTANCE_JOBS:
+        count = _mapping(sm.get(job)).get("instance_count")
+        if isinstance(count, int) and not isinstance(count, bool) and count > 1:
+            err(
+                "FF515",
+                f"sagemaker.{job}.instance_count is {count}: every instance would do the same work on all the "
+                f"data (nothing shards the data or distributes training), for {count}x the cost",
+                ("sagemaker", job, "instance_count"),
+                hint="use instance_count: 1 (a larger instance_type scales up instead)",
+            )
+    for pname, target in _mapping(cfg.get("parameters")).items():
+        job = str(target).split(".")
+        if (
+            len(job) == 3
+            and job[0] == "sagemaker"
+            and job[1] in SINGLE_INSTANCE_JOBS
+            and job[2] == "instance_count"
+        ):
+            err(
+                "FF516",
+                f"parameter {pname} would let an execution set {target} above 1, where every instance repeats "
+                "the same work (nothing shards the data or distributes training)",
+                ("parameters", pname),
+                hint=f"remove the parameter, or parameterise sagemaker.{job[1]}.instance_type to scale up instead",
             )
     return out
 
