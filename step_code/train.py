@@ -27,6 +27,10 @@ E_XGBOOST = "FF623"  # XGBoost rejected the parameters
 # Parameters this script consumes itself rather than handing to XGBoost.
 OWN = ("num_round", "early_stopping_rounds", "cv_folds")
 MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre")  # the metrics XGBoost maximises
+MODEL_FILE = "xgboost-model"  # the one file in the model folder (SM_MODEL_DIR)
+TRAINING_REPORT = (
+    "training.json"  # rounds, best iteration, history: in the output data folder (SM_OUTPUT_DATA_DIR)
+)
 
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
@@ -347,20 +351,31 @@ def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run(params: dict, train_dir: str | None, validation_dir: str | None, model_dir: str | Path) -> dict:
+def run(
+    params: dict,
+    train_dir: str | None,
+    validation_dir: str | None,
+    model_dir: str | Path,
+    output_data_dir: str | Path,
+) -> dict:
     x_train, y_train = read_channel(train_dir, "train")
     x_val = y_val = None
     if validation_dir and Path(validation_dir).exists():
         x_val, y_val = read_channel(validation_dir, "validation")
     booster, summary = train(params, x_train, y_train, x_val, y_val)
 
-    def write(out: Path) -> None:
-        booster.save_model(str(out / "model.json"))
-        # `xgboost-model` is the file SageMaker's XGBoost container loads; JSON content reads in 1.7 and later
-        (out / "xgboost-model").write_bytes(portable_model((out / "model.json").read_bytes()))
-        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    def write_model(out: Path) -> None:
+        # The model folder becomes model.tar.gz, and SageMaker's XGBoost serving container loads EVERY non-dot
+        # file in it as a booster (SAGEMAKER_INFERENCE_ENSEMBLE defaults to true): it holds the model only.
+        # `xgboost-model` is XGBoost JSON, which 1.7 and later read.
+        raw = bytes(booster.save_raw("json"))
+        (out / MODEL_FILE).write_bytes(portable_model(raw))
 
-    publish(Path(model_dir), write)
+    def write_report(out: Path) -> None:  # SM_OUTPUT_DATA_DIR: SageMaker uploads it as output.tar.gz
+        (out / TRAINING_REPORT).write_text(json.dumps(summary, indent=2) + "\n")
+
+    publish(Path(model_dir), write_model)
+    publish(Path(output_data_dir), write_report)
     return summary
 
 
@@ -376,9 +391,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
     parser.add_argument("--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
+    parser.add_argument(
+        "--output-data-dir",
+        "--output_data_dir",
+        default=os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
+    )
     try:
         args, rest = parser.parse_known_args(argv)
-        summary = run(parse_hyperparameters(rest), args.train, args.validation, args.model_dir)
+        summary = run(
+            parse_hyperparameters(rest), args.train, args.validation, args.model_dir, args.output_data_dir
+        )
     except StepError as exc:
         if argv is not None:
             raise
