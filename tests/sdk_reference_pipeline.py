@@ -246,7 +246,7 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
     # If the gate passes: model, Clarify checks, registration, deployment.
     model = Model(image_uri=xgb_image, model_data=model_data, role=role, sagemaker_session=session)
     step_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=clarify["instance_type"]))
-    dataset = Join(on="/", values=[out(step_pre, "baseline"), "train_with_header.csv"])
+    dataset = Join(on="/", values=[out(step_pre, "baseline"), "test_with_header.csv"])
     label = cfg["data"]["label"]
     group = cfg["register"]["model_package_group"]
     check_job = CheckJobConfig(
