@@ -366,9 +366,10 @@ def get_loaded_booster(model_dir: Path, ensemble: bool) -> tuple[Any, Any]:
                     booster.load_model(str(path))
                 fmt = XGB_FORMAT
             except Exception as exc_xgb:
+                first = str(exc_xgb).strip().splitlines()[0] if str(exc_xgb).strip() else ""
                 raise HarnessError(
                     f"Model {path.name} cannot be loaded:\nPickle load error={exc_pkl}\n"
-                    f"XGB load model error={exc_xgb}"
+                    f"XGB load model error={first}"
                 ) from None
         booster.set_param("nthread", 1)
         models.append(booster)
@@ -661,6 +662,8 @@ class PipelineEmulator:
                 handler(step, record)
             except HarnessError as exc:
                 record.status = "Failed"
+                if record.type == "Condition":  # a step of its branch failed: that step is the news
+                    raise
                 raise HarnessError(f"step {step['Name']} ({step['Type']}) failed: {exc}") from None
             if record.status == "Executing":
                 record.status = "Succeeded"

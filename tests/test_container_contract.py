@@ -149,6 +149,13 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
     local_shap = pd.read_csv(run / "explain/output/analysis/shap_values.csv")
     assert list(local_shap.columns) == [*explain["features"], "bias"]
     assert np.max(np.abs(explain["shap"] - local_shap.to_numpy())) <= TOL
+    finite = [n for n, v in cloud_bias.items() if v is not None and np.isfinite(v)]
+    print(  # the numbers docs/sagemaker.md reports (pytest -s shows them)
+        f"AUC local {local['roc_auc']['value']!r} emulated {cloud['roc_auc']['value']!r}; "
+        f"max |diff| scores {np.max(np.abs(bias['scores'] - local_pred[score_col].to_numpy())):.3g}, "
+        f"bias {max(abs(cloud_bias[n] - local_bias[n]) for n in finite):.3g}, "
+        f"SHAP {np.max(np.abs(explain['shap'] - local_shap.to_numpy())):.3g}"
+    )
     margin = np.log(explain["scores"] / (1 - explain["scores"]))
     assert np.max(np.abs(explain["shap"].sum(axis=1) - margin)) <= 1e-4  # they explain what is served
 
