@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import tarfile
@@ -72,6 +73,7 @@ def local_run(yaml_file: Path) -> Path:
     """`fraudflow run` on the same YAML (its workspace is the YAML's folder)."""
     proc = cli("run", str(yaml_file), cwd=yaml_file.parent, env=dict(os.environ))
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"\] train .* \d+ trees", proc.stdout), proc.stdout  # read from train/output/data
     return yaml_file.parent / ".fraudflow" / "runs" / "latest"
 
 
