@@ -310,7 +310,7 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
                 data_config=data_config(plan.step("explain").title),
                 model_config=model_config,
                 explainability_config=SHAPConfig(
-                    num_samples=x["num_samples"], agg_method=x["agg_method"], num_clusters=1
+                    num_samples=x["num_samples"], agg_method=x["agg_method"], num_clusters=1, use_logit=True
                 ),
             ),
             check_job_config=check_job,

@@ -162,8 +162,9 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
     assert np.max(np.abs(explain["shap"].sum(axis=1) - margin)) <= 1e-4  # they explain what is served
 
     # The endpoint the Lambda made loads its model package and answers like the shadow endpoint
-    deploy = ex.step("Deploy").detail["result"]
-    served = emu.served_endpoint(deploy["endpoint_name"], tmp_path / "endpoint")
+    endpoint = ex.step("Deploy").detail["event"]["endpoint_name"]
+    served = emu.served_endpoint(endpoint, tmp_path / "endpoint")
+    assert served
     rows = pd.read_csv(io.BytesIO(h.get_object(s3, bias["dataset"]))).drop(columns=["fraud"])
     for model in served.values():
         assert np.max(np.abs(h.predict_probabilities(model, rows) - bias["scores"])) <= TOL
@@ -372,6 +373,8 @@ def test_rendered_clarify_configs_match_the_sdk_schema(yaml_file: Path) -> None:
     rendered = compile_plan(build_plan(load_one(yaml_file, env=None, overrides=[], pipeline=None)))
     jobs = [json.loads(u.read()) for u in rendered.uploads if u.what.endswith("Clarify config")]
     assert len(jobs) == 2
+    shap = next(j for j in jobs if "shap" in j["methods"])["methods"]["shap"]
+    assert shap["use_logit"] is True  # Clarify explains the margin, in log-odds like the local TreeSHAP
     for job in jobs:
         h.validate_analysis_config(job)
     broken = {**jobs[0], "dataset_type": "text/tab-separated-values"}
