@@ -233,12 +233,15 @@ def test_default_serving_loads_every_file_of_the_model_folder(tmp_path: Path, ex
     s3 = FakeS3({"s3://b/m.tar.gz": _model_tar({"xgboost-model": _booster_bytes(), **extra})})
     with pytest.raises(h.HarnessError, match="cannot be loaded"):
         h.ServedModel.load(s3, {"ModelDataUrl": "s3://b/m.tar.gz"}, tmp_path / "a")
-    # ensemble off: only the first file listed is loaded (the listing order decides, as in the container)
+
+
+def test_with_ensemble_off_the_container_loads_one_file(tmp_path: Path) -> None:
+    import xgboost as xgb
+
+    s3 = FakeS3({"s3://b/m.tar.gz": _model_tar({"a": _booster_bytes(0), "b": _booster_bytes(1)})})
     env = {"SAGEMAKER_INFERENCE_ENSEMBLE": "false"}
-    try:
-        h.ServedModel.load(s3, {"ModelDataUrl": "s3://b/m.tar.gz", "Environment": env}, tmp_path / "b")
-    except h.HarnessError as exc:
-        assert "cannot be loaded" in str(exc)
+    served = h.ServedModel.load(s3, {"ModelDataUrl": "s3://b/m.tar.gz", "Environment": env}, tmp_path)
+    assert isinstance(served.model, xgb.Booster)
 
 
 def test_default_serving_averages_an_ensemble_and_skips_dotfiles(tmp_path: Path) -> None:
@@ -397,12 +400,12 @@ def test_clarify_checks_read_the_split_the_local_steps_read(yaml_file: Path) -> 
         assert dataset["S3Input"]["S3Uri"]["Std:Join"]["Values"][-1] == "test_with_header.csv", check["Name"]
 
 
-def test_bucket_objects_are_only_what_apply_and_the_run_wrote(yaml_file: Path, aws: Aws) -> None:
-    """Sanity for the harness's S3 helpers: a prefix input is downloaded below its prefix."""
+def test_s3_prefix_inputs_download_below_their_prefix(tmp_path: Path, aws: Aws) -> None:
+    """An S3Prefix input lands at its key's path below the prefix (an exact key: at its file name)."""
     s3 = aws.client("s3")
     s3.put_object(Bucket=BUCKET, Key="p/out/train/train.csv", Body=b"1,2\n")
     s3.put_object(Bucket=BUCKET, Key="p/conf/config.json", Body=b"{}")
-    dest = Path(yaml_file.parent / "dl")
+    dest = tmp_path / "dl"
     got = h.download_prefix(s3, f"s3://{BUCKET}/p/out/train", dest)
     assert got == [dest / "train.csv"]
     assert h.download_prefix(s3, f"s3://{BUCKET}/p/conf/config.json", dest / "c") == [dest / "c/config.json"]
