@@ -89,6 +89,30 @@ def test_model_files_and_early_stopping(run):
     assert summary["features"] == 48 and summary["train_rows"] == 4000 and summary["validation_rows"] == 500
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"num_round": 5}, {"num_round": 12, "cv_folds": 3}],
+    ids=["early-stopping", "fixed-rounds", "cv"],
+)
+def test_model_folder_loads_in_the_xgboost_serving_container(run, tmp_path, monkeypatch, extra):
+    """Whatever the training mode, SageMaker's serving container (ensemble loading: every non-dot file is a
+    booster) loads the model folder as one booster, and it is the model train.py trained."""
+    from tests.sagemaker_harness import get_loaded_booster
+
+    model, out = tmp_path / "model", tmp_path / "data"
+    model.mkdir()  # SageMaker creates both folders before the script starts
+    out.mkdir()
+    monkeypatch.setenv("SM_MODEL_DIR", str(model))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(out))
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(run["data"] / "train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(run["data"] / "validation"))
+    assert tr.main(hyperparameter_args(extra, early_stopping=not extra)) == 0
+    booster, fmt = get_loaded_booster(model, ensemble=True)
+    assert fmt == "xgb_format" and isinstance(booster, xgb.Booster)
+    rounds = json.loads((out / "training.json").read_text())["rounds_trained"]
+    assert booster.num_boosted_rounds() == rounds
+
+
 def test_xgboost_model_file_serves_the_same_predictions(run):
     x = pd.read_csv(run["data"] / "test/test.csv", header=None).iloc[:, 1:].to_numpy(float)
     from_json = xgb.Booster()
