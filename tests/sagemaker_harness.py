@@ -538,13 +538,21 @@ def validate_analysis_config(config: dict[str, Any]) -> None:
         raise HarnessError(f"the Clarify analysis config does not match the SDK's schema: {exc}") from None
 
 
-def predict_probabilities(served: ServedModel, features: pd.DataFrame, batch: int = 1000) -> np.ndarray:
-    """What Clarify's shadow endpoint answers for the dataset's rows (CSV in, CSV out)."""
+def predict_probabilities(
+    served: ServedModel,
+    features: pd.DataFrame,
+    batch: int = 1000,
+    content_type: str = "text/csv",
+    accept: str = "text/csv",
+) -> np.ndarray:
+    """What Clarify's shadow endpoint answers for the dataset's rows (CSV in, CSV out: the only pair emulated)."""
+    if (content_type, accept) != ("text/csv", "text/csv"):
+        raise HarnessError(f"predictor {content_type} -> {accept}: the harness emulates text/csv -> text/csv")
     out: list[float] = []
     for start in range(0, len(features), batch):
         chunk = features.iloc[start : start + batch]
         body = chunk.to_csv(header=False, index=False, lineterminator="\n").encode()
-        answer = served.invoke(body, "text/csv", "text/csv").decode()
+        answer = served.invoke(body, content_type, accept).decode()
         out += [float(line.split(",")[0]) for line in answer.strip().splitlines()]
     if len(out) != len(features):
         raise HarnessError(f"the endpoint answered {len(out)} predictions for {len(features)} rows")
@@ -822,7 +830,10 @@ class PipelineEmulator:
         features = data.drop(columns=[label])
         job = self._job(step)
         served = ServedModel.load(self.s3, self.models[model_name], job / "shadow-endpoint")
-        scores = predict_probabilities(served, features)
+        predictor = config["predictor"]
+        scores = predict_probabilities(
+            served, features, content_type=predictor["content_type"], accept=predictor["accept_type"]
+        )
         result: dict[str, Any] = {
             "dataset": dataset_uri,
             "config": config,
@@ -877,8 +888,9 @@ class PipelineEmulator:
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        context = LambdaContext(fn["FunctionName"], int(fn.get("Timeout", 3)))
         try:
-            result = getattr(module, handler_name)(event, None)
+            result = getattr(module, handler_name)(event, context)
         except Exception as exc:  # the Lambda step fails with the function's error
             raise HarnessError(f"the Lambda function raised {type(exc).__name__}: {exc}") from None
         outputs = {o["OutputName"]: result.get(o["OutputName"]) for o in step.get("OutputParameters", [])}
@@ -910,6 +922,24 @@ class PipelineEmulator:
                 self.s3, container, workdir / variant["VariantName"]
             )
         return served
+
+
+class LambdaContext:
+    """The context object Lambda passes to a Python handler (the attributes a handler may read)."""
+
+    def __init__(self, function_name: str, timeout_s: int):
+        import time
+
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = "128"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        import time
+
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def _single_object(s3: Any, uri: str) -> str:
