@@ -30,6 +30,10 @@ E_SERVING = "FF669"  # the serving code or the feature schema cannot be packed w
 # Parameters this script consumes itself rather than handing to XGBoost.
 OWN = ("num_round", "early_stopping_rounds", "cv_folds")
 MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre")  # the metrics XGBoost maximises
+MODEL_FILE = "xgboost-model"  # the one file in the model folder (SM_MODEL_DIR)
+TRAINING_REPORT = (
+    "training.json"  # rounds, best iteration, history: in the output data folder (SM_OUTPUT_DATA_DIR)
+)
 
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
@@ -404,6 +408,7 @@ def run(
     train_dir: str | None,
     validation_dir: str | None,
     model_dir: str | Path,
+    output_data_dir: str | Path,
     schema_dir: str | None = None,
 ) -> dict:
     bundle = serving_bundle(schema_dir)
@@ -413,14 +418,20 @@ def run(
         x_val, y_val = read_channel(validation_dir, "validation")
     booster, summary = train(params, x_train, y_train, x_val, y_val)
 
-    def write(out: Path) -> None:
-        booster.save_model(str(out / "model.json"))
-        # `xgboost-model` is the file SageMaker's XGBoost container loads; JSON content reads in 1.7 and later
-        (out / "xgboost-model").write_bytes(portable_model((out / "model.json").read_bytes()))
-        (out / "training.json").write_text(json.dumps(summary, indent=2) + "\n")
+    def write_model(out: Path) -> None:
+        # The model folder becomes model.tar.gz. SageMaker's endpoint runs code/inference.py in script mode; in
+        # algorithm mode the XGBoost serving container loads EVERY non-dot file as a booster
+        # (SAGEMAKER_INFERENCE_ENSEMBLE defaults to true), so no other file goes beside the model.
+        # `xgboost-model` is XGBoost JSON, which 1.7 and later read.
+        raw = bytes(booster.save_raw("json"))
+        (out / MODEL_FILE).write_bytes(portable_model(raw))
         write_serving_bundle(out, bundle)
 
-    publish(Path(model_dir), write)
+    def write_report(out: Path) -> None:  # SM_OUTPUT_DATA_DIR: SageMaker uploads it as output.tar.gz
+        (out / TRAINING_REPORT).write_text(json.dumps(summary, indent=2) + "\n")
+
+    publish(Path(model_dir), write_model)
+    publish(Path(output_data_dir), write_report)
     return summary
 
 
@@ -437,9 +448,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
     parser.add_argument("--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
     parser.add_argument("--schema", default=os.environ.get("SM_CHANNEL_SCHEMA"))
+    parser.add_argument(
+        "--output-data-dir",
+        "--output_data_dir",
+        default=os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
+    )
     try:
         args, rest = parser.parse_known_args(argv)
-        summary = run(parse_hyperparameters(rest), args.train, args.validation, args.model_dir, args.schema)
+        summary = run(
+            parse_hyperparameters(rest),
+            args.train,
+            args.validation,
+            args.model_dir,
+            args.output_data_dir,
+            args.schema,
+        )
     except StepError as exc:
         if argv is not None:
             raise

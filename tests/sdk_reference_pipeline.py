@@ -268,7 +268,7 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
         image_uri=xgb_image, model_data=model_data, role=role, env=serving_env, sagemaker_session=session
     )
     step_model = ModelStep(name="CreateModel", step_args=model.create(instance_type=clarify["instance_type"]))
-    dataset = Join(on="/", values=[out(step_pre, "baseline"), "train_with_header.csv"])
+    dataset = Join(on="/", values=[out(step_pre, "baseline"), "test_with_header.csv"])
     label = cfg["data"]["label"]
     group = cfg["register"]["model_package_group"]
     check_job = CheckJobConfig(
@@ -332,7 +332,7 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
                 data_config=data_config(plan.step("explain").title),
                 model_config=model_config,
                 explainability_config=SHAPConfig(
-                    num_samples=x["num_samples"], agg_method=x["agg_method"], num_clusters=1
+                    num_samples=x["num_samples"], agg_method=x["agg_method"], num_clusters=1, use_logit=True
                 ),
             ),
             check_job_config=check_job,

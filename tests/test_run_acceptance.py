@@ -111,7 +111,7 @@ def test_shap_rows_sum_to_the_margin(reference_run: tuple) -> None:
     shap = pd.read_csv(_step_out(ws, "explain") / "analysis" / "shap_values.csv")
     test = pd.read_csv(_step_out(ws, "preprocess") / "test" / "test.csv", header=None)
     booster = xgb.Booster()
-    booster.load_model(str(_step_out(ws, "train") / "model" / "model.json"))
+    booster.load_model(bytearray((_step_out(ws, "train") / "model" / "xgboost-model").read_bytes()))
     margin = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()), output_margin=True)
     assert len(shap) == len(test)
     np.testing.assert_allclose(shap.sum(axis=1).to_numpy(), margin, atol=1e-4)

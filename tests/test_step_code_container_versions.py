@@ -137,6 +137,8 @@ def modern(tmp_path_factory) -> dict[str, Path]:
                 str(data / "validation"),
                 "--model-dir",
                 str(root / "model"),
+                "--output-data-dir",
+                str(root / "training"),
             ]
             + hyperparameter_args()
         )
@@ -195,9 +197,12 @@ def test_steps_run_on_the_container_library_versions(modern, tmp_path):
         str(data / "validation"),
         "--model-dir",
         str(model),
+        "--output-data-dir",
+        str(tmp_path / "training"),
         *hyperparameter_args(),
     )
-    summary = json.loads((model / "training.json").read_text())
+    assert sorted(p.name for p in model.iterdir()) == ["xgboost-model"]  # what the serving container loads
+    summary = json.loads((tmp_path / "training" / "training.json").read_text())
     assert (
         summary["xgboost_version"] == "1.7.4" and summary["rounds_trained"] == summary["best_iteration"] + 1
     )

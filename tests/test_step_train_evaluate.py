@@ -46,6 +46,8 @@ def run(tmp_path_factory) -> dict[str, Path]:
         str(data / "validation"),
         "--model-dir",
         str(model),
+        "--output-data-dir",
+        str(root / "training"),
     ]
     assert tr.main(args + hyperparameter_args()) == 0
     evaluation = root / "evaluation"
@@ -54,11 +56,20 @@ def run(tmp_path_factory) -> dict[str, Path]:
                  "--output-dir", str(evaluation)])
         == 0
     )  # fmt: skip
-    return {"root": root, "config": config, "data": data, "model": model, "evaluation": evaluation}
+    return {
+        "root": root,
+        "config": config,
+        "data": data,
+        "model": model,
+        "training": root / "training",
+        "evaluation": evaluation,
+    }
 
 
 def train_args(run: dict, model_dir: Path, validation: bool = True) -> list[str]:
+    """model_dir/ gets the model, model_dir.parent/training/ the training report (SM_OUTPUT_DATA_DIR)."""
     args = ["--train", str(run["data"] / "train"), "--model-dir", str(model_dir)]
+    args += ["--output-data-dir", str(model_dir.parent / "training")]
     return args + (["--validation", str(run["data"] / "validation")] if validation else [])
 
 
@@ -66,8 +77,10 @@ def train_args(run: dict, model_dir: Path, validation: bool = True) -> list[str]
 
 
 def test_model_files_and_early_stopping(run):
-    assert sorted(p.name for p in run["model"].iterdir()) == ["model.json", "training.json", "xgboost-model"]
-    summary = json.loads((run["model"] / "training.json").read_text())
+    # the model folder holds only what SageMaker's XGBoost serving container loads (it loads every file)
+    assert sorted(p.name for p in run["model"].iterdir()) == ["xgboost-model"]
+    assert sorted(p.name for p in run["training"].iterdir()) == ["training.json"]
+    summary = json.loads((run["training"] / "training.json").read_text())
     assert summary["early_stopping_rounds"] == 10 and summary["num_round"] == 100
     # the saved model holds exactly the best rounds: what SageMaker's container and the endpoint will serve
     assert summary["rounds_trained"] == summary["best_iteration"] + 1 < 100
@@ -76,9 +89,34 @@ def test_model_files_and_early_stopping(run):
     assert summary["features"] == 48 and summary["train_rows"] == 4000 and summary["validation_rows"] == 500
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"num_round": 5}, {"num_round": 12, "cv_folds": 3}],
+    ids=["early-stopping", "fixed-rounds", "cv"],
+)
+def test_model_folder_loads_in_the_xgboost_serving_container(run, tmp_path, monkeypatch, extra):
+    """Whatever the training mode, SageMaker's serving container (ensemble loading: every non-dot file is a
+    booster) loads the model folder as one booster, and it is the model train.py trained."""
+    from tests.sagemaker_harness import get_loaded_booster
+
+    model, out = tmp_path / "model", tmp_path / "data"
+    model.mkdir()  # SageMaker creates both folders before the script starts
+    out.mkdir()
+    monkeypatch.setenv("SM_MODEL_DIR", str(model))
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(out))
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(run["data"] / "train"))
+    monkeypatch.setenv("SM_CHANNEL_VALIDATION", str(run["data"] / "validation"))
+    assert tr.main(hyperparameter_args(extra, early_stopping=not extra)) == 0
+    booster, fmt = get_loaded_booster(model, ensemble=True)
+    assert fmt == "xgb_format" and isinstance(booster, xgb.Booster)
+    rounds = json.loads((out / "training.json").read_text())["rounds_trained"]
+    assert booster.num_boosted_rounds() == rounds
+
+
 def test_xgboost_model_file_serves_the_same_predictions(run):
     x = pd.read_csv(run["data"] / "test/test.csv", header=None).iloc[:, 1:].to_numpy(float)
-    from_json = xgb.Booster(model_file=str(run["model"] / "model.json"))
+    from_json = xgb.Booster()
+    from_json.load_model(bytearray((run["model"] / "xgboost-model").read_bytes()))
     container = xgb.Booster()
     container.load_model(bytearray((run["model"] / "xgboost-model").read_bytes()))
     np.testing.assert_array_equal(from_json.predict(xgb.DMatrix(x)), container.predict(xgb.DMatrix(x)))
@@ -88,13 +126,13 @@ def test_xgboost_model_file_serves_the_same_predictions(run):
 
 def test_training_is_deterministic(run, tmp_path):
     assert tr.main(train_args(run, tmp_path / "again") + hyperparameter_args()) == 0
-    assert (tmp_path / "again/model.json").read_bytes() == (run["model"] / "model.json").read_bytes()
+    assert (tmp_path / "again/xgboost-model").read_bytes() == (run["model"] / "xgboost-model").read_bytes()
 
 
 def test_without_early_stopping_trains_num_round(run, tmp_path):
     args = hyperparameter_args({"num_round": 7}, early_stopping=False)
     assert tr.main(train_args(run, tmp_path / "m", validation=False) + args) == 0
-    summary = json.loads((tmp_path / "m/training.json").read_text())
+    summary = json.loads((tmp_path / "training/training.json").read_text())
     assert (
         summary["rounds_trained"] == 7
         and summary["best_iteration"] is None
@@ -105,7 +143,7 @@ def test_without_early_stopping_trains_num_round(run, tmp_path):
 def test_cv_chooses_the_rounds(run, tmp_path):
     args = hyperparameter_args({"num_round": 20, "cv_folds": 3})
     assert tr.main(train_args(run, tmp_path / "m") + args) == 0
-    summary = json.loads((tmp_path / "m/training.json").read_text())
+    summary = json.loads((tmp_path / "training/training.json").read_text())
     cv = summary["cv"]
     assert cv["folds"] == 3 and cv["metric"] == "auc"
     assert summary["rounds_trained"] == cv["rounds_chosen"] == len(cv["results"]["test-auc-mean"])
@@ -116,7 +154,7 @@ def test_unknown_xgboost_parameters_pass_through(run, tmp_path):
         {"num_round": 3, "max_bin": 64, "grow_policy": "lossguide", "reg_alpha": "0.5"}
     )
     assert tr.main(train_args(run, tmp_path / "m") + args) == 0
-    params = json.loads((tmp_path / "m/training.json").read_text())["params"]
+    params = json.loads((tmp_path / "training/training.json").read_text())["params"]
     assert params["max_bin"] == 64 and params["grow_policy"] == "lossguide" and params["reg_alpha"] == 0.5
 
 

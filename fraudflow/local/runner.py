@@ -28,6 +28,8 @@ from fraudflow.local.store import Store, file_digest, step_digest
 from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
 
 EXIT_GATE_STOPPED = 3
+# train's output data folder (SageMaker's SM_OUTPUT_DATA_DIR, uploaded as output.tar.gz): training.json
+TRAINING_DATA = "data"
 CACHEABLE = ("processing", "training", "bias", "explain")
 
 
@@ -212,6 +214,8 @@ class _Runner:
                 str(self._input_path(step, "validation")),
                 "--model-dir",
                 str(out / "model"),
+                "--output-data-dir",  # SageMaker's SM_OUTPUT_DATA_DIR: training.json, kept out of the model
+                str(out / TRAINING_DATA),
             ]
             if any(
                 i.name == "schema" for i in step.inputs
@@ -270,7 +274,7 @@ class _Runner:
                 )
                 return {"note": f"{rep.get('joined_rows', '?')} rows → {sizes}"}
             if step.kind == "training":
-                t = json.loads((out / "model" / "training.json").read_text())
+                t = json.loads((out / TRAINING_DATA / "training.json").read_text())
                 return {"note": f"{t.get('rounds_trained', '?')} trees"}
             if step.name == "evaluate":
                 ev = json.loads((out / "evaluation" / EVALUATION_FILE).read_text())["classification_metrics"]
@@ -447,7 +451,7 @@ def _same_newest(registry: Any, group: str, model_dir: Path, schema: Path, metri
     if newest is None or newest.metrics != metrics:
         return None
     pairs = (
-        (model_dir / "model.json", newest.model_dir / "model.json"),
+        (model_dir / "xgboost-model", newest.model_dir / "xgboost-model"),
         (schema, newest.feature_schema_path),
     )
     same = all(a.is_file() and b.is_file() and file_digest(a) == file_digest(b) for a, b in pairs)

@@ -49,9 +49,12 @@ def bias_monitor_config(label: str, bias: dict[str, Any]) -> dict[str, Any]:
 
 
 def shap_config(explain: dict[str, Any]) -> dict[str, Any]:
-    """Clarify computes its SHAP baseline by k-means over the dataset: one cluster, i.e. the feature means."""
+    """Clarify computes its SHAP baseline by k-means over the dataset: one cluster, i.e. the feature means.
+
+    `use_logit`: Clarify explains logit(probability), the model's margin, which is what the local TreeSHAP
+    explains (log-odds): both backends report SHAP values in the same units."""
     return {
-        "use_logit": False,
+        "use_logit": True,
         "save_local_shap_values": True,
         "num_samples": explain["num_samples"],
         "agg_method": explain["agg_method"],

@@ -41,6 +41,7 @@ CHANNEL_TYPES = {"schema": "application/json"}  # training channels that are not
 INFERENCE_PROGRAM = "inference.py"
 SERVING_SUBMIT_DIRECTORY = "/opt/ml/model/code"
 SERVING_TYPES = ["text/csv", "application/json"]
+CLARIFY_DATASET = "test_with_header.csv"  # preprocess's baseline/ file both ClarifyChecks read
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 
 
@@ -428,13 +429,12 @@ class _Compiler:
         config_uri = self.upload(
             "clarify", "analysis_config.json", json_bytes(job_config), f"{step.name} Clarify config"
         )
+        # The rows the local step reads: bias.py's post-training metrics and explain.py's SHAP use the test
+        # split, so both checks score the test split (with header, label first) on the shadow endpoint.
         dataset = {
             "Std:Join": {
                 "On": "/",
-                "Values": [
-                    self.step_output(self.plan.step("preprocess"), "baseline"),
-                    "train_with_header.csv",
-                ],
+                "Values": [self.step_output(self.plan.step("preprocess"), "baseline"), CLARIFY_DATASET],
             }
         }
         output = {
