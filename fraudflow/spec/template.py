@@ -61,7 +61,13 @@ class Renderer:
             rendered = self.render(value, path)
             if rendered is None:
                 return value
-            return coerce(path, rendered) if coerce else rendered
+            if coerce is None:
+                return rendered
+            try:
+                return coerce(path, rendered)
+            except ValueError as exc:  # load.UnreadableValue: the output is an integer nobody can read
+                self._error(getattr(exc, "code", "FF304"), str(exc), path, hint=getattr(exc, "hint", None))
+                return value
         return value
 
     def _lookup(self, root: str, names: list[str]) -> Any:

@@ -24,6 +24,8 @@ from fraudflow.errors import Diagnostic, UserError
 MAX_NODES = 100_000  # values built from one document, aliases counted each time they are used
 MAX_DEPTH = 64
 MAX_BYTES = 5 * 1024 * 1024
+MAX_INT_DIGITS = 4300  # Python's own limit for reading an integer from text
+INT_TOO_LONG = "FF107"
 
 PathT = tuple  # a path into the document: keys and list indices
 
@@ -51,6 +53,9 @@ class Positions:
     values: dict[PathT, Mark] = field(default_factory=dict)
     keys: dict[PathT, Mark] = field(default_factory=dict)
     prefix: PathT = ()  # shown before paths: ("pipelines", name) for a resolved pipeline
+    # Values that must not be quoted in messages (they came from environment variables), by position: what to
+    # say instead, e.g. "<value from environment variable TOKEN>".
+    labels: dict[Mark, str] = field(default_factory=dict)
 
     def diagnostic(
         self,
@@ -86,6 +91,11 @@ class Positions:
 
     def key(self, path: PathT) -> Mark | None:
         return self.keys.get(tuple(path)) or self.value(path)
+
+    def label(self, path: PathT) -> str | None:
+        """What to say instead of the value at `path` when it must not be quoted, else None."""
+        mark = self.value(path)
+        return self.labels.get(mark) if mark is not None and self.labels else None
 
 
 def _resolver_class() -> type:
@@ -342,7 +352,7 @@ class _Builder:
             if value in _BOOL:
                 return _BOOL[value]
             if _INT.match(value):
-                return int(value, 0) if value[:2] in ("0o", "0x") else int(value)
+                return self._int(value, node, path)
             if _FLOAT.match(value):
                 return float(value)
             if value.lower() in _SPECIAL_FLOAT:
@@ -352,9 +362,9 @@ class _Builder:
             return value
         if tag == _STD + "int":
             try:
-                return int(value, 0)
+                return self._int(value, node, path, base=0)
             except ValueError:
-                self._error("FF101", f"!!int value {value!r} is not an integer", node, path)
+                self._error("FF101", f"!!int value {_quote(value)} is not an integer", node, path)
                 return None
         if tag == _STD + "float":
             try:
@@ -372,6 +382,23 @@ class _Builder:
         self._bad_tag(node, path)
         return None
 
+    def _int(self, text: str, node: yaml.Node, path: PathT, base: int | None = None) -> int | None:
+        # Python refuses to read integers of more than 4300 digits (sys.get_int_max_str_digits); no setting of
+        # pipelines.yaml needs a number that long.
+        digits = len(text.strip().lstrip("+-"))
+        if digits > MAX_INT_DIGITS:
+            self._error(
+                INT_TOO_LONG,
+                f"integer too long: {digits} digits (at most {MAX_INT_DIGITS})",
+                node,
+                path,
+                hint="no setting takes a number that large; quote it if it is meant as text",
+            )
+            return None
+        if base is not None:
+            return int(text, base)
+        return int(text, 0) if text[:2] in ("0o", "0x") else int(text)
+
     def _bad_tag(self, node: yaml.Node, path: PathT) -> None:
         tag = node.tag
         if tag.startswith(_STD):
@@ -385,6 +412,10 @@ class _Builder:
             path,
             hint="pipelines.yaml holds plain data only: strings, numbers, booleans, lists and mappings",
         )
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 def format_path(path: PathT) -> str:
