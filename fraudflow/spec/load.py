@@ -110,11 +110,12 @@ def load(
     raw_vars = _merge_dicts(doc.get("vars") or {}, overlay.get("vars") or {})
     renderer = Renderer(raw_vars if isinstance(raw_vars, dict) else {}, pos, environ)
     variables = renderer.render_tree(raw_vars, ("vars",))
-    renderer.context["vars"] = variables
+    renderer.use_vars(variables)
     rendered = {
         k: (v if k == "vars" else renderer.render_tree(v, (k,), _coerce_root)) for k, v in doc.items()
     }
     result.diagnostics += renderer.errors
+    pos.labels.update(renderer.labels())  # values made from environment variables are never quoted
 
     result.diagnostics += sch.validate(rendered, pos)
     pipelines = rendered.get("pipelines") if isinstance(rendered.get("pipelines"), dict) else {}
@@ -170,9 +171,11 @@ def load(
     # the template error in a less helpful way.
     failed = {(d.file, d.line, d.column) for d in renderer.errors}
     result.diagnostics = [
-        d for d in result.diagnostics if d.code.startswith("FF3") or (d.file, d.line, d.column) not in failed
+        d
+        for d in result.diagnostics
+        if d in renderer.errors or d.code.startswith("FF3") or (d.file, d.line, d.column) not in failed
     ]
-    result.diagnostics = _dedupe(result.diagnostics)
+    result.diagnostics = [renderer.redact(d) for d in _dedupe(result.diagnostics)]
     return result
 
 
@@ -203,7 +206,7 @@ def _resolve_pipeline(
     from fraudflow.spec.semantic import check
 
     present = [(v, p) for v, p in layers if v is not None]
-    local = Positions(pos.file, prefix=("pipelines", name))
+    local = Positions(pos.file, prefix=("pipelines", name), labels=pos.labels)
     merged = _merge_layers(present, (), pos, local) if present else {}
     if not isinstance(merged, dict):
         return None, []
@@ -301,6 +304,9 @@ def _assign(target: dict, path: PathT, value: Any) -> None:
     node[path[-1]] = value
 
 
+MAX_VALUE_NODES = 1000  # values in one --set value or template output (a list of metrics needs a handful)
+
+
 class UnreadableValue(ValueError):
     """A --set value, --param value or template output that parses as YAML no program can read (an integer of
     more than 4300 digits)."""
@@ -316,7 +322,7 @@ def _coerce(schema: dict | None, raw: str) -> Any:
     if types == ["string"] or not types and schema is not None and "enum" not in schema:
         return raw
     try:
-        value, _ = parse_text(raw, "<value>")
+        value, _ = parse_text(raw, "<value>", max_nodes=MAX_VALUE_NODES)
     except UserError as exc:
         too_long = [d for d in exc.diagnostics if d.code == INT_TOO_LONG]
         if too_long:

@@ -5,7 +5,8 @@ without bound. Here PyYAML (its C parser when present) only composes the node gr
 Python values itself, so that:
 - every mapping key and value has a position (`Positions`), for file:line:col errors;
 - duplicate keys, unknown tags (`!!python/object`, any `!custom`) are errors, never executed;
-- alias expansion is bounded: a "billion laughs" document is refused after `MAX_NODES` values;
+- alias expansion is bounded: a "billion laughs" document is refused after `MAX_NODES` values or `MAX_CHARS`
+  characters of text (a 2 MB anchored string aliased 5,000 times);
 - plain scalars follow YAML 1.2's core schema: `yes`, `no`, `on`, `off` stay strings (no "Norway problem"),
   dates stay strings.
 """
@@ -24,6 +25,7 @@ from fraudflow.errors import Diagnostic, UserError
 MAX_NODES = 100_000  # values built from one document, aliases counted each time they are used
 MAX_DEPTH = 64
 MAX_BYTES = 5 * 1024 * 1024
+MAX_CHARS = MAX_BYTES  # text of all values once aliases are expanded: a file without aliases never exceeds it
 MAX_INT_DIGITS = 4300  # Python's own limit for reading an integer from text
 INT_TOO_LONG = "FF107"
 
@@ -146,7 +148,7 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def parse_text(text: str, file: str) -> tuple[Any, Positions]:
+def parse_text(text: str, file: str, max_nodes: int = MAX_NODES) -> tuple[Any, Positions]:
     """Parse one YAML document. Raises UserError with every structural problem found."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise UserError.single(
@@ -180,7 +182,7 @@ def parse_text(text: str, file: str) -> tuple[Any, Positions]:
             column=1,
             hint="start from `fraudflow resolve` output or the README's example",
         )
-    builder = _Builder(file)
+    builder = _Builder(file, max_nodes)
     value = builder.build(node, ())
     if builder.errors:
         raise UserError(builder.errors)
@@ -224,10 +226,14 @@ def _syntax_hint(problem: str, char: str = "") -> str | None:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, max_nodes: int = MAX_NODES) -> None:
         self.positions = Positions(file)
         self.errors: list[Diagnostic] = []
         self.count = 0
+        self.max_nodes = max_nodes
+        self.chars = (
+            0  # characters of every scalar built, keys included: an alias counts each time it is used
+        )
         self._bomb = False
         self._seen: set[int] = set()  # collection nodes built once: seeing one again means an alias
         self._alias_path: PathT | None = None  # where the outermost alias being expanded was used
@@ -256,14 +262,18 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: PathT, depth: int = 0) -> Any:
         self.count += 1
-        if self.count > MAX_NODES or depth > MAX_DEPTH:
+        if isinstance(node, yaml.ScalarNode):
+            self.chars += len(node.value)
+        if self.count > self.max_nodes or depth > MAX_DEPTH or self.chars > MAX_CHARS:
             if not self._bomb:
                 self._bomb = True
                 nested = depth > MAX_DEPTH
                 what = (
                     f"nesting deeper than {MAX_DEPTH} levels"
                     if nested
-                    else (f"more than {MAX_NODES} values once aliases are expanded")
+                    else f"more than {self.max_nodes} values once aliases are expanded"
+                    if self.count > self.max_nodes
+                    else f"more than {MAX_CHARS // (1024 * 1024)} MiB of text once aliases are expanded"
                 )
                 # Blame the alias that started the expansion, not the copy being built when the count ran out.
                 at = path if nested or self._alias_path is None else self._alias_path
@@ -313,6 +323,7 @@ class _Builder:
                     "FF101", "a mapping key must be a plain value, not a list or mapping", key_node, path
                 )
                 continue
+            self.chars += len(key_node.value)  # aliased mappings repeat their keys too
             key = self._scalar(key_node, path)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 key = str(key)
