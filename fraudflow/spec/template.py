@@ -70,9 +70,6 @@ class EnvironmentVariables:
 
     __str__ = __repr__
 
-    def get(self, name: str) -> str | None:  # for fraudflow's own fast path; jinja2 never sees it (see below)
-        return self._values.get(name)
-
 
 # jinja2 shows `'<module>.<class> object' has no attribute 'X'` for undefined names: say "environment".
 EnvironmentVariables.__module__ = "builtins"
@@ -210,7 +207,7 @@ class Renderer:
 
     def _lookup(self, root: str, names: list[str]) -> Any:
         if root == "env":
-            if len(names) != 1 or self.env.get(names[0]) is None:
+            if len(names) != 1 or names[0] not in self._environ:
                 return _MISSING
             return self.env[names[0]]
         node: Any = self.context[root]
