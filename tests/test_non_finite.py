@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,42 @@ def test_render_never_writes_nan() -> None:
         _strict_json('{"a": NaN}')
     _strict_json('{"a": 1.5}')
     assert not math.isnan(json.loads('{"a": 1}')["a"])
+
+
+@pytest.mark.parametrize(
+    "param, refused",
+    [
+        ("AucThreshold=-inf", True),
+        ("AucThreshold=.nan", True),
+        ("AucThreshold=1.5", True),
+        ("MaxDepth=-1", True),
+        ("ModelApprovalStatus=Maybe", True),
+        ("TrainingInstanceType=m5.large", True),
+        ("AucThreshold=0.65", False),
+    ],
+)
+def test_apply_param_checked_against_the_schema_before_aws(
+    param: str, refused: bool, tmp_path: Path, aws_data: Path
+) -> None:
+    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
+    f = tmp_path / "pipelines.yaml"
+    f.write_text(text)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null", AWS_EC2_METADATA_DISABLED="true"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudflow", "apply", str(f), "--yes", "--start", "--param", param],
+        cwd=tmp_path,
+        env={**env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if refused:
+        assert f"<--param {param}>: FF715 {param.split('=')[0]} sets " in proc.stderr, proc.stderr
+    else:  # a value the file could hold goes on, here to the missing credentials
+        assert "FF715" not in proc.stderr and "FF711" in proc.stderr, proc.stderr
