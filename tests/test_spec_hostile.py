@@ -111,6 +111,10 @@ _TEMPLATES = {
     "tojson_shared_list": "{% set l = ['a' * 100000] * 10 %}{{ l | tojson }}",
     "map_string_shared": "{% set l = [['a'] * 100000] * 100000 %}{{ l | map('string') | join }}",
     "range_list": "{{ range(100000) | list | string * 100 }}",
+    "method_scan_in_loop": "{% set big = 'ab' * 400000 %}{% for i in range(100000) %}{{ big.count('ab') }}"
+    "{% endfor %}",
+    "measure_in_loop": "{% set l = range(100000) | list %}{% for i in range(100000) %}{{ l | length }}{% endfor %}",
+    "sort_in_loop": "{% set l = range(100000) | list %}{% for i in range(1000) %}{{ l | sort | length }}{% endfor %}",
     "int_filter_huge": "{{ ('9' * 5000) | int }}{{ 10 ** 3000 * 10 ** 3000 }}",
 }
 

@@ -14,6 +14,9 @@ MAX_OUTPUT = 5 << 20  # characters all the templates of a document output togeth
 MAX_ALLOC = 16 << 20  # characters of all the values built while rendering a document's templates
 MAX_OPS = 100_000  # loop iterations, calls, operators and filters in a document's templates
 MAX_INT_BITS = 10_000  # about 3,000 digits; Python cannot even print an integer of 4,300
+# A filter or method reads its input whole (`big.count('x')`, `big | upper`): charged one op per this many
+# characters, so a loop over such calls runs out of budget in about a second rather than minutes.
+SCAN_CHARS_PER_OP = 4096
 
 
 class BudgetExceeded(Exception):
@@ -87,6 +90,6 @@ def size_of(value: Any, budget: Budget | None = None, limit: int = MAX_VALUE) ->
             total += 8 * len(v)
         else:
             total += 16
-    if budget is not None:
-        budget.op(visited // 64)
+    if budget is not None:  # measuring is work too: a loop measuring a long list each time must run out
+        budget.op(visited // 8 + total // SCAN_CHARS_PER_OP)
     return total

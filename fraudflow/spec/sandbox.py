@@ -239,6 +239,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             if size_of(a, budget) > MAX_VALUE:
                 raise BudgetExceeded(f"a template passes a value of more than {MAX_VALUE:,} characters")
         if isinstance(__obj, types.BuiltinMethodType):  # methods of Python's own types: 'x'.center(n), ...
+            size_of(getattr(__obj, "__self__", None), budget)  # charges reading the receiver: big.count('x')
             if any(isinstance(a, int) and abs(a) > MAX_VALUE for a in (*args, *kwargs.values())):
                 raise BudgetExceeded("a number argument too large for a method call in a template")
             if getattr(__obj, "__name__", "") == "join" and args and not isinstance(args[0], Sized):
