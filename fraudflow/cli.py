@@ -189,11 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = _PipeGuard(sys.stdout), _PipeGuard(sys.stderr)  # type: ignore[assignment]
     try:
-        code = _main(argv)
+        return _main(argv)
+    finally:  # also when argparse exits (--help, --version, a usage error) into a closed pipe
         sys.stdout.flush()
         sys.stderr.flush()
-        return code
-    finally:
         sys.stdout, sys.stderr = saved
 
 

@@ -41,6 +41,9 @@ def _run_into_closed_pipe(*args: str, stderr_too: bool = False) -> subprocess.Co
         (("resolve", "valid_minimal.yaml", "--env", "nope"), 2),
         (("resolve", "valid_minimal.yaml", "--format", "json"), 0),
         (("schema",), 0),
+        (("--version",), 0),
+        (("--help",), 0),
+        (("validate", "--no-such-option"), 2),
     ],
 )
 @pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout+stderr"])
