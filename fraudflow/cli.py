@@ -7,8 +7,11 @@ Heavy libraries (pandas, xgboost, boto3, sagemaker) are imported inside the comm
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, TextIO
 
 from fraudflow.errors import UserError
 
@@ -142,7 +145,58 @@ def _version() -> str:
     return __version__
 
 
+class _PipeGuard:
+    """A stream that survives its reader going away (`fraudflow validate | head -1`).
+
+    On EPIPE the rest of the output goes to /dev/null (as Python's docs on SIGPIPE recommend) and the command
+    carries on to its real exit status: a closed pipe must never turn an invalid result into success, and must
+    not interrupt a command half-way (apply).
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self.broken = False
+
+    def _divert(self) -> None:
+        self.broken = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real file (pytest's capture): drop the output
+            self._stream = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._divert()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._divert()
+            with contextlib.suppress(OSError):
+                self._stream.flush()  # what was buffered now goes to /dev/null
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PipeGuard(sys.stdout), _PipeGuard(sys.stderr)  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:  # also when argparse exits (--help, --version, a usage error) into a closed pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = saved
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -154,8 +208,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
     except OSError as exc:  # a file the user named cannot be read or written
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"{where}error: {exc.strerror or exc}", file=sys.stderr)

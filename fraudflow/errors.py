@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+MAX_MESSAGE = 600  # characters of a message, hint or path as printed
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -20,6 +22,14 @@ class Diagnostic:
     path: str | None = None  # where in the document, e.g. "pipelines.fraud.split.train"
     hint: str | None = None
     severity: str = "error"  # or "warning": reported, but does not make the file invalid
+
+    def __post_init__(self) -> None:
+        # A message quotes values; a value can be megabytes long (a YAML alias, a template's output). Keep what
+        # is printed readable whatever the emitter quoted.
+        for name in ("message", "hint", "path"):
+            text = getattr(self, name)
+            if text is not None and len(text) > MAX_MESSAGE:
+                object.__setattr__(self, name, f"{text[:MAX_MESSAGE]}… ({len(text)} characters)")
 
     def location(self) -> str:
         parts = [self.file or "fraudflow"]  # no file at fault: name the program, as a shell does

@@ -127,7 +127,15 @@ def test_start_with_typed_params_and_wait(yaml_file: Path, aws: Aws) -> None:
 @pytest.mark.parametrize(
     ("param", "message"),
     [
-        ("MaxDepth=deep", "MaxDepth is Integer"),
+        (
+            "MaxDepth=deep",
+            "MaxDepth sets train.hyperparameters.max_depth: expected an integer, got string 'deep'",
+        ),
+        (
+            "AucThreshold=-inf",
+            "AucThreshold sets gate.threshold: expected a number",
+        ),  # would disable the gate
+        ("AucThreshold=.nan", "nan is not a finite number: must be >= 0 and <= 1"),
         ("Nope=1", "unknown parameter 'Nope'"),
         ("MaxDepth", "NAME=VALUE"),
     ],

@@ -6,7 +6,9 @@ render imports neither boto3 nor sagemaker (it must start fast); plan and apply 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from fraudflow.errors import UsageError
 from fraudflow.sagemaker.compile import Rendered
@@ -20,7 +22,63 @@ def _render(args: argparse.Namespace) -> Rendered:
     from fraudflow.spec.load import load_one
 
     spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
-    return compile_plan(build_plan(spec))
+    if getattr(args, "param", None):
+        check_params(spec, args.param)
+    rendered = compile_plan(build_plan(spec))
+    _strict_json(rendered.text)
+    return rendered
+
+
+def _strict_json(text: str) -> None:
+    """The last guard: a definition holding NaN or Infinity is not JSON, and SageMaker would refuse it."""
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"the pipeline definition would hold {constant}, which is not JSON")
+
+    json.loads(text, parse_constant=refuse)
+
+
+def check_params(spec: Any, items: list[str]) -> None:
+    """Each `--param NAME=VALUE` checked as `--set` checks its value: typed by, and valid against, the schema of
+    the setting the parameter maps to (`parameters: {AucThreshold: gate.threshold}`): its type, range, enum and
+    pattern, so that an execution cannot get a value the file could not hold (`AucThreshold=-inf`). Names and
+    syntax are checked with the definition's types by `apply.typed_params`."""
+    from fraudflow.errors import Diagnostic, UserError
+    from fraudflow.spec import schema as sch
+    from fraudflow.spec.load import UnreadableValue, _coerce
+    from fraudflow.spec.yamlload import Mark, Positions
+
+    declared = spec.config.get("parameters") or {}
+    problems: list[Diagnostic] = []
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in declared:
+            continue  # typed_params explains these
+        path = tuple(declared[name].split("."))
+        node = sch.subschema(path)
+        if node is None:
+            continue
+        shown = item if len(item) <= 120 else f"{item[:120]}…"
+        where = Positions("<command line>")
+        where.values[path] = Mark(None, None, file=f"<--param {shown}>")
+        try:
+            errors = sch.check_value(_coerce(node, raw), node)
+        except UnreadableValue as exc:
+            problems.append(Diagnostic("FF715", f"{name}: {exc}", file=f"<--param {shown}>", hint=exc.hint))
+            continue
+        for error in errors[:1]:
+            for d in sch.explain(error, where, path):
+                problems.append(
+                    Diagnostic(
+                        "FF715",
+                        f"{name} sets {declared[name]}: {d.message}",
+                        file=d.file,
+                        path=d.path,
+                        hint=d.hint or "the value must be one the file itself could hold there",
+                    )
+                )
+    if problems:
+        raise UserError(problems)
 
 
 def render(args: argparse.Namespace) -> int:

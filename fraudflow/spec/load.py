@@ -18,7 +18,7 @@ from fraudflow.spec import schema as sch
 from fraudflow.spec.model import Spec
 from fraudflow.spec.schema import _closest_hint
 from fraudflow.spec.template import Renderer
-from fraudflow.spec.yamlload import Mark, PathT, Positions, parse_file, parse_text
+from fraudflow.spec.yamlload import INT_TOO_LONG, Mark, PathT, Positions, parse_file, parse_text
 
 TOP_KEYS = ("version", "vars", "defaults", "environments", "pipelines")
 
@@ -31,7 +31,8 @@ class Override:
 
     @property
     def origin(self) -> str:
-        return f"--set {self.text}"
+        text = self.text if len(self.text) <= 120 else f"{self.text[:120]}…"
+        return f"--set {text}"
 
 
 @dataclass
@@ -55,7 +56,10 @@ def parse_overrides(items: list[str]) -> list[Override]:
                 file="<command line>",
                 hint="e.g. --set gate.threshold=0.8 or --set split.seed=7",
             )
-        parts: list[Any] = [int(p) if p.isdigit() else p for p in path.strip().split(".")]
+        # A list index is a short run of ASCII digits (str.isdigit also accepts '²', which int() refuses).
+        parts: list[Any] = [
+            int(p) if p.isascii() and p.isdigit() and len(p) <= 9 else p for p in path.strip().split(".")
+        ]
         out.append(Override(tuple(parts), raw, item))
     return out
 
@@ -106,11 +110,12 @@ def load(
     raw_vars = _merge_dicts(doc.get("vars") or {}, overlay.get("vars") or {})
     renderer = Renderer(raw_vars if isinstance(raw_vars, dict) else {}, pos, environ)
     variables = renderer.render_tree(raw_vars, ("vars",))
-    renderer.context["vars"] = variables
+    renderer.use_vars(variables)
     rendered = {
         k: (v if k == "vars" else renderer.render_tree(v, (k,), _coerce_root)) for k, v in doc.items()
     }
     result.diagnostics += renderer.errors
+    pos.labels.update(renderer.labels())  # values made from environment variables are never quoted
 
     result.diagnostics += sch.validate(rendered, pos)
     pipelines = rendered.get("pipelines") if isinstance(rendered.get("pipelines"), dict) else {}
@@ -166,9 +171,11 @@ def load(
     # the template error in a less helpful way.
     failed = {(d.file, d.line, d.column) for d in renderer.errors}
     result.diagnostics = [
-        d for d in result.diagnostics if d.code.startswith("FF3") or (d.file, d.line, d.column) not in failed
+        d
+        for d in result.diagnostics
+        if d in renderer.errors or d.code.startswith("FF3") or (d.file, d.line, d.column) not in failed
     ]
-    result.diagnostics = _dedupe(result.diagnostics)
+    result.diagnostics = [renderer.redact(d) for d in _dedupe(result.diagnostics)]
     return result
 
 
@@ -199,7 +206,7 @@ def _resolve_pipeline(
     from fraudflow.spec.semantic import check
 
     present = [(v, p) for v, p in layers if v is not None]
-    local = Positions(pos.file, prefix=("pipelines", name))
+    local = Positions(pos.file, prefix=("pipelines", name), labels=pos.labels)
     merged = _merge_layers(present, (), pos, local) if present else {}
     if not isinstance(merged, dict):
         return None, []
@@ -215,12 +222,21 @@ def _resolve_pipeline(
                 file="<command line>",
                 hint=_closest_hint(str(o.path[-1]), keys),
             )
-        _assign(merged, o.path, _coerce(target, o.raw))
         local.values[o.path] = Mark(None, None, file=f"<{o.origin}>")
         local.keys[o.path] = Mark(None, None, file=f"<{o.origin}>")
+        try:
+            _assign(merged, o.path, _coerce(target, o.raw))
+        except UnreadableValue as exc:
+            diags.append(local.diagnostic(exc.code, str(exc), o.path, hint=exc.hint))
     resolved = sch.fill_defaults(merged)
     diags += sch.validate(resolved, local, ref="#/$defs/resolvedPipeline")
-    diags += check(name, resolved, local, file.resolve().parent)
+    bad_numbers = sch.non_finite(resolved, local, set())
+    reported = {d.path for d in diags}
+    diags += [d for d in bad_numbers if d.path not in reported]
+    if (
+        not bad_numbers
+    ):  # the semantic checks do arithmetic: NaN or a 400-digit integer would mislead or crash it
+        diags += check(name, resolved, local, file.resolve().parent)
     if any(d.is_error for d in diags):
         return None, diags
     return Spec.create(name, resolved, file=file, env=env), diags
@@ -288,14 +304,29 @@ def _assign(target: dict, path: PathT, value: Any) -> None:
     node[path[-1]] = value
 
 
+MAX_VALUE_NODES = 1000  # values in one --set value or template output (a list of metrics needs a handful)
+
+
+class UnreadableValue(ValueError):
+    """A --set value, --param value or template output that parses as YAML no program can read (an integer of
+    more than 4300 digits)."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.code, self.hint = diagnostic.code, diagnostic.hint
+
+
 def _coerce(schema: dict | None, raw: str) -> Any:
     """Type a string from the command line or a template by what the schema expects there."""
     types = sch.value_types(schema)
     if types == ["string"] or not types and schema is not None and "enum" not in schema:
         return raw
     try:
-        value, _ = parse_text(raw, "<value>")
-    except UserError:
+        value, _ = parse_text(raw, "<value>", max_nodes=MAX_VALUE_NODES)
+    except UserError as exc:
+        too_long = [d for d in exc.diagnostics if d.code == INT_TOO_LONG]
+        if too_long:
+            raise UnreadableValue(too_long[0]) from None
         return raw
     if value is None and raw.strip() == "":
         return raw if "string" in types else None

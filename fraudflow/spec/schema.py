@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,54 @@ def load_schema() -> dict:
     return json.loads(schema_path().read_text())
 
 
+RANGE_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def is_finite_number(value: Any) -> bool:
+    """A number a float can hold: NaN, ±inf and integers beyond ±1.8e308 are not (NaN compares False to every
+    bound, so a plain range check lets it through; a huge integer overflows where a float is expected)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return not isinstance(value, int) or isinstance(value, bool) or value.bit_length() <= 1023
+
+
+def validator_class() -> Any:
+    """Draft 2020-12, with one rule added: a number checked against a range must be finite."""
+    return _validator_class()
+
+
+@lru_cache(maxsize=1)
+def _validator_class() -> Any:
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
+
+    def finite(keyword: str) -> Any:
+        check = Draft202012Validator.VALIDATORS[keyword]
+
+        def validate(validator: Any, bound: Any, instance: Any, schema: dict) -> Any:
+            if validator.is_type(instance, "number") and not is_finite_number(instance):
+                if keyword == next(k for k in RANGE_KEYWORDS if k in schema):  # once per value
+                    yield ValidationError(f"{short_repr(instance)} is not a finite number")
+                return
+            yield from check(validator, bound, instance, schema)
+
+        return validate
+
+    return validators.extend(Draft202012Validator, {k: finite(k) for k in RANGE_KEYWORDS})
+
+
 @lru_cache(maxsize=4)
 def _validator(ref: str | None) -> Any:
-    from jsonschema import Draft202012Validator
-
     schema = load_schema()
     if ref is not None:  # validate against a $defs entry, keeping $refs resolvable
         schema = {**{k: v for k, v in schema.items() if k in ("$schema", "$id", "$defs")}, "$ref": ref}
-    return Draft202012Validator(schema)
+    return validator_class()(schema)
+
+
+def check_value(value: Any, node: dict) -> list[Any]:
+    """jsonschema's errors for `value` against one schema node (e.g. `subschema(path)`), $refs resolvable."""
+    schema = {**node, "$defs": load_schema()["$defs"]}
+    return list(validator_class()(schema).iter_errors(value))
 
 
 def validate(
@@ -152,7 +193,8 @@ def _ok(value: Any, node: dict, root: dict) -> bool:
         if len(value) < node.get("minLength", 0) or len(value) > node.get("maxLength", len(value)):
             return False
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        # Written as jsonschema compares, so that NaN behaves the same.
+        if not is_finite_number(value) and any(k in node for k in RANGE_KEYWORDS):
+            return False
         if "minimum" in node and value < node["minimum"]:
             return False
         if "maximum" in node and value > node["maximum"]:
@@ -199,10 +241,36 @@ def _ok(value: Any, node: dict, root: dict) -> bool:
 # ---------------------------------------------------------------------------------------------------- errors
 
 
+def non_finite(
+    value: Any, positions: Positions, reported: set[str | None], path: PathT = ()
+) -> list[Diagnostic]:
+    """NaN and infinities anywhere in a resolved pipeline, also where the schema sets no range (bias.facet_values):
+    every number of a pipeline ends up in JSON (step configs, the SageMaker definition), which has neither."""
+    if isinstance(value, dict):
+        return [d for k, v in value.items() for d in non_finite(v, positions, reported, (*path, k))]
+    if isinstance(value, list):
+        return [d for i, v in enumerate(value) for d in non_finite(v, positions, reported, (*path, i))]
+    if isinstance(value, (float, int)) and not is_finite_number(value):
+        diag = positions.diagnostic(
+            "FF204",
+            f"{positions.label(path) or short_repr(value)} is not a finite number",
+            path,
+            hint="NaN and infinity cannot be written as JSON; give a number",
+        )
+        return [] if diag.path in reported else [diag]
+    return []
+
+
+def explain(error: Any, positions: Positions, base: PathT = ()) -> list[Diagnostic]:
+    """A jsonschema error as fraudflow's diagnostics (codes FF201-FF207), located by `positions`."""
+    return _diagnose(error, positions, base)
+
+
 def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]:
     path: PathT = (*base, *error.absolute_path)
     kind = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
+    label = positions.label(path)  # set when the value came from an environment variable
 
     def at(
         code: str, message: str, p: PathT = path, hint: str | None = None, key: bool = False
@@ -220,7 +288,7 @@ def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]
         return [
             at(
                 "FF206",
-                f"{_describe(error.instance)} is not a SageMaker instance type",
+                f"{_describe(error.instance, label)} is not a SageMaker instance type",
                 hint="instance types look like ml.m5.xlarge",
             )
         ]
@@ -246,20 +314,30 @@ def _diagnose(error: Any, positions: Positions, base: PathT) -> list[Diagnostic]
         ]
     if kind in ("type", "oneOf", "anyOf"):
         expected = _expected_types(schema)
-        return [at("FF202", f"expected {expected}, got {_describe(error.instance)}")]
+        return [at("FF202", f"expected {expected}, got {_describe(error.instance, label)}")]
     if kind in ("enum", "const"):
         options = schema.get("enum", [schema.get("const")])
         hint = _closest_hint(str(error.instance), [str(o) for o in options]) or (
             "allowed: " + ", ".join(json.dumps(o) for o in options)
         )
-        return [at("FF203", f"{_describe(error.instance)} is not one of the allowed values", hint=hint)]
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        return [at("FF204", f"{error.instance!r} is out of range: {_range(schema)}")]
+        return [
+            at("FF203", f"{_describe(error.instance, label)} is not one of the allowed values", hint=hint)
+        ]
+    if kind in RANGE_KEYWORDS:
+        if not is_finite_number(error.instance):
+            return [
+                at(
+                    "FF204",
+                    f"{label or short_repr(error.instance)} is not a finite number: {_range(schema)}",
+                    hint="NaN, infinity and numbers beyond a float's range are refused wherever a range applies",
+                )
+            ]
+        return [at("FF204", f"{label or short_repr(error.instance)} is out of range: {_range(schema)}")]
     if kind in ("pattern", "maxLength", "minLength"):
         return [
             at(
                 "FF206",
-                f"{_describe(error.instance)} is not a valid value here: {_rule(error)}",
+                f"{_describe(error.instance, label)} is not a valid value here: {_rule(error)}",
                 hint=_PATTERN_HINTS.get(_pattern(schema), schema.get("description")),
             )
         ]
@@ -361,7 +439,22 @@ def _types(schema: dict) -> list[str]:
     return out
 
 
-def _describe(value: Any) -> str:
+MAX_QUOTE = 200  # characters of a value quoted in a message
+
+
+def short_repr(value: Any, limit: int = MAX_QUOTE) -> str:
+    """repr() of a value cut to about `limit` characters (a 5,000-digit integer is not worth quoting whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"an integer of about {int(value.bit_length() * 0.30103)} digits"
+    text = repr(value) if not isinstance(value, (dict, list)) else json.dumps(value, default=str)[: limit + 1]
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(value) if isinstance(value, str) else 'more'} characters)"
+
+
+def _describe(value: Any, label: str | None = None) -> str:
+    if label is not None:  # the value came from the environment: never echoed
+        return label
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -371,8 +464,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, list):
         return "a list"
     if isinstance(value, str):
-        return f"string {value!r}"
-    return f"{type(value).__name__} {value!r}"
+        return f"string {short_repr(value)}"
+    return f"{type(value).__name__} {short_repr(value)}"
 
 
 # ------------------------------------------------------------------------------------ schema as type information

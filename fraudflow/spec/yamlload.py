@@ -5,7 +5,8 @@ without bound. Here PyYAML (its C parser when present) only composes the node gr
 Python values itself, so that:
 - every mapping key and value has a position (`Positions`), for file:line:col errors;
 - duplicate keys, unknown tags (`!!python/object`, any `!custom`) are errors, never executed;
-- alias expansion is bounded: a "billion laughs" document is refused after `MAX_NODES` values;
+- alias expansion is bounded: a "billion laughs" document is refused after `MAX_NODES` values or `MAX_CHARS`
+  characters of text (a 2 MB anchored string aliased 5,000 times);
 - plain scalars follow YAML 1.2's core schema: `yes`, `no`, `on`, `off` stay strings (no "Norway problem"),
   dates stay strings.
 """
@@ -24,6 +25,9 @@ from fraudflow.errors import Diagnostic, UserError
 MAX_NODES = 100_000  # values built from one document, aliases counted each time they are used
 MAX_DEPTH = 64
 MAX_BYTES = 5 * 1024 * 1024
+MAX_CHARS = MAX_BYTES  # text of all values once aliases are expanded: a file without aliases never exceeds it
+MAX_INT_DIGITS = 4300  # Python's own limit for reading an integer from text
+INT_TOO_LONG = "FF107"
 
 PathT = tuple  # a path into the document: keys and list indices
 
@@ -51,6 +55,9 @@ class Positions:
     values: dict[PathT, Mark] = field(default_factory=dict)
     keys: dict[PathT, Mark] = field(default_factory=dict)
     prefix: PathT = ()  # shown before paths: ("pipelines", name) for a resolved pipeline
+    # Values that must not be quoted in messages (they came from environment variables), by position: what to
+    # say instead, e.g. "<value from environment variable TOKEN>".
+    labels: dict[Mark, str] = field(default_factory=dict)
 
     def diagnostic(
         self,
@@ -86,6 +93,11 @@ class Positions:
 
     def key(self, path: PathT) -> Mark | None:
         return self.keys.get(tuple(path)) or self.value(path)
+
+    def label(self, path: PathT) -> str | None:
+        """What to say instead of the value at `path` when it must not be quoted, else None."""
+        mark = self.value(path)
+        return self.labels.get(mark) if mark is not None and self.labels else None
 
 
 def _resolver_class() -> type:
@@ -136,7 +148,7 @@ def _mark(node: yaml.Node) -> Mark:
     return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
 
 
-def parse_text(text: str, file: str) -> tuple[Any, Positions]:
+def parse_text(text: str, file: str, max_nodes: int = MAX_NODES) -> tuple[Any, Positions]:
     """Parse one YAML document. Raises UserError with every structural problem found."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise UserError.single(
@@ -170,7 +182,7 @@ def parse_text(text: str, file: str) -> tuple[Any, Positions]:
             column=1,
             hint="start from `fraudflow resolve` output or the README's example",
         )
-    builder = _Builder(file)
+    builder = _Builder(file, max_nodes)
     value = builder.build(node, ())
     if builder.errors:
         raise UserError(builder.errors)
@@ -214,10 +226,14 @@ def _syntax_hint(problem: str, char: str = "") -> str | None:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, max_nodes: int = MAX_NODES) -> None:
         self.positions = Positions(file)
         self.errors: list[Diagnostic] = []
         self.count = 0
+        self.max_nodes = max_nodes
+        self.chars = (
+            0  # characters of every scalar built, keys included: an alias counts each time it is used
+        )
         self._bomb = False
         self._seen: set[int] = set()  # collection nodes built once: seeing one again means an alias
         self._alias_path: PathT | None = None  # where the outermost alias being expanded was used
@@ -246,14 +262,18 @@ class _Builder:
 
     def build(self, node: yaml.Node, path: PathT, depth: int = 0) -> Any:
         self.count += 1
-        if self.count > MAX_NODES or depth > MAX_DEPTH:
+        if isinstance(node, yaml.ScalarNode):
+            self.chars += len(node.value)
+        if self.count > self.max_nodes or depth > MAX_DEPTH or self.chars > MAX_CHARS:
             if not self._bomb:
                 self._bomb = True
                 nested = depth > MAX_DEPTH
                 what = (
                     f"nesting deeper than {MAX_DEPTH} levels"
                     if nested
-                    else (f"more than {MAX_NODES} values once aliases are expanded")
+                    else f"more than {self.max_nodes} values once aliases are expanded"
+                    if self.count > self.max_nodes
+                    else f"more than {MAX_CHARS // (1024 * 1024)} MiB of text once aliases are expanded"
                 )
                 # Blame the alias that started the expansion, not the copy being built when the count ran out.
                 at = path if nested or self._alias_path is None else self._alias_path
@@ -303,6 +323,7 @@ class _Builder:
                     "FF101", "a mapping key must be a plain value, not a list or mapping", key_node, path
                 )
                 continue
+            self.chars += len(key_node.value)  # aliased mappings repeat their keys too
             key = self._scalar(key_node, path)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 key = str(key)
@@ -342,7 +363,7 @@ class _Builder:
             if value in _BOOL:
                 return _BOOL[value]
             if _INT.match(value):
-                return int(value, 0) if value[:2] in ("0o", "0x") else int(value)
+                return self._int(value, node, path)
             if _FLOAT.match(value):
                 return float(value)
             if value.lower() in _SPECIAL_FLOAT:
@@ -352,9 +373,9 @@ class _Builder:
             return value
         if tag == _STD + "int":
             try:
-                return int(value, 0)
+                return self._int(value, node, path, base=0)
             except ValueError:
-                self._error("FF101", f"!!int value {value!r} is not an integer", node, path)
+                self._error("FF101", f"!!int value {_quote(value)} is not an integer", node, path)
                 return None
         if tag == _STD + "float":
             try:
@@ -372,6 +393,23 @@ class _Builder:
         self._bad_tag(node, path)
         return None
 
+    def _int(self, text: str, node: yaml.Node, path: PathT, base: int | None = None) -> int | None:
+        # Python refuses to read integers of more than 4300 digits (sys.get_int_max_str_digits); no setting of
+        # pipelines.yaml needs a number that long.
+        digits = len(text.strip().lstrip("+-"))
+        if digits > MAX_INT_DIGITS:
+            self._error(
+                INT_TOO_LONG,
+                f"integer too long: {digits} digits (at most {MAX_INT_DIGITS})",
+                node,
+                path,
+                hint="no setting takes a number that large; quote it if it is meant as text",
+            )
+            return None
+        if base is not None:
+            return int(text, base)
+        return int(text, 0) if text[:2] in ("0o", "0x") else int(text)
+
     def _bad_tag(self, node: yaml.Node, path: PathT) -> None:
         tag = node.tag
         if tag.startswith(_STD):
@@ -385,6 +423,10 @@ class _Builder:
             path,
             hint="pipelines.yaml holds plain data only: strings, numbers, booleans, lists and mappings",
         )
+
+
+def _quote(text: str, limit: int = 200) -> str:
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}… ({len(text)} characters)"
 
 
 def format_path(path: PathT) -> str:
