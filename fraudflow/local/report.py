@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fraudflow.local.store import atomic_write_text
 from fraudflow.plan import EVALUATION_FILE, Plan
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
@@ -29,7 +30,7 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template(TEMPLATE.name).render(**ctx)
     path = run_dir / "report.html"
-    path.write_text(html)
+    atomic_write_text(path, html)
     return path
 
 
