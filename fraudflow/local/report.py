@@ -16,6 +16,8 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     ctx: dict[str, Any] = {"summary": summary, "spec": plan.spec.config}
+    if "preprocess" in dirs:
+        ctx["data"] = json.loads((dirs["preprocess"] / "output" / "report" / "preprocess.json").read_text())
     if "evaluate" in dirs:
         out = dirs["evaluate"] / "output" / "evaluation"
         ctx["evaluation"] = json.loads((out / EVALUATION_FILE).read_text())

@@ -289,7 +289,16 @@ class _Runner:
                 sizes = "/".join(
                     str(splits[k]["rows"]) for k in ("train", "validation", "test") if k in splits
                 )
-                return {"note": f"{rep.get('joined_rows', '?')} rows → {sizes}"}
+                note = f"{rep.get('joined_rows', '?')} rows → {sizes}"
+                missing = {
+                    name: src["rows_with_missing_key"]
+                    for name, src in rep.get("sources", {}).items()
+                    if src.get("rows_with_missing_key")
+                }
+                if missing:  # such rows match nothing: worth seeing at once
+                    counts = ", ".join(f"{name} {n}" for name, n in missing.items())
+                    note += f"; rows with a missing join key: {counts}"
+                return {"note": note}
             if step.kind == "training":
                 t = json.loads((out / "model" / "training.json").read_text())
                 return {"note": f"{t.get('rounds_trained', '?')} trees"}

@@ -288,11 +288,13 @@ def read_header(file: Path) -> tuple[list[str], int]:
     lines = io.StringIO(text, newline="").readlines()
     rest = iter(lines)
     reader = csv.reader(rest)
+    start = 1  # where the header starts (a quoted name may span lines)
     for row in reader:
         if row:
             if full and next(rest, None) is None:
                 raise HeaderTooLong(str(file))  # the row may go on past what was read
-            return row, reader.line_num
+            return row, start
+        start = reader.line_num + 1
     if full:
         raise HeaderTooLong(str(file))
     return [], 1
