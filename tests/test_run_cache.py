@@ -162,11 +162,14 @@ def _lay_inputs(ws: Path, fake: Path) -> None:
 @pytest.fixture()
 def keyed(tmp_path: Path) -> tuple:
     from fraudflow.local.runner import _Runner
+    from fraudflow.sampledata import generate
 
     ws, fake = tmp_path / "ws", tmp_path / "pre"
-    _lay_inputs(ws, fake)
-    (ws / "data" / "customers.csv").write_text("policy_id,customer_gender\n1,Male\n")
+    generate(ws / "data", rows=100)  # valid data for loading the pipeline; the key tests then lay their own
+    (ws / "data" / "claims").mkdir()
+    (ws / "data" / "claims.csv").rename(ws / "data" / "claims" / "claims.csv")
     plan = _plan(ws, "data/claims")
+    _lay_inputs(ws, fake)
     store = Store(ws)
     run_id, run_dir = store.new_run()
     runner = _Runner(plan, store, run_id, run_dir, True, None)
@@ -307,8 +310,8 @@ def test_no_cache_replaces_a_damaged_cache_entry(tmp_path: Path) -> None:
     model = ws / ".fraudflow" / "runs" / "latest" / "train" / "output" / "model"
     for f in model.iterdir():
         f.unlink()  # a damaged cache entry: the model files are gone
-    damaged = run_cli("run", *SETS, cwd=ws)
-    assert damaged.returncode == 1 and "FF806" in damaged.stderr
+    damaged = run_cli("run", *SETS, cwd=ws)  # evaluate reads the model: its key changed, it runs and fails
+    assert damaged.returncode == 1 and "no model" in damaged.stderr and "Traceback" not in damaged.stderr
     fresh = run_cli("run", *SETS, "--no-cache", cwd=ws)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     again = run_cli("run", *SETS, cwd=ws)
@@ -347,11 +350,12 @@ def test_a_killed_run_leaves_scratch_that_the_next_run_cleans(tmp_path: Path) ->
 @pytest.mark.slow
 def test_a_failed_run_summary_write_is_an_error_and_leaves_no_truncated_file(tmp_path: Path) -> None:
     ws = _workspace(tmp_path, 1000)
-    assert run_cli("run", *SETS, cwd=ws).returncode == 0
+    stop = ("--set", "gate.threshold=0.99")  # evaluate's config holds the gate: the same in both runs
+    assert run_cli("run", *SETS, *stop, cwd=ws).returncode == 3
     before = os.readlink(ws / ".fraudflow" / "runs" / "latest")
-    limit = 1024  # every step is cached: the first file this run writes is run.json (~3 KB)
+    limit = 1024  # every step is cached: the first file this run writes is run.json (~2 KB)
     proc = subprocess.run(
-        [sys.executable, "-m", "fraudflow", "run", *SETS, "--set", "gate.threshold=0.99"],
+        [sys.executable, "-m", "fraudflow", "run", *SETS, *stop],
         cwd=ws,
         capture_output=True,
         text=True,

@@ -218,7 +218,8 @@ class _Runner:
     def _invoke(self, step: Step, scratch: Path) -> None:
         out = scratch / "output"
         config = scratch / "config.json"
-        config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
+        with _state_write("the step's config", config):
+            config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
         aliases: dict[str, str] = {}  # paths the script sees → paths the user knows, for error messages
         if step.name == "preprocess":
             inputs = scratch / "input"
@@ -278,7 +279,8 @@ class _Runner:
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
         run_script(step, argv, log, aliases)
-        shutil.copy(log, scratch / "log.txt")
+        with _state_write("the step's log", scratch / "log.txt"):
+            shutil.copy(log, scratch / "log.txt")
 
     def _note(self, step: Step, path: Path) -> dict:
         out = path / "output"
@@ -476,7 +478,8 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             code = module.main(argv)
     except Exception as exc:
-        log.write_text(buffer.getvalue() + traceback.format_exc())
+        with contextlib.suppress(OSError):  # the step's own error matters more than its log
+            log.write_text(buffer.getvalue() + traceback.format_exc())
         if getattr(exc, "ff_code", None):
             raise UserError(
                 Diagnostic(
@@ -494,7 +497,8 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
             file=str(log),
             hint="the step's log holds the traceback",
         ) from None
-    log.write_text(buffer.getvalue())
+    with _state_write("the step's log", log):
+        log.write_text(buffer.getvalue())
     if code:
         raise UserError.single("FF690", f"step {step.name} exited with {code}", file=str(log))
 

@@ -292,6 +292,7 @@ class Digests:
 
     def save(self) -> None:
         if self.memo_path is not None and self.dirty:
+            self.memo = {k: v for k, v in self.memo.items() if os.path.isfile(k)}  # forget deleted files
             self.memo_path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.memo_path, json.dumps(self.memo, sort_keys=True))
             self.dirty = False
