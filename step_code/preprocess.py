@@ -54,6 +54,7 @@ E_HEADER_TOO_LONG = "FF611"
 # A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file), and
 # is refused before pandas tries to hold it in memory. fraudflow validate applies the same bound.
 MAX_HEADER_CHARS = 1 << 20
+HEADER_CHUNK = 1 << 16
 
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
@@ -185,27 +186,16 @@ def _display(files: list[Path], configured: str, name: str) -> list[str]:
 
 
 def read_header(path: Path) -> tuple[list[str], int]:
-    """The header row of a CSV file as pandas reads it (blank lines before it skipped) and its line number,
-    reading at most MAX_HEADER_CHARS characters. Raises StepError when the header does not end within them."""
+    """The header row of a CSV file as pandas reads it and the line it starts on, reading only as far as it goes
+    and never past MAX_HEADER_CHARS characters. Raises StepError when the header does not end within them."""
+    text = ""
     with open(path, newline="", encoding="utf-8-sig") as fh:
-        text = fh.read(MAX_HEADER_CHARS)
-    full = len(text) >= MAX_HEADER_CHARS
-    lines = iter(io.StringIO(text, newline="").readlines())
-    reader = csv.reader(lines)
-    start = 1  # where the header starts (a quoted name may span lines)
-    try:
-        for row in reader:
-            if row:
-                if full and next(lines, None) is None:
-                    break  # the row may go on past what was read
-                return row, start
-            start = reader.line_num + 1
-        else:
-            if not full:
-                return [], 1
-    except csv.Error:
-        if not full:
-            raise
+        while len(text) < MAX_HEADER_CHARS:
+            chunk = fh.read(HEADER_CHUNK)
+            text += chunk
+            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
+            if found is not None:
+                return found
     raise StepError(
         E_HEADER_TOO_LONG,
         f"the header line does not end within the first {MAX_HEADER_CHARS // 2**20} MiB",
@@ -213,6 +203,25 @@ def read_header(path: Path) -> tuple[list[str], int]:
         line=1,
         hint="is this a CSV file? its first line must be the column names",
     )
+
+
+def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
+    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
+    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(iter(lines))
+    start = 1  # a quoted name may span lines: the record starts here
+    try:
+        for row in reader:
+            if row:
+                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
+                return (row, start) if ended or eof else None
+            start = reader.line_num + 1
+    except csv.Error:
+        if eof:
+            raise
+        return None  # e.g. a quote still open at the end of what was read
+    return ([], 1) if eof else None
 
 
 def duplicate_column(row: list[str]) -> tuple[int, int] | None:

@@ -179,6 +179,18 @@ def test_header_fuzz_duplicates_are_refused_at_the_second_and_the_rest_read_as_p
     )
 
 
+@pytest.mark.parametrize("quoted", [False, True])
+def test_a_wide_header_read_in_several_chunks_is_read_whole(tmp_path: Path, quoted: bool) -> None:
+    names = [f"column_{i:06d}" for i in range(20_000)]  # ~280 KB: several reads
+    if quoted:
+        names[10_000] = "a name\nover two lines"
+    names[-1] = names[-3]
+    path = _header_file(tmp_path, names)
+    row, line = pp.read_header(path)
+    assert (row, line) == semantic.read_header(path) and line == 1
+    assert row == names and pp.duplicate_column(row) == (len(names) - 3, len(names) - 1)
+
+
 def test_a_duplicate_header_is_refused_by_preprocess_and_by_validate(tmp_path: Path) -> None:
     shutil.copy(ROOT / "pipelines.yaml", tmp_path / "pipelines.yaml")
     assert run_cli("sample-data", "data", "--rows", "200", cwd=tmp_path).returncode == 0

@@ -25,6 +25,7 @@ FACET_SCAN_ROWS = 200_000
 # A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file).
 # Also the longest data line the facet scan reads. The same bound as step_code/preprocess.py's.
 MAX_HEADER_CHARS = 1 << 20
+HEADER_CHUNK = 1 << 16
 
 
 def dummy_name(column: str, value: object) -> str:
@@ -278,26 +279,37 @@ class HeaderTooLong(Exception):
 
 
 def read_header(file: Path) -> tuple[list[str], int]:
-    """The header row of a CSV file and its line number, reading at most MAX_HEADER_CHARS: blank lines before it
-    are skipped, as pandas skips them. Raises HeaderTooLong when the header does not end within that."""
+    """The header row of a CSV file and the line it starts on, as step_code/preprocess.py's read_header reads it
+    (tests/test_preprocess_inputs.py pins that they agree): only as far as it goes, never past MAX_HEADER_CHARS
+    characters. Raises HeaderTooLong when the header does not end within them."""
+    text = ""
     with file.open(newline="", encoding="utf-8-sig") as fh:
-        text = fh.read(MAX_HEADER_CHARS)
-    full = len(text) >= MAX_HEADER_CHARS
-    if full and "\n" not in text and "\r" not in text:
-        raise HeaderTooLong(str(file))
+        while len(text) < MAX_HEADER_CHARS:
+            chunk = fh.read(HEADER_CHUNK)
+            text += chunk
+            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
+            if found is not None:
+                return found
+    raise HeaderTooLong(str(file))
+
+
+def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
+    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
+    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
     lines = io.StringIO(text, newline="").readlines()
-    rest = iter(lines)
-    reader = csv.reader(rest)
-    start = 1  # where the header starts (a quoted name may span lines)
-    for row in reader:
-        if row:
-            if full and next(rest, None) is None:
-                raise HeaderTooLong(str(file))  # the row may go on past what was read
-            return row, start
-        start = reader.line_num + 1
-    if full:
-        raise HeaderTooLong(str(file))
-    return [], 1
+    reader = csv.reader(iter(lines))
+    start = 1  # a quoted name may span lines: the record starts here
+    try:
+        for row in reader:
+            if row:
+                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
+                return (row, start) if ended or eof else None
+            start = reader.line_num + 1
+    except csv.Error:
+        if eof:
+            raise
+        return None  # e.g. a quote still open at the end of what was read
+    return ([], 1) if eof else None
 
 
 def duplicate_column(row: list[str]) -> tuple[int, int] | None:
