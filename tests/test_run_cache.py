@@ -234,11 +234,14 @@ def test_only_scratch_folders_of_dead_processes_are_cleaned(tmp_path: Path) -> N
         live_other = live_other.with_name(live_other.name.rsplit(".", 1)[0] + ".0-abcd1234")
         gone = store.steps / mine.name.replace(f"-{os.getpid()}.", f"-{dead.pid}.", 1)
         other_host = store.steps / ".tmp-aaaa-00000000-1.0-abcd1234"
-        for p in (live_other, gone, other_host):
+        legacy_old, legacy_new = store.steps / ".tmp-aaaa-0001", store.steps / ".tmp-bbbb-0002"
+        for p in (live_other, gone, other_host, legacy_old, legacy_new):
             p.mkdir()
+        week = time.time() - 8 * 24 * 3600
+        os.utime(legacy_old, (week, week))
         removed = store.clean_stale_scratch()
-        assert removed == [gone]
-        assert mine.is_dir() and live_other.is_dir() and other_host.is_dir() and not gone.exists()
+        assert sorted(removed) == sorted([gone, legacy_old])
+        assert mine.is_dir() and live_other.is_dir() and other_host.is_dir() and legacy_new.is_dir()
     finally:
         sleeper.kill()
         sleeper.wait()

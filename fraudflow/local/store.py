@@ -40,6 +40,9 @@ LARGE_FILE = 64 << 20
 # A file changed less than this long ago may still change within the file system's timestamp granularity
 # (coarse clocks tick every few ms; some file systems store seconds): its stat cannot vouch for its content yet.
 QUIET_NS = 2_000_000_000
+# Scratch folders named by fraudflow before they carried their owner (`.tmp-<hash>-<token>`) are removed once
+# this old: no step runs for a week.
+LEGACY_SCRATCH_AGE = 7 * 24 * 3600
 
 
 class NotRegular(Exception):
@@ -130,9 +133,11 @@ class Store:
         host = _host_tag()
         for path in self.steps.glob(f"{SCRATCH_PREFIX}*"):
             parts = path.name[len(SCRATCH_PREFIX) :].split("-")
-            if len(parts) != 4 or parts[1] != host:
-                continue  # another host's, or a name this version did not write: not ours to judge
-            if not _process_alive(parts[2]):
+            if len(parts) == 4:
+                stale = parts[1] == host and not _process_alive(parts[2])  # another host's: not ours to judge
+            else:  # named by an older fraudflow, with no owner: only once no step could still be writing it
+                stale = len(parts) == 2 and _age(path) > LEGACY_SCRATCH_AGE
+            if stale:
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(path)
         return removed
@@ -151,6 +156,13 @@ class Store:
 
 
 # ------------------------------------------------------------------------------------- scratch ownership
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _host_tag() -> str:
