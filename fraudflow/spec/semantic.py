@@ -3,7 +3,9 @@ names that meet SageMaker's rules, parameters that point at real settings.
 
 Data files are read with the csv module, headers only (plus one column's values for the facet check), so
 `validate` never imports pandas. A file that is absent or remote is skipped with a warning: validate must work
-before `fraudflow sample-data` or without AWS credentials.
+before `fraudflow sample-data` or without AWS credentials. Only regular files are opened (a FIFO or a device is
+FF511) and only as far as the header goes (at most MAX_HEADER_CHARS, else FF512); a repeated header column is
+FF513, located in the CSV file, as preprocess refuses it.
 """
 
 from __future__ import annotations
