@@ -11,12 +11,15 @@ Encoders are fitted on the training split only (no leakage) and recorded in feat
 from __future__ import annotations
 
 import argparse
+import csv
 import difflib
+import io
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +47,14 @@ E_SPLIT = "FF605"
 E_DUPLICATE_KEY = "FF606"
 E_UNDECLARED_TEXT = "FF607"
 E_BAD_VALUE = "FF608"
+E_DUPLICATE_COLUMN = "FF609"
+E_NOT_REGULAR = "FF610"
+E_HEADER_TOO_LONG = "FF611"
+
+# A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file), and
+# is refused before pandas tries to hold it in memory. fraudflow validate applies the same bound.
+MAX_HEADER_CHARS = 1 << 20
+HEADER_CHUNK = 1 << 16
 
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
@@ -114,12 +125,46 @@ def _split_ratios(cfg: dict) -> tuple[float, float, float]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def _kind(path: Path) -> str | None:
+    """None for a regular file or a folder (links followed), else what it is; FileNotFoundError if absent."""
+    mode = os.stat(path).st_mode
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    for test, name in (
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISCHR, "device"),
+        (stat.S_ISBLK, "device"),
+    ):
+        if test(mode):
+            return name
+    return "socket" if stat.S_ISSOCK(mode) else "special file"
+
+
+def _refuse_special(path: Path, name: str) -> None:
+    """Only regular files are read: a FIFO would block the step and /dev/zero would fill the memory."""
+    try:
+        kind = _kind(path)
+    except FileNotFoundError:
+        return
+    if kind:
+        raise StepError(
+            E_NOT_REGULAR,
+            f"source '{name}': {path} is a {kind}, not a regular file",
+            file=str(path),
+            hint="point the source at a CSV file or a folder of CSV files",
+        )
+
+
 def _source_files(input_dir: Path, name: str, configured: str) -> list[Path]:
     path = input_dir / name
+    _refuse_special(path, name)
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+        entries = sorted(p for p in path.iterdir() if not p.name.startswith("."))
+        for entry in entries:
+            _refuse_special(entry, name)
+        files = [p for p in entries if p.is_file()]
         if not files:
             raise StepError(E_NO_DATA, f"source '{name}' has no files in {path}", file=str(path))
         return files
@@ -140,7 +185,85 @@ def _display(files: list[Path], configured: str, name: str) -> list[str]:
     return [str(f) for f in files]
 
 
+def read_header(path: Path) -> tuple[list[str], int]:
+    """The header row of a CSV file as pandas reads it and the line it starts on, reading only as far as it goes
+    and never past MAX_HEADER_CHARS characters. Raises StepError when the header does not end within them."""
+    text = ""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        while len(text) < MAX_HEADER_CHARS:
+            chunk = fh.read(HEADER_CHUNK)
+            text += chunk
+            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
+            if found is not None:
+                return found
+    raise StepError(
+        E_HEADER_TOO_LONG,
+        f"the header line does not end within the first {MAX_HEADER_CHARS // 2**20} MiB",
+        file=str(path),
+        line=1,
+        hint="is this a CSV file? its first line must be the column names",
+    )
+
+
+def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
+    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
+    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(iter(lines))
+    start = 1  # a quoted name may span lines: the record starts here
+    try:
+        for row in reader:
+            if row:
+                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
+                return (row, start) if ended or eof else None
+            start = reader.line_num + 1
+    except csv.Error:
+        if eof:
+            raise
+        return None  # e.g. a quote still open at the end of what was read
+    return ([], 1) if eof else None
+
+
+def duplicate_column(row: list[str]) -> tuple[int, int] | None:
+    """The (first, second) 0-based positions of the first repeated column name, or None. Names are compared as
+    written, as pandas compares them; empty names are left to the empty-name check."""
+    seen: dict = {}
+    for i, column in enumerate(row):
+        if column == "":
+            continue
+        if column in seen:
+            return seen[column], i
+        seen[column] = i
+    return None
+
+
+def _check_header(path: Path, shown: str) -> None:
+    """Refuse what pandas would silently change: a repeated column name becomes `name.1`, a new feature."""
+    try:
+        row, line = read_header(path)
+    except StepError as exc:
+        exc.file = shown
+        raise
+    except csv.Error as exc:
+        raise StepError(E_MALFORMED, f"malformed CSV header: {exc}", file=shown, line=1) from None
+    except UnicodeDecodeError as exc:
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc.reason})", file=shown) from None
+    dup = duplicate_column(row)
+    if dup is not None:
+        first, second = dup
+        raise StepError(
+            E_DUPLICATE_COLUMN,
+            f"column '{row[second]}' appears twice in the header (columns {first + 1} and {second + 1})",
+            file=shown,
+            line=line,
+            column=second + 1,
+            hint=f"rename or remove one of them (read as it is, the second would silently become "
+            f"'{row[second]}.1' and be used as a feature)",
+        )
+
+
 def _read_csv(path: Path, shown: str) -> pd.DataFrame:
+    _check_header(path, shown)
     try:
         df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, **EXACT_FLOATS)
     except pd.errors.EmptyDataError:
@@ -224,18 +347,30 @@ def _check_label(df: pd.DataFrame, label: str, shown: list[str]) -> pd.DataFrame
     return df
 
 
-def _check_unique_keys(df: pd.DataFrame, key: str, name: str, shown: list[str]) -> None:
-    dup = df[key].duplicated(keep=False).to_numpy()
+def _key_text(keys: list[str]) -> str:
+    return keys[0] if len(keys) == 1 else f"({', '.join(keys)})"
+
+
+def _check_unique_keys(df: pd.DataFrame, keys: list[str], name: str, shown: list[str]) -> None:
+    dup = df.duplicated(subset=keys, keep=False).to_numpy()
     if dup.any():
         rows = np.flatnonzero(dup)
-        value = _plain(df[key].iloc[rows[0]])
+        values = tuple(_plain(df[k].iloc[rows[0]]) for k in keys)
+        same = (df[keys] == pd.Series(values, index=keys)).all(axis=1)
+        value = values[0] if len(keys) == 1 else values
         raise StepError(
             E_DUPLICATE_KEY,
-            f"join key {key}={value!r} appears {int((df[key] == value).sum())} times in source '{name}' "
+            f"join key {_key_text(keys)}={value!r} appears {int(same.sum())} times in source '{name}' "
             f"({len(rows)} rows have a repeated key): joining would multiply rows of the base table",
             **_where(df, shown, int(rows[1])),
-            hint=f"make {key} unique in '{name}' (one row per key) before joining",
+            hint=f"make {_key_text(keys)} unique in '{name}' (one row per key) before joining",
         )
+
+
+def _missing_key(df: pd.DataFrame, keys: list[str]) -> np.ndarray:
+    """Rows whose join key (any of its columns) is missing: such a row never matches another (pandas alone
+    would match a missing key to a missing key)."""
+    return df[keys].isna().any(axis=1).to_numpy()
 
 
 def _require_column(df: pd.DataFrame, column: str, shown: list[str], what: str) -> None:
@@ -259,6 +394,7 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
         raise StepError(E_CONFIG, "data.sources is empty", file="config.json")
     label = str(_get(config, "data.label", kind=str))
     key = _get(config, "data.join.on", None)
+    keys = [str(k) for k in key] if isinstance(key, list) else [str(key)]
     how = str(_get(config, "data.join.how", "left"))
     if how not in ("left", "inner"):
         raise StepError(E_CONFIG, f"data.join.how must be left or inner, got {how!r}", file="config.json")
@@ -288,10 +424,14 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
     _check_label(holders[0][1], label, holders[0][2])
     base_name, joined, base_shown = tables[0]
     for name, df, shown in tables[1:]:
-        _require_column(joined, key, base_shown, "join key (data.join.on)")
-        _require_column(df, key, shown, "join key (data.join.on)")
-        _check_unique_keys(df, key, name, shown)
-        overlap = (set(joined.columns) & set(df.columns)) - {key, _FILE, _LINE}
+        for k in keys:
+            _require_column(joined, k, base_shown, "join key (data.join.on)")
+            _require_column(df, k, shown, "join key (data.join.on)")
+        missing = _missing_key(df, keys)
+        report["sources"][name]["rows_with_missing_key"] = int(missing.sum())
+        df = df[~missing]
+        _check_unique_keys(df, keys, name, shown)
+        overlap = (set(joined.columns) & set(df.columns)) - {*keys, _FILE, _LINE}
         if overlap:
             raise StepError(
                 E_BAD_VALUE,
@@ -300,15 +440,21 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
                 line=1,
                 hint="drop the duplicate columns from one of the files",
             )
-        joined = joined.merge(df.drop(columns=[_FILE, _LINE]), on=key, how=how, sort=False)
+        joined = joined.merge(df.drop(columns=[_FILE, _LINE]), on=keys, how=how, sort=False)
+    if len(tables) > 1:
+        # base rows with a missing key match nothing: a left join keeps them with the joined columns missing,
+        # an inner join drops them
+        report["sources"][base_name]["rows_with_missing_key"] = int(_missing_key(tables[0][1], keys).sum())
     joined = joined.reset_index(drop=True)
     if joined.empty:
-        raise StepError(E_NO_DATA, f"the {how} join on '{key}' left no rows", file=base_shown[0])
+        raise StepError(E_NO_DATA, f"the {how} join on '{_key_text(keys)}' left no rows", file=base_shown[0])
     if joined[label].isna().any():  # label held by a joined source with unmatched base rows
         row = int(np.flatnonzero(joined[label].isna().to_numpy())[0])
+        why = "its join key is missing" if _missing_key(joined.iloc[[row]], keys)[0] else "it has no match"
         raise StepError(
             E_LABEL,
-            f"label '{label}' is missing after the join: this base row has no match in '{holders[0][0]}'",
+            f"label '{label}' is missing after the join: this base row's label comes from "
+            f"'{holders[0][0]}' and {why} there",
             **_where(joined, base_shown, row),
         )
     joined[label] = joined[label].astype("int64")

@@ -19,6 +19,7 @@ Servers notice any change through the endpoint's `generation` counter.
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
 import os
 import re
@@ -39,6 +40,9 @@ STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _MODEL_FILES = ("xgboost-model", "model.json")
 _SCHEMA_VERSION = 1
+# Columns of `versions` that name a registration rather than what it records: a rerun that reproduces the newest
+# version differs only in these, and reuses it (register(reuse_identical=True)). Every other column is compared.
+NOT_COMPARED = ("grp", "version", "status", "created", "run_id", "artifact_dir")
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -232,9 +236,14 @@ class Registry:
         run_id: str,
         description: str = "",
         preprocess_code: Path | None = None,
+        reuse_identical: bool = False,
     ) -> ModelVersion:
         """Copy the artifacts, then number and insert the version atomically. `preprocess_code` (default: the
-        project's step_code/preprocess.py) is snapshotted so serving encodes exactly as this run did."""
+        project's step_code/preprocess.py) is snapshotted so serving encodes exactly as this run did.
+
+        With `reuse_identical`, the group's newest version is returned instead of a new one when everything
+        it records is identical (see `_identical`); `ModelVersion.run_id` then names the run that registered
+        it, not this one."""
         check_name("model package group", group)
         self._check_status(approval_status)
         model_dir, feature_schema = Path(model_dir), Path(feature_schema)
@@ -263,6 +272,16 @@ class Registry:
                 if doc is not None:
                     (staging / name).write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
             created = _now()
+            record = {
+                "status": approval_status,
+                "pipeline": pipeline,
+                "description": description,
+                "metrics": _dump(metrics),
+                "bias": _dump(bias),
+                "explainability": _dump(explainability),
+                "baselines": _dump(baselines),
+                "decision_threshold": threshold,
+            }
             with self._tx(self._conn) as c:
                 if c.execute("SELECT 1 FROM groups WHERE name=?", (group,)).fetchone() is None:
                     c.execute("INSERT INTO groups (name, created) VALUES (?, ?)", (group, created))
@@ -270,6 +289,13 @@ class Registry:
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE grp=?", (group,)
                 )
                 version = int(version.fetchone()[0])
+                if (
+                    reuse_identical
+                    and version > 1
+                    and self._identical(c, group, version - 1, record, staging)
+                ):
+                    version -= 1
+                    return self.get(group, version)
                 rel = f"{group}/{version}"
                 final = self.root / rel
                 if final.exists():  # left by a crash between rename and commit: no row points at it
@@ -291,16 +317,16 @@ class Registry:
                         (
                             group,
                             version,
-                            approval_status,
+                            record["status"],
                             created,
-                            pipeline,
+                            record["pipeline"],
                             run_id,
-                            description,
-                            _dump(metrics),
-                            _dump(bias),
-                            _dump(explainability),
-                            _dump(baselines),
-                            threshold,
+                            record["description"],
+                            record["metrics"],
+                            record["bias"],
+                            record["explainability"],
+                            record["baselines"],
+                            record["decision_threshold"],
                             rel,
                         ),
                     )
@@ -316,6 +342,23 @@ class Registry:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get(group, version)
+
+    def _identical(
+        self, c: sqlite3.Connection, group: str, version: int, record: dict, staging: Path
+    ) -> bool:
+        """Whether `version` records exactly what is about to be registered: every column of its row but the
+        ones that name the registration itself (NOT_COMPARED; the status is compared with the status it was
+        registered with, since approving it later is a decision about the same model), and every artifact
+        file (model, feature schema, preprocess code, metrics, reports, baselines) byte for byte."""
+        row = c.execute("SELECT * FROM versions WHERE grp=? AND version=?", (group, version)).fetchone()
+        first = c.execute(
+            "SELECT status FROM approvals WHERE grp=? AND version=? ORDER BY id LIMIT 1", (group, version)
+        ).fetchone()
+        stored = {k: v for k, v in dict(row).items() if k not in NOT_COMPARED}
+        stored["status"] = first["status"] if first else row["status"]
+        if stored != record:
+            return False
+        return _artifact_digests(staging) == _artifact_digests(self.root / row["artifact_dir"])
 
     def list_groups(self) -> list[dict]:
         rows = self._conn.execute(
@@ -503,6 +546,17 @@ class Registry:
             created=row["created"],
             updated=row["updated"],
         )
+
+
+def _artifact_digests(folder: Path) -> dict[str, str]:
+    """Relative path → sha256 of every file of a version's artifact folder but version.json (which names
+    the version and the run that registered it)."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        if rel != "version.json":
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
 
 
 def _ranges(nums: list[int]) -> str:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fraudflow.local.store import atomic_write_text
 from fraudflow.plan import EVALUATION_FILE, Plan
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
@@ -15,6 +16,8 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     ctx: dict[str, Any] = {"summary": summary, "spec": plan.spec.config}
+    if "preprocess" in dirs:
+        ctx["data"] = json.loads((dirs["preprocess"] / "output" / "report" / "preprocess.json").read_text())
     if "evaluate" in dirs:
         out = dirs["evaluate"] / "output" / "evaluation"
         ctx["evaluation"] = json.loads((out / EVALUATION_FILE).read_text())
@@ -29,7 +32,7 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template(TEMPLATE.name).render(**ctx)
     path = run_dir / "report.html"
-    path.write_text(html)
+    atomic_write_text(path, html)
     return path
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import Diagnostic, UserError
-from fraudflow.local.store import Store, file_digest, step_digest
+from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
 
 EXIT_GATE_STOPPED = 3
@@ -70,11 +70,17 @@ def run_plan(plan: Plan, *, use_cache: bool = True, out: Any = None) -> RunResul
     out = out or io.StringIO()
     store = Store(plan.spec.workspace)
     run_id, run_dir = store.new_run()
+    store.clean_stale_scratch()  # left by runs killed mid-step
     runner = _Runner(plan, store, run_id, run_dir, use_cache, out)
     try:
         result = runner.execute()
-    finally:
-        runner.write_summary()
+    except BaseException:
+        try:
+            runner.write_summary()
+        except UserError as exc:  # the step's own error is the one to report; mention this one
+            runner.say(f"warning: {exc}")
+        raise
+    runner.write_summary()
     return result
 
 
@@ -84,6 +90,7 @@ class _Runner:
         self.use_cache, self.out = use_cache, out
         self.digests: dict[str, str] = {}
         self.dirs: dict[str, Path] = {}
+        self.content = Digests(store.root / "digests.json")
         self.result = RunResult(run_id, run_dir, "failed", [])
         self.started = time.time()
 
@@ -159,20 +166,27 @@ class _Runner:
         except BaseException:
             self.store.discard(scratch)
             raise
-        final = self.store.commit(scratch, digest, {"step": step.name, "digest": digest, "run": self.run_id})
+        meta = {"step": step.name, "digest": digest, "run": self.run_id}
+        with _state_write("the step cache", self.store.steps):
+            final = self.store.commit(scratch, digest, meta)
         self.dirs[step.name] = final
         self.store.link(self.run_dir, step.name, final)
         return "ran", final, self._note(step, final)
 
     def _digest(self, step: Step) -> str:
+        """The step's cache key: its code, config, library versions and the content of every file it reads
+        (a source file or folder, or the outputs of earlier steps), so that changing any byte of any input
+        runs the step again."""
         inputs = []
         for inp in step.inputs:
             if inp.is_source:
-                inputs.append(
-                    [inp.name, _source_digest(self.plan.spec.config["data"]["sources"][inp.output])]
-                )
+                uri = self.plan.spec.config["data"]["sources"][inp.output]
+                _check_local_source(uri, inp.output)
+                inputs.append([inp.name, self._content(Path(uri), inp.output)])
             else:
-                inputs.append([inp.name, self.digests[inp.step], inp.output])
+                inputs.append([inp.name, self._content(self._input_path(step, inp.name), inp.name)])
+        with _state_write("the digest memo", self.content.memo_path):
+            self.content.save()
         script = step.script_path()
         return step_digest(
             [
@@ -187,6 +201,18 @@ class _Runner:
             ]
         )
 
+    def _content(self, path: Path, name: str) -> str:
+        try:
+            return self.content.tree(path)
+        except NotRegular as exc:
+            raise UserError.single(
+                "FF694",
+                f"input {name!r}: {exc.path} is a {exc.kind}, not a regular file or a folder of them",
+                file=str(exc.path),
+                hint="point the source at a CSV file or a folder of CSV files (a pipe or a device could "
+                "block or never end)",
+            ) from None
+
     def _input_path(self, step: Step, name: str) -> Path:
         inp = next(i for i in step.inputs if i.name == name)
         base = self.dirs[inp.step] / "output"
@@ -195,7 +221,8 @@ class _Runner:
     def _invoke(self, step: Step, scratch: Path) -> None:
         out = scratch / "output"
         config = scratch / "config.json"
-        config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
+        with _state_write("the step's config", config):
+            config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
         aliases: dict[str, str] = {}  # paths the script sees → paths the user knows, for error messages
         if step.name == "preprocess":
             inputs = scratch / "input"
@@ -261,7 +288,8 @@ class _Runner:
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
         run_script(step, argv, log, aliases)
-        shutil.copy(log, scratch / "log.txt")
+        with _state_write("the step's log", scratch / "log.txt"):
+            shutil.copy(log, scratch / "log.txt")
 
     def _note(self, step: Step, path: Path) -> dict:
         out = path / "output"
@@ -272,7 +300,16 @@ class _Runner:
                 sizes = "/".join(
                     str(splits[k]["rows"]) for k in ("train", "validation", "test") if k in splits
                 )
-                return {"note": f"{rep.get('joined_rows', '?')} rows → {sizes}"}
+                note = f"{rep.get('joined_rows', '?')} rows → {sizes}"
+                missing = {
+                    name: src["rows_with_missing_key"]
+                    for name, src in rep.get("sources", {}).items()
+                    if src.get("rows_with_missing_key")
+                }
+                if missing:  # such rows match nothing: worth seeing at once
+                    counts = ", ".join(f"{name} {n}" for name, n in missing.items())
+                    note += f"; rows with a missing join key: {counts}"
+                return {"note": note}
             if step.kind == "training":
                 t = json.loads((out / TRAINING_DATA / "training.json").read_text())
                 return {"note": f"{t.get('rounds_trained', '?')} trees"}
@@ -335,15 +372,10 @@ class _Runner:
         model_dir, schema = self.dirs["train"] / "output" / "model", pre / "schema" / "feature_schema.json"
         registry = self._registry()
         try:
-            # A rerun whose every step came from the cache would register the same model again: reuse its
-            # version instead (--no-cache registers anew, as every SageMaker execution does).
-            version = (
-                _same_newest(registry, cfg["model_package_group"], model_dir, schema, evaluation)
-                if (self.use_cache)
-                else None
-            )
-            status = "cached" if version else "ran"
-            version = version or registry.register(
+            # A rerun that reproduces the newest version (the same model, schema, metrics, reports, baselines and
+            # requested status) reuses it instead of registering it twice; anything different is a new version.
+            # --no-cache registers anew, as every SageMaker execution does.
+            version = registry.register(
                 cfg["model_package_group"],
                 model_dir=model_dir,
                 feature_schema=schema,
@@ -355,9 +387,11 @@ class _Runner:
                 pipeline=self.plan.name,
                 run_id=self.run_id,
                 description=cfg.get("description") or self.plan.spec.config.get("description", ""),
+                reuse_identical=self.use_cache,
             )
         finally:
             registry.close()
+        status = "ran" if version.run_id == self.run_id else "cached"
         self.result.model_package = {
             "group": version.group,
             "version": version.version,
@@ -431,7 +465,8 @@ class _Runner:
             "model_package": r.model_package,
             "endpoint": r.endpoint,
         }
-        (self.run_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+        with _state_write("the run summary", self.run_dir / "run.json"):
+            atomic_write_text(self.run_dir / "run.json", json.dumps(summary, indent=2) + "\n")
         if r.status != "failed":
             from fraudflow.local.report import write_report
 
@@ -440,22 +475,6 @@ class _Runner:
             except (OSError, KeyError, ValueError) as exc:  # a report problem must not fail a finished run
                 self.say(f"warning: report.html not written: {exc}")
         self.store.mark_latest(r.run_id)
-
-
-def _same_newest(registry: Any, group: str, model_dir: Path, schema: Path, metrics: dict) -> Any:
-    """The group's newest version if it holds exactly this model, feature schema and evaluation; else None."""
-    try:
-        newest = registry.latest(group)
-    except UserError:  # no such group yet
-        return None
-    if newest is None or newest.metrics != metrics:
-        return None
-    pairs = (
-        (model_dir / "xgboost-model", newest.model_dir / "xgboost-model"),
-        (schema, newest.feature_schema_path),
-    )
-    same = all(a.is_file() and b.is_file() and file_digest(a) == file_digest(b) for a, b in pairs)
-    return newest if same else None
 
 
 def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] | None = None) -> None:
@@ -468,7 +487,8 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
         with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
             code = module.main(argv)
     except Exception as exc:
-        log.write_text(buffer.getvalue() + traceback.format_exc())
+        with contextlib.suppress(OSError):  # the step's own error matters more than its log
+            log.write_text(buffer.getvalue() + traceback.format_exc())
         if getattr(exc, "ff_code", None):
             raise UserError(
                 Diagnostic(
@@ -486,7 +506,8 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
             file=str(log),
             hint="the step's log holds the traceback",
         ) from None
-    log.write_text(buffer.getvalue())
+    with _state_write("the step's log", log):
+        log.write_text(buffer.getvalue())
     if code:
         raise UserError.single("FF690", f"step {step.name} exited with {code}", file=str(log))
 
@@ -522,13 +543,18 @@ def _check_local_source(uri: str, name: str) -> None:
         )
 
 
-def _source_digest(uri: str) -> str:
-    if uri.startswith("s3://"):
-        return uri
-    p = Path(uri)
-    if not p.exists():
-        return f"missing:{uri}"
-    return file_digest(p) if p.is_file() else uri
+@contextlib.contextmanager
+def _state_write(what: str, path: Path | None) -> Any:
+    """A failed write of run state (full disk, read-only folder) is a located error, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError.single(
+            "FF695",
+            f"cannot write {what}: {exc.strerror or exc}",
+            file=str(exc.filename or path),
+            hint="free disk space or fix the folder's permissions, then run again (finished steps are cached)",
+        ) from None
 
 
 def _hp_text(value: Any) -> str:

@@ -3,14 +3,20 @@ names that meet SageMaker's rules, parameters that point at real settings.
 
 Data files are read with the csv module, headers only (plus one column's values for the facet check), so
 `validate` never imports pandas. A file that is absent or remote is skipped with a warning: validate must work
-before `fraudflow sample-data` or without AWS credentials.
+before `fraudflow sample-data` or without AWS credentials. Only regular files are opened (a FIFO or a device is
+FF511) and only as far as the header goes (at most MAX_HEADER_CHARS, else FF512); a repeated header column is
+FF513, located in the CSV file, as preprocess refuses it.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
+import io
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +24,10 @@ from fraudflow.errors import Diagnostic
 from fraudflow.spec.yamlload import PathT, Positions
 
 FACET_SCAN_ROWS = 200_000
+# A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file).
+# Also the longest data line the facet scan reads. The same bound as step_code/preprocess.py's.
+MAX_HEADER_CHARS = 1 << 20
+HEADER_CHUNK = 1 << 16
 
 
 def dummy_name(column: str, value: object) -> str:
@@ -104,7 +114,7 @@ def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
             ("data", "sources"),
             hint="e.g. join: {on: policy_id, how: left}",
         )
-    headers = _read_headers(sources, base_dir, pos, warn)
+    headers = _read_headers(sources, base_dir, pos, out)
     if headers is not None:
         _check_columns(cfg, headers, base_dir, pos, err)
 
@@ -185,17 +195,20 @@ def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Dia
 
 
 def _read_headers(
-    sources: dict[str, str], base_dir: Path, pos: Positions, warn: Any
+    sources: dict[str, str], base_dir: Path, pos: Positions, out: list[Diagnostic]
 ) -> dict[str, list[str]] | None:
+    """Each local source's header (a folder's: its first file's, as preprocess reads it). Only regular files are
+    opened, and only their first MAX_HEADER_CHARS: a FIFO would block and /dev/zero would never end."""
+    err, warn = _reporters(pos, out)
     headers: dict[str, list[str]] = {}
+    complete = True
     for key, uri in sources.items():
         path_ = ("data", "sources", key)
         if uri.startswith("s3://"):
             return None  # remote data is checked when the pipeline runs
-        file = Path(uri) if Path(uri).is_absolute() else base_dir / uri
+        source = Path(uri) if Path(uri).is_absolute() else base_dir / uri
         try:
-            with file.open(newline="", encoding="utf-8-sig") as fh:
-                row = next(csv.reader(fh), None)
+            files = _source_files(source)
         except FileNotFoundError:
             warn(
                 "FF510",
@@ -204,23 +217,158 @@ def _read_headers(
                 hint="`fraudflow sample-data data` writes sample claims.csv and customers.csv",
             )
             return None
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            warn("FF510", f"data file {uri} cannot be read ({exc}): column checks skipped", path_)
+        except _NotRegular as exc:
+            err(
+                "FF511",
+                f"data source {uri}: {exc.path} is a {exc.kind}, not a regular file",
+                path_,
+                hint="point the source at a CSV file or a folder of CSV files (reading a pipe or a device "
+                "could block or never end)",
+            )
             return None
-        if not row:
-            warn("FF510", f"data file {uri} is empty: column checks skipped", path_)
+        except OSError as exc:
+            warn("FF510", f"data source {uri} cannot be read ({exc}): column checks skipped", path_)
             return None
-        headers[key] = [c.strip() for c in row]
-    return headers
+        if not files:
+            warn("FF510", f"data folder {uri} holds no files: column checks skipped", path_)
+            return None
+        for file in files:
+            try:
+                row, line = read_header(file)
+            except HeaderTooLong:
+                err(
+                    "FF512",
+                    f"{file}: the header line does not end within its first {MAX_HEADER_CHARS // 2**20} MiB",
+                    path_,
+                    hint="is this a CSV file? its first line must be the column names",
+                )
+                complete = False
+                continue
+            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+                warn("FF510", f"data file {file} cannot be read ({exc}): column checks skipped", path_)
+                complete = False
+                continue
+            if not row:
+                warn("FF510", f"data file {file} is empty: column checks skipped", path_)
+                complete = False
+                continue
+            dup = duplicate_column(row)
+            if dup is not None:  # located in the CSV file, at the second occurrence
+                first, second = dup
+                diag = pos.diagnostic(
+                    "FF513",
+                    f"column {row[second]!r} appears twice in the header (columns {first + 1} and "
+                    f"{second + 1}) of data source {key!r}",
+                    path_,
+                    hint="rename or remove one of them (read as it is, the second would silently become "
+                    f"'{row[second]}.1' and be used as a feature)",
+                )
+                out.append(dataclasses.replace(diag, file=str(file), line=line, column=second + 1))
+            headers.setdefault(key, [c.strip() for c in row])
+    return headers if complete and len(headers) == len(sources) else None
+
+
+class _NotRegular(Exception):
+    def __init__(self, path: Path, kind: str):
+        super().__init__(f"{path} is a {kind}")
+        self.path, self.kind = path, kind
+
+
+def _kind(mode: int) -> str | None:
+    """None for a regular file, else what it is."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISFIFO(mode):
+        return "FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "special file"
+
+
+def _source_files(source: Path) -> list[Path]:
+    """The files preprocess reads for a source: the file itself, or the non-hidden entries of a folder (sorted),
+    each of which must be a regular file. Raises FileNotFoundError or _NotRegular."""
+    mode = os.stat(source).st_mode
+    if not stat.S_ISDIR(mode):
+        kind = _kind(mode)
+        if kind:
+            raise _NotRegular(source, kind)
+        return [source]
+    files = []
+    for entry in sorted(source.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        try:
+            mode = os.stat(entry).st_mode
+        except FileNotFoundError:  # a dangling link: preprocess skips it too
+            continue
+        if stat.S_ISDIR(mode):
+            continue  # preprocess reads only the files at the top of the folder
+        kind = _kind(mode)
+        if kind:
+            raise _NotRegular(entry, kind)
+        files.append(entry)
+    return files
+
+
+class HeaderTooLong(Exception):
+    pass
+
+
+def read_header(file: Path) -> tuple[list[str], int]:
+    """The header row of a CSV file and the line it starts on, as step_code/preprocess.py's read_header reads it
+    (tests/test_preprocess_inputs.py pins that they agree): only as far as it goes, never past MAX_HEADER_CHARS
+    characters. Raises HeaderTooLong when the header does not end within them."""
+    text = ""
+    with file.open(newline="", encoding="utf-8-sig") as fh:
+        while len(text) < MAX_HEADER_CHARS:
+            chunk = fh.read(HEADER_CHUNK)
+            text += chunk
+            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
+            if found is not None:
+                return found
+    raise HeaderTooLong(str(file))
+
+
+def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
+    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
+    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
+    lines = io.StringIO(text, newline="").readlines()
+    reader = csv.reader(iter(lines))
+    start = 1  # a quoted name may span lines: the record starts here
+    try:
+        for row in reader:
+            if row:
+                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
+                return (row, start) if ended or eof else None
+            start = reader.line_num + 1
+    except csv.Error:
+        if eof:
+            raise
+        return None  # e.g. a quote still open at the end of what was read
+    return ([], 1) if eof else None
+
+
+def duplicate_column(row: list[str]) -> tuple[int, int] | None:
+    """The (first, second) 0-based positions of the first repeated column name, or None. Names are compared as
+    written, as pandas compares them; empty names are left to the empty-name check."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(row):
+        if name == "":
+            continue
+        if name in seen:
+            return seen[name], i
+        seen[name] = i
+    return None
 
 
 def _check_columns(
     cfg: dict, headers: dict[str, list[str]], base_dir: Path, pos: Positions, err: Any
 ) -> None:
     data, feats = cfg["data"], cfg["features"]
-    all_cols: list[str] = []
-    for cols in headers.values():
-        all_cols += [c for c in cols if c not in all_cols]
+    all_cols = list(dict.fromkeys(c for cols in headers.values() for c in cols))  # linear on wide headers
 
     def missing(col: str, path: PathT, what: str, among: list[str] | None = None, key: bool = False) -> None:
         among = among if among is not None else all_cols
@@ -333,8 +481,10 @@ def _column_values(
             idx = cols.index(column)
             values: set[str] = set()
             try:
+                if not file.is_file():
+                    return None, False  # a folder: the facet is checked when the pipeline runs
                 with file.open(newline="", encoding="utf-8-sig") as fh:
-                    reader = csv.reader(fh)
+                    reader = csv.reader(_bounded_lines(fh))
                     next(reader, None)
                     for n, row in enumerate(reader):
                         if n >= FACET_SCAN_ROWS:
@@ -345,6 +495,17 @@ def _column_values(
                 return None, False
             return values, True
     return None, False
+
+
+def _bounded_lines(fh: Any) -> Any:
+    """The file's lines; a line longer than MAX_HEADER_CHARS is a csv.Error (never read whole into memory)."""
+    while True:
+        line = fh.readline(MAX_HEADER_CHARS)
+        if not line:
+            return
+        if len(line) >= MAX_HEADER_CHARS and not line.endswith(("\n", "\r")):
+            raise csv.Error(f"a line longer than {MAX_HEADER_CHARS} characters")
+        yield line
 
 
 def _names(value: Any) -> list[str]:
