@@ -148,7 +148,7 @@ def _plan(ws: Path, source: str) -> object:
 
 
 def _lay_inputs(ws: Path, fake: Path) -> None:
-    """The claims source as a folder of two files, and fake outputs of preprocess (what train reads)."""
+    """The claims source as a folder of two files, and fake outputs of preprocess (all that train reads)."""
     for folder in (ws / "data" / "claims", fake):
         shutil.rmtree(folder, ignore_errors=True)
     (ws / "data" / "claims" / "sub").mkdir(parents=True)
@@ -157,6 +157,8 @@ def _lay_inputs(ws: Path, fake: Path) -> None:
     for name in ("train", "validation"):
         (fake / "output" / name).mkdir(parents=True)
         (fake / "output" / name / f"{name}.csv").write_text("0,1\n1,2\n")
+    (fake / "output" / "schema").mkdir(parents=True)  # train packs the feature schema for serving
+    (fake / "output" / "schema" / "feature_schema.json").write_text('{"label": "fraud", "features": ["x"]}\n')
 
 
 @pytest.fixture()
@@ -185,7 +187,7 @@ def test_any_change_to_what_a_step_reads_changes_its_cache_key(
     """The runner's own key function: a source folder for preprocess, earlier steps' outputs for train."""
     runner, plan, ws, fake = keyed
     preprocess, train = plan.step("preprocess"), plan.step("train")
-    read_by_train = fake / "output" / ("train" if byte % 2 else "validation")
+    read_by_train = fake / "output" / ("train", "validation", "schema")[byte % 3]
     for step, root in ((preprocess, ws / "data" / "claims"), (train, read_by_train)):
         _lay_inputs(ws, fake)
         files = {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
@@ -312,7 +314,7 @@ def test_no_cache_replaces_a_damaged_cache_entry(tmp_path: Path) -> None:
     assert run_cli("run", *SETS, cwd=ws).returncode == 0
     model = ws / ".fraudflow" / "runs" / "latest" / "train" / "output" / "model"
     for f in model.iterdir():
-        f.unlink()  # a damaged cache entry: the model files are gone
+        shutil.rmtree(f) if f.is_dir() else f.unlink()  # a damaged cache entry: the model files are gone
     damaged = run_cli("run", *SETS, cwd=ws)  # evaluate reads the model: its key changed, it runs and fails
     assert damaged.returncode == 1 and "no model" in damaged.stderr and "Traceback" not in damaged.stderr
     fresh = run_cli("run", *SETS, "--no-cache", cwd=ws)
@@ -320,7 +322,7 @@ def test_no_cache_replaces_a_damaged_cache_entry(tmp_path: Path) -> None:
     again = run_cli("run", *SETS, cwd=ws)
     assert again.returncode == 0, again.stdout + again.stderr
     assert _steps(ws)["train"] == "cached"  # the entry --no-cache wrote, not the damaged one
-    assert (ws / ".fraudflow" / "runs" / "latest" / "train" / "output" / "model" / "model.json").is_file()
+    assert (ws / ".fraudflow" / "runs" / "latest" / "train" / "output" / "model" / "xgboost-model").is_file()
 
 
 @pytest.mark.slow
