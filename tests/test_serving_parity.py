@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,44 @@ def test_inference_script_runs_alone_on_the_extracted_model(deployed: dict, tmp_
 TOOLKIT = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fraudflow-sagemaker-inference-1.5.5"
 )
+
+
+def index_unreachable() -> str | None:
+    """Why pip's index cannot be reached from here (offline), or None when it answers."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple/")
+    try:
+        with urllib.request.urlopen(index.rstrip("/") + "/sagemaker-inference/", timeout=15):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"{index} unreachable ({exc})"
+
+
+def install_toolkit() -> None:
+    """The image's inference toolkit, once per cache, installed whole or not at all (a temporary folder renamed
+    into place). An install that fails while the index answers is a failure of the test, not a skip."""
+    if (TOOLKIT / "sagemaker_inference").is_dir():
+        return
+    staging = TOOLKIT.with_name(f"{TOOLKIT.name}.tmp-{os.getpid()}")
+    try:
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(staging),
+             "sagemaker-inference==1.5.5"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if pip.returncode == 0:
+            shutil.rmtree(TOOLKIT, ignore_errors=True)  # a leftover without the package
+            os.replace(staging, TOOLKIT)
+            return
+        offline = index_unreachable()
+        if offline:
+            pytest.skip(f"offline, cannot install sagemaker-inference 1.5.5: {offline}")
+        pytest.fail(
+            f"pip install sagemaker-inference==1.5.5 failed with the index reachable:\n{pip.stderr[-2000:]}"
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 MMS_PROBE = """
 import json, sys
 from sagemaker_inference import default_inference_handler
@@ -288,14 +327,7 @@ def test_multi_model_server_path_answers_4xx_through_the_inference_toolkit(
 ) -> None:
     """Under MMS (the image's multi-model path) the inference toolkit 1.5.5 (the image's pin) runs the handlers:
     an answer on success, and a client mistake reaches the client with its 4xx status, not 500."""
-    if not (TOOLKIT / "sagemaker_inference").is_dir():
-        pip = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(TOOLKIT),
-             "sagemaker-inference==1.5.5"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if pip.returncode != 0:
-            pytest.skip(f"pip cannot install sagemaker-inference 1.5.5: {pip.stderr.strip()[-300:]}")
+    install_toolkit()
     model_dir = tmp_path / "model"
     with tarfile.open(deployed["tar"]) as tar:
         tar.extractall(model_dir, filter="data")
