@@ -79,11 +79,12 @@ def local_run(yaml_file: Path) -> Path:
     return yaml_file.parent / ".fraudflow" / "runs" / "latest"
 
 
-def tree_state(root: Path) -> list[tuple[str, int]]:
-    """Every path below `root` with its mtime (empty if `root` does not exist)."""
+def tree_state(root: Path) -> list[str]:
+    """Every path below `root` (empty if `root` does not exist). Paths, not mtimes: on a shared machine another
+    process may rewrite a file that is already there; what a leaking job would add is new paths."""
     if not root.exists():
         return []
-    return sorted((str(p), p.lstat().st_mtime_ns) for p in [root, *root.rglob("*")])
+    return sorted(str(p) for p in [root, *root.rglob("*")])
 
 
 def s3_json(aws: Aws, uri: str) -> dict:
