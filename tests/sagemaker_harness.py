@@ -15,7 +15,9 @@ are moto's, and every job runs this machine's Python under the container's path 
   `serve_utils.get_loaded_booster` (1.7-1): with `SAGEMAKER_INFERENCE_ENSEMBLE` true (the default) EVERY non-dot
   file of the model folder is loaded as a booster (pickle, else `Booster.load_model`) and the predictions are
   averaged. Script mode (`SAGEMAKER_PROGRAM` in the model's environment): the user module is taken from
-  `SAGEMAKER_SUBMIT_DIRECTORY` (default `/opt/ml/code`) and its model_fn/input_fn/predict_fn/output_fn called.
+  `SAGEMAKER_SUBMIT_DIRECTORY` (default `/opt/ml/code`) and its model_fn/input_fn/predict_fn/output_fn called
+  in the container's Flask view (request decoding, Accept default, error wrapping): the one emulation of the
+  serving container that tests/test_serving_parity.py and the end-to-end test compare with `fraudflow serve`.
 - Condition: `Std:JsonGet` on the PropertyFile; Fail: the execution fails with the resolved message.
 - ClarifyCheck: the analysis config validated against the SDK's own `ANALYSIS_CONFIG_SCHEMA_V1_0`; the shadow
   endpoint is a `ServedModel` of the Model step's container; the bias job's post-training metrics computed with
@@ -50,7 +52,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -396,20 +398,63 @@ def csv_encode(values: list[Any]) -> bytes:
     return out.getvalue().encode()
 
 
+UTF8_TYPES = ("application/json", "text/csv")  # sagemaker_containers._content_types.UTF8_TYPES
+
+
+class ClientError(Exception):
+    """sagemaker_containers._errors.ClientError: what `error_wrapper` turns any handler exception into."""
+
+
+def _error_wrapped(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """sagemaker_containers._functions.error_wrapper: nothing catches the ClientError, so Flask answers 500."""
+
+    def wrapper(*args: Any) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            raise ClientError(exc) from exc
+
+    return wrapper
+
+
+class Answer(NamedTuple):
+    """What POST /invocations returned: status, media type (Flask's `; charset=` dropped), body."""
+
+    status: int
+    content_type: str
+    body: bytes
+
+
 @dataclass
 class ServedModel:
-    """A model container as SageMaker hosts it: the image's serving stack on the extracted model.tar.gz."""
+    """A model container as SageMaker hosts it: the image's serving stack on the extracted model.tar.gz.
+
+    Script mode follows sagemaker-containers 2.8.6.post2 (`_server`, `_modules`, `_transformer`, `_worker`,
+    `_functions`), which the XGBoost 1.7-1 image pins: each request runs in a Flask view where the content is
+    str for exactly text/csv and application/json (bytes otherwise), an Accept that is missing or `*/*` becomes
+    SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT (default application/json), every handler is wrapped by
+    `error_wrapper` (any exception: ClientError, answered 500), a `(body, type)` result becomes a 200 response
+    and a response object passes through untouched."""
 
     mode: str  # "default" | "script"
     model: Any
     environment: dict[str, str]
     handlers: Any = None  # the user module (script mode)
+    _client: Any = field(default=None, repr=False)
 
     @classmethod
     def load(cls, s3: Any, container: dict[str, Any], workdir: Path) -> ServedModel:
+        """The container of a Model / model package (`ModelDataUrl`, `Environment`) on moto's S3."""
         env = {k: str(v) for k, v in (container.get("Environment") or {}).items()}
+        return cls.from_archive(get_object(s3, container["ModelDataUrl"]), env, workdir, s3)
+
+    @classmethod
+    def from_archive(
+        cls, model_tar: bytes, env: dict[str, str], workdir: Path, s3: Any = None
+    ) -> ServedModel:
+        """SageMaker extracts model.tar.gz to /opt/ml/model (here `workdir/model`) and starts the server."""
         model_dir = workdir / "model"  # /opt/ml/model
-        extract(get_object(s3, container["ModelDataUrl"]), model_dir)
+        extract(model_tar, model_dir)
         program = env.get("SAGEMAKER_PROGRAM")
         if not program:
             ensemble = env.get("SAGEMAKER_INFERENCE_ENSEMBLE", "true") == "true"
@@ -423,29 +468,68 @@ class ServedModel:
             model = model_fn(str(model_dir))
         return cls("script", model, env, module)
 
-    def invoke(self, body: bytes, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+    def request(
+        self, body: bytes, content_type: str | None = "text/csv", accept: str | None = None
+    ) -> Answer:
+        """One POST /invocations with these headers, answered as the container answers it."""
         if self.mode == "default":
-            if content_type.split(";")[0].strip() != "text/csv":
-                raise HarnessError(
-                    f"the harness emulates only text/csv for the default handler, not {content_type}"
-                )
-            dtest = csv_to_dmatrix(body)
-            if isinstance(self.model, list):
-                preds = np.mean([b.predict(dtest, validate_features=False) for b in self.model], axis=0)
-            else:
-                preds = self.model.predict(dtest, validate_features=False)
-            return csv_encode(preds.tolist())
+            return self._default_request(body, content_type or "application/json")
+        if self._client is None:
+            import flask
+
+            app = flask.Flask("emulated-sagemaker-xgboost")
+            app.add_url_rule("/invocations", view_func=self._script_view, methods=["POST"])
+            self._client = app.test_client()
+        headers = {"Accept": accept} if accept else {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        r = self._client.post("/invocations", data=body, headers=headers)
+        return Answer(r.status_code, r.headers.get("Content-Type", "").split(";")[0], r.get_data())
+
+    def invoke(self, body: bytes, content_type: str = "text/csv", accept: str = "text/csv") -> bytes:
+        """The body of a 200 answer (InvokeEndpoint raises ModelError on any other status)."""
+        answer = self.request(body, content_type, accept)
+        if answer.status != 200:
+            raise HarnessError(f"the endpoint answered {answer.status}: {answer.body[:500]!r}")
+        return answer.body
+
+    def _default_request(self, body: bytes, content_type: str) -> Answer:
+        if content_type.split(";")[0].strip() != "text/csv":
+            raise HarnessError(
+                f"the harness emulates only text/csv for the default handler, not {content_type}"
+            )
+        dtest = csv_to_dmatrix(body)
+        if isinstance(self.model, list):
+            preds = np.mean([b.predict(dtest, validate_features=False) for b in self.model], axis=0)
+        else:
+            preds = self.model.predict(dtest, validate_features=False)
+        return Answer(200, "text/csv", csv_encode(preds.tolist()))
+
+    def _script_view(self) -> Any:
+        """sagemaker_containers `Transformer.transform` with `_default_transform_fn` (or the user's transform_fn)."""
+        import flask
+
+        req = flask.request
+        content_type = req.headers.get("ContentType") or req.headers.get("Content-Type") or "application/json"
+        accept = req.headers.get("Accept")
+        if not accept or accept == "*/*":
+            accept = self.environment.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+        content = req.get_data(as_text=content_type in UTF8_TYPES)
         m = self.handlers
         with _environ(self.environment):
             if getattr(m, "transform_fn", None):
-                result = m.transform_fn(self.model, body, content_type, accept)
+                result = _error_wrapped(m.transform_fn)(self.model, content, content_type, accept)
             else:
-                data = (getattr(m, "input_fn", None) or _no_default("input_fn"))(body, content_type)
-                prediction = (getattr(m, "predict_fn", None) or _default_predict)(data, self.model)
-                result = (getattr(m, "output_fn", None) or _no_default("output_fn"))(prediction, accept)
-        if isinstance(result, tuple):  # (body, mimetype), as the transformer accepts it
-            result = result[0]
-        return result.encode() if isinstance(result, str) else bytes(result)
+                data = _error_wrapped(getattr(m, "input_fn", None) or _no_default("input_fn"))(
+                    content, content_type
+                )
+                predict = getattr(m, "predict_fn", None) or _default_predict
+                prediction = _error_wrapped(predict)(data, self.model)
+                output = getattr(m, "output_fn", None) or _no_default("output_fn")
+                result = _error_wrapped(output)(prediction, accept)
+        if isinstance(result, tuple):
+            return flask.Response(result[0], mimetype=result[1])
+        return result
 
     def boosters(self) -> list[Any]:
         """The XGBoost boosters behind the endpoint (to read their exact SHAP contributions)."""
@@ -553,7 +637,12 @@ def predict_probabilities(
         chunk = features.iloc[start : start + batch]
         body = chunk.to_csv(header=False, index=False, lineterminator="\n").encode()
         answer = served.invoke(body, content_type, accept).decode()
-        out += [float(line.split(",")[0]) for line in answer.strip().splitlines()]
+        for line in answer.strip().splitlines():
+            if (
+                "," in line
+            ):  # no `probability` key in the analysis config: Clarify reads the line as the score
+                raise HarnessError(f"the endpoint answered {line!r}: not one score per line")
+            out.append(float(line))
     if len(out) != len(features):
         raise HarnessError(f"the endpoint answered {len(out)} predictions for {len(features)} rows")
     return np.asarray(out)
@@ -835,6 +924,7 @@ class PipelineEmulator:
             served, features, content_type=predictor["content_type"], accept=predictor["accept_type"]
         )
         result: dict[str, Any] = {
+            "mode": served.mode,
             "dataset": dataset_uri,
             "config": config,
             "scores": scores,

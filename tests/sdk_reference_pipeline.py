@@ -83,7 +83,12 @@ def _build_offline(plan: Any, sm: dict[str, Any]) -> Reference:
     return Reference(json.loads(definition), uploads, jobs)
 
 
-def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline, read top to bottom
+def _build(plan: Any, boto_session: Any) -> str:
+    with tempfile.TemporaryDirectory(prefix="ff-sdk-") as tmp:  # the config files, uploaded as they are made
+        return _build_in(plan, boto_session, Path(tmp))
+
+
+def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 - one pipeline, read top to bottom
     from sagemaker import image_uris
     from sagemaker.clarify import BiasConfig, DataConfig, ModelConfig, ModelPredictedLabelConfig, SHAPConfig
     from sagemaker.drift_check_baselines import DriftCheckBaselines
@@ -142,7 +147,6 @@ def _build(plan: Any, boto_session: Any) -> str:  # noqa: PLR0915 - one pipeline
     if sm["cache"]["enabled"]:
         cache = CacheConfig(enable_caching=True, expire_after=sm["cache"]["expire_after"])
     proc, train_cfg, clarify = sm["processing"], sm["training"], sm["clarify"]
-    tmp = Path(tempfile.mkdtemp(prefix="ff-sdk-"))
 
     def config_input(step: Any) -> ProcessingInput:
         folder = tmp / step.name

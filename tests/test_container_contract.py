@@ -22,7 +22,9 @@ import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws", "tests.sagemaker_harness")
 from tests import sagemaker_harness as h  # noqa: E402
+from tests._steps_util import load_step  # noqa: E402
 from tests.conftest_aws import BUCKET, ROOT, Aws  # noqa: E402
+from tests.test_serve import Server, call  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
@@ -77,6 +79,14 @@ def local_run(yaml_file: Path) -> Path:
     return yaml_file.parent / ".fraudflow" / "runs" / "latest"
 
 
+def tree_state(root: Path) -> list[str]:
+    """Every path below `root` (empty if `root` does not exist). Paths, not mtimes: on a shared machine another
+    process may rewrite a file that is already there; what a leaking job would add is new paths."""
+    if not root.exists():
+        return []
+    return sorted(str(p) for p in [root, *root.rglob("*")])
+
+
 def s3_json(aws: Aws, uri: str) -> dict:
     return json.loads(h.get_object(aws.client("s3"), uri))
 
@@ -88,7 +98,7 @@ def s3_json(aws: Aws, uri: str) -> dict:
 def test_emulated_sagemaker_execution_equals_the_local_run(
     namespaces: None, yaml_file: Path, aws: Aws, tmp_path: Path
 ) -> None:
-    opt_ml_before = Path("/opt/ml").exists()
+    opt_ml_before = tree_state(Path("/opt/ml"))
     emu = emulate(yaml_file, aws, tmp_path)
     ex = emu.execution
     assert ex.status == "Succeeded", ex.failure
@@ -103,7 +113,7 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
         "RegisterModel-RegisterModel",
         "Deploy",
     ]
-    assert Path("/opt/ml").exists() == opt_ml_before  # the jobs' /opt/ml was private to them
+    assert tree_state(Path("/opt/ml")) == opt_ml_before  # the jobs' /opt/ml was private to them
     run = local_run(yaml_file)
 
     # Training ran as the toolkit launches it: sorted `--key value`, no sagemaker_* keys, SM_* variables
@@ -117,6 +127,23 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
     s3 = aws.client("s3")
     with tarfile.open(fileobj=io.BytesIO(h.get_object(s3, train["output_uri"]))) as tar:
         assert "training.json" in tar.getnames()  # the report travels in output.tar.gz, not in the model
+    # the `schema` channel was downloaded, and train.py packed the serving bundle into model.tar.gz with it
+    assert json.loads(train["env"]["SM_CHANNELS"]) == ["schema", "train", "validation"]
+    channel_schema = (train["ml_root"] / "input/data/schema/feature_schema.json").read_bytes()
+    preprocess_schema = emu.ctx.get(
+        "Steps.Preprocess.ProcessingOutputConfig.Outputs['schema'].S3Output.S3Uri"
+    )
+    assert channel_schema == h.get_object(s3, preprocess_schema + "/feature_schema.json")
+    with tarfile.open(fileobj=io.BytesIO(h.get_object(s3, train["model_uri"]))) as tar:
+        packed = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    assert set(packed) == {
+        "xgboost-model",
+        "code/inference.py",
+        "code/preprocess.py",
+        "code/feature_schema.json",
+    }
+    assert packed["code/feature_schema.json"] == channel_schema
+    assert packed["code/inference.py"] == (ROOT / "step_code/inference.py").read_bytes()
 
     # AUC: the Evaluate step's evaluation.json on S3 vs the local run's
     evaluate_out = emu.ctx.get("Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri")
@@ -132,6 +159,9 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
     local_pred = pd.read_csv(run / "evaluate/output/evaluation/predictions.csv")
     score_col = [c for c in local_pred.columns if c not in ("label", "fraud")][-1]
     assert bias["dataset"].endswith("/baseline/test_with_header.csv")
+    assert (
+        bias["mode"] == emu.clarify["ExplainabilityCheck"]["mode"] == "script"
+    )  # inference.py: CSV rows in, one score per line out
     assert np.max(np.abs(bias["scores"] - local_pred[score_col].to_numpy())) <= TOL
 
     # Bias: every post-training metric equal (the same rows on both backends)
@@ -161,13 +191,89 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
     margin = np.log(explain["scores"] / (1 - explain["scores"]))
     assert np.max(np.abs(explain["shap"].sum(axis=1) - margin)) <= 1e-4  # they explain what is served
 
-    # The endpoint the Lambda made loads its model package and answers like the shadow endpoint
+    # The endpoint the Lambda made: each variant's model package -> model.tar.gz -> the script-mode container,
+    # asked what `fraudflow serve` (on the model the local run registered) is asked, over HTTP
     endpoint = ex.step("Deploy").detail["event"]["endpoint_name"]
     served = emu.served_endpoint(endpoint, tmp_path / "endpoint")
     assert served
-    rows = pd.read_csv(io.BytesIO(h.get_object(s3, bias["dataset"]))).drop(columns=["fraud"])
-    for model in served.values():
-        assert np.max(np.abs(h.predict_probabilities(model, rows) - bias["scores"])) <= TOL
+    records = raw_test_records(emu, label=bias["config"]["label"])
+    rows = pd.read_csv(io.BytesIO(h.get_object(s3, bias["dataset"]))).drop(columns=[bias["config"]["label"]])
+    server = Server(yaml_file.parent)
+    try:
+        for variant, model in served.items():
+            assert model.mode == "script", variant
+            got = compare_with_fraudflow_serve(model, server.url, records, encoded_csv(rows))
+            print(
+                f"endpoint variant {variant}: max |diff| raw records {got['records']:.3g}, csv {got['csv']:.3g}"
+            )
+            # records Preprocess split and encoded: the endpoint encodes them as Preprocess did
+            untouched = got["probabilities"][len(EDGES) :]
+            assert np.max(np.abs(untouched - bias["scores"][len(EDGES) :])) <= TOL
+            assert np.max(np.abs(h.predict_probabilities(model, rows) - bias["scores"])) <= TOL
+    finally:
+        server.stop()
+
+
+# What a client may send that the encoding must agree on: a missing field, an unknown category, a null, a
+# number as text (applied to the first records; the rest are the test split's rows as they are)
+EDGES = [
+    lambda r: {k: v for k, v in r.items() if k != "customer_age"},
+    lambda r: {**r, "collision_type": "Hovercraft"},
+    lambda r: {**r, "incident_type": None},
+    lambda r: {**r, "police_report_available": "Maybe"},
+    lambda r: {**r, "customer_age": str(r["customer_age"])},
+]
+
+
+def raw_test_records(emu: h.PipelineEmulator, label: str) -> list[dict]:
+    """The test split's rows before encoding: Preprocess's own split of its job's inputs and config."""
+    pre = load_step("preprocess")
+    inputs = emu.execution.step("Preprocess").detail["ml_root"] / "processing" / "input"
+    config = json.loads((inputs / "config" / "config.json").read_text())
+    joined, _ = pre.load_joined(config, inputs)
+    _, _, test = pre.split_frame(joined, config)
+    records = json.loads(test.drop(columns=[label]).to_json(orient="records"))
+    return [edge(r) for edge, r in zip(EDGES, records, strict=False)] + records[len(EDGES) :]
+
+
+def encoded_csv(rows: pd.DataFrame) -> bytes:
+    """Header-less encoded rows (what Clarify sends), the first with an empty field (missing)."""
+    lines = rows.to_csv(header=False, index=False, lineterminator="\n").splitlines()
+    lines[0] = ",".join(["", *lines[0].split(",")[1:]])
+    return ("\n".join(lines) + "\n").encode()
+
+
+def compare_with_fraudflow_serve(
+    model: h.ServedModel, url: str, records: list[dict], csv_rows: bytes
+) -> dict[str, object]:
+    """The same requests to the emulated container and to `fraudflow serve`: same status, type, decisions and
+    threshold; probabilities/scores within 1e-6. Returns the max |diff| of each and the endpoint's answers."""
+    body = json.dumps({"records": records}).encode()
+    local, cloud = (
+        call(url + "/invocations", body, "application/json"),
+        model.request(body, "application/json"),
+    )
+    assert local[0] == cloud.status == 200, (local[:1], cloud.body[:300])
+    assert local[1]["Content-Type"].split(";")[0] == cloud.content_type == "application/json"
+    lj, cj = json.loads(local[2]), json.loads(cloud.body)
+    assert set(lj) - {"variant", "model"} == set(cj)  # variant/model: fraudflow serve's extras
+    assert lj["decision_threshold"] == cj["decision_threshold"]
+    assert [p["decision"] for p in lj["predictions"]] == [p["decision"] for p in cj["predictions"]]
+    lp, cp = (np.array([p["probability"] for p in j["predictions"]]) for j in (lj, cj))
+    assert len(cp) == len(records)
+    local_csv = call(url + "/invocations", csv_rows, "text/csv", headers={"Accept": "text/csv"})
+    cloud_csv = model.request(csv_rows, "text/csv", "text/csv")
+    assert local_csv[0] == cloud_csv.status == 200
+    assert cloud_csv.content_type == "text/csv"
+    ls, cs = (np.array([float(v) for v in b.decode().split()]) for b in (local_csv[2], cloud_csv.body))
+    assert len(cs) == csv_rows.count(b"\n")
+    out = {
+        "records": float(np.max(np.abs(lp - cp))),
+        "csv": float(np.max(np.abs(ls - cs))),
+        "probabilities": cp,
+    }
+    assert out["records"] <= TOL and out["csv"] <= TOL, out
+    return out
 
 
 @pytest.mark.slow
@@ -273,9 +379,9 @@ def model_fn(model_dir):
     b.load_model(os.path.join(model_dir, "xgboost-model"))
     return {"booster": b, "scale": float(os.environ.get("SCALE", "1"))}
 
-def input_fn(body, content_type):
-    assert content_type == "text/csv"
-    return xgb.DMatrix(np.loadtxt(body.decode().splitlines(), delimiter=",", ndmin=2))
+def input_fn(body, content_type):  # the container's Flask view hands a text/csv body over as str
+    assert content_type == "text/csv" and isinstance(body, str)
+    return xgb.DMatrix(np.loadtxt(body.splitlines(), delimiter=",", ndmin=2))
 
 def predict_fn(data, model):
     return model["booster"].predict(data) * model["scale"]

@@ -64,6 +64,8 @@ def test_train_with_a_schema_channel_packs_code(tmp_path: Path) -> None:
         str(schema),
         "--num_round",
         "3",
+        "--output-data-dir",  # not the default /opt/ml/output/data of this machine
+        str(tmp_path / "d"),
     ]
     assert train.main(argv) == 0
     code = tmp_path / "m" / "code"
@@ -72,7 +74,9 @@ def test_train_with_a_schema_channel_packs_code(tmp_path: Path) -> None:
         assert (code / name).read_bytes() == (STEP_CODE / name).read_bytes()
     assert (code / "feature_schema.json").read_bytes() == (schema / "feature_schema.json").read_bytes()
     # without the channel, the model folder is as before (no code/)
-    assert train.main(["--train", str(data), "--model-dir", str(tmp_path / "m2"), "--num_round", "3"]) == 0
+    argv = ["--train", str(data), "--model-dir", str(tmp_path / "m2"), "--num_round", "3"]
+    argv += ["--output-data-dir", str(tmp_path / "d2")]  # not the default /opt/ml/output/data of this machine
+    assert train.main(argv) == 0
     assert not (tmp_path / "m2" / "code").exists() and (tmp_path / "m2" / "xgboost-model").is_file()
 
 

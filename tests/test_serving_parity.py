@@ -3,13 +3,10 @@ folder) and served by step_code/inference.py under the XGBoost 1.7-1 image's scr
 `fraudflow serve` does: the same raw claim records and encoded CSV rows give the same probabilities (1e-6), the
 same decisions and the same shape; client mistakes are 4xx on both.
 
-The container contract emulated here (aws/sagemaker-xgboost-container 1.7-1 serving.py, sagemaker-containers
-2.8.6.post2 _server/_modules/_transformer/_worker/_functions): SageMaker extracts model.tar.gz to
-/opt/ml/model; SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code is copied to /opt/ml/code and SAGEMAKER_PROGRAM
-(inference.py) is imported from there by module name; model_fn gets /opt/ml/model; each request runs in a Flask
-view where the content is str for exactly text/csv or application/json, Accept missing or */* becomes
-SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT, every handler is wrapped so any exception becomes ClientError (which Flask
-answers 500), a tuple result becomes a 200 response and a response object passes through.
+The container is the harness's `ServedModel` (tests/sagemaker_harness.py: model.tar.gz extracted to
+/opt/ml/model, SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code copied to /opt/ml/code, SAGEMAKER_PROGRAM imported
+from there, handlers called in sagemaker-containers 2.8.6.post2's Flask view), the same emulation the end-to-end
+harness test uses on the endpoint the deployer Lambda creates.
 """
 
 from __future__ import annotations
@@ -21,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -28,81 +26,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests import sagemaker_harness as h
 from tests.conftest import ROOT, run_cli
 from tests.test_serve import Server, call
 
 pytestmark = pytest.mark.slow
-
-UTF8_TYPES = ("application/json", "text/csv")  # sagemaker_containers._content_types.UTF8_TYPES
-
-
-class ClientError(Exception):
-    """sagemaker_containers._errors.ClientError: what error_wrapper turns every handler exception into."""
-
-
-def _wrapped(fn):  # noqa: ANN001, ANN202 - sagemaker_containers._functions.error_wrapper
-    def wrapper(*args: Any) -> Any:
-        try:
-            return fn(*args)
-        except Exception as exc:
-            raise ClientError(exc) from exc
-
-    return wrapper
-
-
-class Container:
-    """The XGBoost serving container's single-model path on an extracted model.tar.gz."""
-
-    def __init__(self, model_tar: Path, env: dict[str, str], root: Path):
-        import flask
-
-        self.env = env
-        model_dir = root / "opt" / "ml" / "model"
-        model_dir.mkdir(parents=True)
-        with tarfile.open(model_tar) as tar:
-            tar.extractall(model_dir, filter="data")
-        submit = Path(env["SAGEMAKER_SUBMIT_DIRECTORY"].replace("/opt/ml/model", str(model_dir)))
-        code_dir = root / "opt" / "ml" / "code"
-        shutil.copytree(submit, code_dir)  # _files.download_and_extract(uri=a folder, /opt/ml/code)
-        module_name = env["SAGEMAKER_PROGRAM"].removesuffix(".py")
-        sys.path.insert(0, str(code_dir))
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            sys.modules.pop(module_name, None)
-            self.module = __import__(module_name)
-            self.model = _wrapped(self.module.model_fn)(str(model_dir))
-        finally:
-            sys.path.remove(str(code_dir))
-            for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-        self.app = flask.Flask("emulated-sagemaker-xgboost")
-        self.app.add_url_rule("/invocations", view_func=self._view, methods=["POST"])
-        self.client = self.app.test_client()
-
-    def _view(self):  # noqa: ANN202 - sagemaker_containers' Transformer.transform + _default_transform_fn
-        import flask
-
-        req = flask.request
-        content_type = req.headers.get("ContentType") or req.headers.get("Content-Type") or "application/json"
-        accept = req.headers.get("Accept")
-        if not accept or accept == "*/*":
-            accept = self.env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
-        content = req.get_data(as_text=content_type in UTF8_TYPES)
-        data = _wrapped(self.module.input_fn)(content, content_type)
-        prediction = _wrapped(self.module.predict_fn)(data, self.model)
-        result = _wrapped(self.module.output_fn)(prediction, accept)
-        if isinstance(result, tuple):
-            return flask.Response(result[0], mimetype=result[1])
-        return result
-
-    def invoke(self, body: bytes, ctype: str | None, accept: str | None = None) -> tuple[int, str, bytes]:
-        headers = {"Accept": accept} if accept else {}
-        if ctype:
-            headers["Content-Type"] = ctype
-        r = self.client.post("/invocations", data=body, headers=headers)
-        # Flask adds "; charset=utf-8" to text/* types (so does the container's Flask): compare media types
-        return r.status_code, r.headers.get("Content-Type", "").split(";")[0], r.get_data()
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +56,8 @@ def deployed(tmp_path_factory: pytest.TempPathFactory, aws_data: Path) -> dict[s
     with tarfile.open(tar_path, "w:gz") as tar:
         for path in sorted(model_dir.rglob("*")):
             tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
-    container = Container(tar_path, env, tmp_path_factory.mktemp("container"))
+    container = h.ServedModel.from_archive(tar_path.read_bytes(), env, tmp_path_factory.mktemp("container"))
+    assert container.mode == "script"
     server = Server(ws)
     yield {
         "ws": ws,
@@ -192,7 +121,7 @@ def test_raw_records_same_probabilities_decisions_and_shape(deployed: dict, acce
         "application/json",
         headers={"Accept": accept} if accept else None,
     )
-    cloud = deployed["container"].invoke(body, "application/json", accept)
+    cloud = deployed["container"].request(body, "application/json", accept)
     assert local[0] == cloud[0] == 200, (local, cloud)
     assert local[1]["Content-Type"] == cloud[1] == (accept or "application/json")
     if cloud[1] == "text/csv":
@@ -222,7 +151,7 @@ def test_encoded_csv_rows_same_scores(deployed: dict, accept: str | None) -> Non
         "text/csv",
         headers={"Accept": accept} if accept else None,
     )
-    cloud = deployed["container"].invoke(body, "text/csv", accept)
+    cloud = deployed["container"].request(body, "text/csv", accept)
     assert local[0] == cloud[0] == 200, (local, cloud)
     want_type = "application/json" if accept == "application/json" else "text/csv"
     assert local[1]["Content-Type"] == cloud[1] == want_type
@@ -242,7 +171,7 @@ def test_clarify_request_reads_one_score_per_row(deployed: dict) -> None:
 
     pred = predictor("ml.m5.xlarge")
     body = b"".join(_test_rows(deployed["out"]).splitlines(keepends=True)[:20])
-    status, ctype, out = deployed["container"].invoke(body, pred["content_type"], pred["accept_type"])
+    status, ctype, out = deployed["container"].request(body, pred["content_type"], pred["accept_type"])
     assert (status, ctype) == (200, "text/csv")
     scores = [float(line) for line in out.decode().splitlines()]
     assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)
@@ -270,7 +199,7 @@ def test_client_mistakes_are_the_same_4xx(deployed: dict, body, ctype, accept, s
     local = call(
         deployed["server"].url + "/invocations", body, ctype, headers={"Accept": accept} if accept else None
     )
-    cloud = deployed["container"].invoke(body, ctype, accept)
+    cloud = deployed["container"].request(body, ctype, accept)
     assert (local[0], json.loads(local[2])["code"]) == (status, code)
     assert cloud[0] == status, cloud
     assert cloud[1] == "application/json"
@@ -286,7 +215,7 @@ def test_client_mistakes_are_the_same_4xx(deployed: dict, body, ctype, accept, s
 def test_without_the_container_a_client_mistake_is_raised_not_returned(deployed: dict) -> None:
     """Called directly (no Flask request context, no inference toolkit) output_fn raises the BadRequest, so the
     status still reaches whoever calls it (e.g. the fidelity harness)."""
-    mod, model = deployed["container"].module, deployed["container"].model
+    mod, model = deployed["container"].handlers, deployed["container"].model
     inv = mod.predict_fn(mod.input_fn("1,2\n", "text/csv"), model)
     with pytest.raises(mod.BadRequest) as err:
         mod.output_fn(inv, "text/csv")
@@ -325,6 +254,44 @@ def test_inference_script_runs_alone_on_the_extracted_model(deployed: dict, tmp_
 TOOLKIT = (
     Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fraudflow-sagemaker-inference-1.5.5"
 )
+
+
+def index_unreachable() -> str | None:
+    """Why pip's index cannot be reached from here (offline), or None when it answers."""
+    index = os.environ.get("PIP_INDEX_URL", "https://pypi.org/simple/")
+    try:
+        with urllib.request.urlopen(index.rstrip("/") + "/sagemaker-inference/", timeout=15):
+            return None
+    except (OSError, ValueError) as exc:
+        return f"{index} unreachable ({exc})"
+
+
+def install_toolkit() -> None:
+    """The image's inference toolkit, once per cache, installed whole or not at all (a temporary folder renamed
+    into place). An install that fails while the index answers is a failure of the test, not a skip."""
+    if (TOOLKIT / "sagemaker_inference").is_dir():
+        return
+    staging = TOOLKIT.with_name(f"{TOOLKIT.name}.tmp-{os.getpid()}")
+    try:
+        pip = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(staging),
+             "sagemaker-inference==1.5.5"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if pip.returncode == 0:
+            shutil.rmtree(TOOLKIT, ignore_errors=True)  # a leftover without the package
+            os.replace(staging, TOOLKIT)
+            return
+        offline = index_unreachable()
+        if offline:
+            pytest.skip(f"offline, cannot install sagemaker-inference 1.5.5: {offline}")
+        pytest.fail(
+            f"pip install sagemaker-inference==1.5.5 failed with the index reachable:\n{pip.stderr[-2000:]}"
+        )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 MMS_PROBE = """
 import json, sys
 from sagemaker_inference import default_inference_handler
@@ -360,14 +327,7 @@ def test_multi_model_server_path_answers_4xx_through_the_inference_toolkit(
 ) -> None:
     """Under MMS (the image's multi-model path) the inference toolkit 1.5.5 (the image's pin) runs the handlers:
     an answer on success, and a client mistake reaches the client with its 4xx status, not 500."""
-    if not (TOOLKIT / "sagemaker_inference").is_dir():
-        pip = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(TOOLKIT),
-             "sagemaker-inference==1.5.5"],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
-        if pip.returncode != 0:
-            pytest.skip(f"pip cannot install sagemaker-inference 1.5.5: {pip.stderr.strip()[-300:]}")
+    install_toolkit()
     model_dir = tmp_path / "model"
     with tarfile.open(deployed["tar"]) as tar:
         tar.extractall(model_dir, filter="data")
