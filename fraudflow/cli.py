@@ -115,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_args(p)
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "plan"))
 
+    p = sub.add_parser("iam", help="print least-privilege IAM policies for the pipeline's roles")
+    _spec_args(p)
+    p.add_argument("--for", dest="role", choices=["execution", "deployer", "operator"], help="one role only")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--document", choices=["trust", "policy"], help="print only this JSON document of the --for role"
+    )
+    p.set_defaults(func=_cmd("fraudflow.sagemaker.iam", "command"))
+
     p = sub.add_parser("apply", help="upload code, upsert the SageMaker pipeline, optionally start it")
     _spec_args(p)
     p.add_argument("--start", action="store_true", help="start an execution after the upsert")

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -49,6 +50,15 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
         ) from None
     except bx.ClientError as exc:
         err = exc.response.get("Error", {})
+        if denied(exc):
+            action = denied_action(exc)
+            raise UserError.single(
+                "FF740",
+                f"{what}: AWS denied {action}: {err.get('Message') or err.get('Code', 'AccessDenied')}",
+                file=file,
+                hint=f"the credentials running fraudflow need {action} (on the resource named above): "
+                "`fraudflow iam --for operator` prints the policy plan/apply need (docs/iam.md)",
+            ) from None
         raise UserError.single(
             "FF712",
             f"{what}: AWS said {err.get('Code', '?')}: {err.get('Message', exc)}",
@@ -61,6 +71,29 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
         ) from None
     except bx.BotoCoreError as exc:
         raise UserError.single("FF710", f"{what}: {exc}", file=file, hint=f"endpoint: {endpoint}") from None
+
+
+DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden")
+# Operations whose IAM action is not `<service>:<Operation>`, as the Service Authorization Reference lists them.
+ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject (or s3:ListBucket: without it S3 answers a missing object with 403)",
+}
+
+
+def denied(exc: Exception) -> bool:
+    return _code(exc) in DENIED_CODES
+
+
+def denied_action(exc: Exception) -> str:
+    """The IAM action AWS refused: named in the message ("… is not authorized to perform: sagemaker:CreatePipeline
+    on resource …"), else derived from the operation (S3's HEAD requests answer a bare 403)."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    m = re.search(r"perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)", message)
+    if m:
+        return m.group(1)
+    op = str(getattr(exc, "operation_name", "") or "")
+    return ACTIONS.get(op, f"the {op or 'requested'} call")
 
 
 class Clients:
