@@ -54,7 +54,7 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
             action = denied_action(exc)
             raise UserError.single(
                 "FF740",
-                f"{what}: AWS denied {action}: {err.get('Message') or err.get('Code', 'AccessDenied')}",
+                f"{what}: AWS denied {action}: {_message(exc) or err.get('Code', 'AccessDenied')}",
                 file=file,
                 hint=f"the credentials running fraudflow need {action} (on the resource named above): "
                 "`fraudflow iam --for operator` prints the policy plan/apply need (docs/iam.md)",
@@ -73,7 +73,7 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
         raise UserError.single("FF710", f"{what}: {exc}", file=file, hint=f"endpoint: {endpoint}") from None
 
 
-DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "403", "Forbidden")
+DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
 # Operations whose IAM action is not `<service>:<Operation>`, as the Service Authorization Reference lists them.
 ACTIONS = {
     "HeadBucket": "s3:ListBucket",
@@ -81,15 +81,26 @@ ACTIONS = {
 }
 
 
+def _message(exc: Exception) -> str:
+    """AWS's error message; the <Message> of an XML body botocore could not parse (emulators send those)."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    m = re.search(r"<Message>(.*?)</Message>", message, re.S)
+    return m.group(1) if m else message
+
+
 def denied(exc: Exception) -> bool:
-    return _code(exc) in DENIED_CODES
+    """AccessDenied, by its code, or as an HTTP 403 that says so or answers one of S3's HEAD requests (which
+    carry no error body)."""
+    if _code(exc) in DENIED_CODES:
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 403 and ("AccessDenied" in str(exc) or getattr(exc, "operation_name", "") in ACTIONS)
 
 
 def denied_action(exc: Exception) -> str:
     """The IAM action AWS refused: named in the message ("… is not authorized to perform: sagemaker:CreatePipeline
-    on resource …"), else derived from the operation (S3's HEAD requests answer a bare 403)."""
-    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
-    m = re.search(r"perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)", message)
+    on resource …"), else the action the operation needs (S3's HEAD requests answer a bare 403)."""
+    m = re.search(r"perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)", _message(exc))
     if m:
         return m.group(1)
     op = str(getattr(exc, "operation_name", "") or "")

@@ -43,7 +43,8 @@ INLINE_LIMIT = 10_240
 PIPELINE_JOB_PREFIX = "pipelines-"
 CLARIFY_SHADOW_PREFIX = "sm-clarify-"
 ECR_PULL = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
-LOG_WRITE = ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents")
+LOG_GROUP_ACTIONS = ("logs:CreateLogGroup", "logs:DescribeLogStreams")  # authorised on log-group:NAME
+LOG_STREAM_ACTIONS = ("logs:CreateLogStream", "logs:PutLogEvents")  # on log-group:NAME:log-stream:STREAM
 LOG_GROUPS = {"Processing": "ProcessingJobs", "ClarifyCheck": "ProcessingJobs", "Training": "TrainingJobs"}
 
 
@@ -204,9 +205,11 @@ class Arns:
         # SageMaker ARNs hold resource names in lower case (an endpoint `Fraud` is `…:endpoint/fraud`).
         return partition.arn("sagemaker", self.region, self.account, resource.lower())
 
-    def logs(self, group: str) -> tuple[str, str]:
-        base = partition.arn("logs", self.region, self.account, f"log-group:{group}")
-        return base, f"{base}:*"
+    def log_group(self, group: str) -> str:
+        return partition.arn("logs", self.region, self.account, f"log-group:{group}")
+
+    def log_streams(self, group: str) -> str:
+        return f"{self.log_group(group)}:log-stream:*"
 
     def ecr_repository(self, image: str) -> str:
         registry, _, rest = image.partition(".dkr.ecr.")
@@ -273,7 +276,15 @@ def deployer_name_patterns(endpoint: str) -> tuple[str, str]:
         for m in models
     ]
     configs = [d.config_name(endpoint, v) for v in variants]
-    many = [{**variants[1][0], "VariantName": f"V{i}"} for i in range(10)]
+    # many versions served at once: the config name drops the readable versions and keeps the hash
+    many = [
+        {
+            **variants[0][0],
+            "VariantName": f"V{v}",
+            "ModelName": d.resource_name(endpoint, f"x/g/{10**11 + v}"),
+        }
+        for v in range(5)
+    ]
     configs.append(d.config_name(endpoint, many))
     return os.path.commonprefix(models) + "*", os.path.commonprefix(configs) + "*"
 
@@ -287,6 +298,13 @@ def _trust(service: str) -> dict[str, Any]:
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
     }
+
+
+def _logs(sid: str, arns: Arns, groups: list[str], group_actions: tuple[str, ...]) -> list[Statement]:
+    return [
+        Statement(f"{sid}Groups", group_actions, tuple(arns.log_group(g) for g in groups)),
+        Statement(f"{sid}Streams", LOG_STREAM_ACTIONS, tuple(arns.log_streams(g) for g in groups)),
+    ]
 
 
 def _list_bucket(sid: str, arns: Arns, prefixes: dict[str, set[str]]) -> list[Statement]:
@@ -321,7 +339,7 @@ def execution_role(r: Rendered, n: Needs, arns: Arns) -> Role:
     groups += [f"/aws/sagemaker/Endpoints/{e}" for e in sorted(n.endpoints)]
     if "ClarifyCheck" in n.step_types:
         groups.append(f"/aws/sagemaker/Endpoints/{CLARIFY_SHADOW_PREFIX}*")
-    st.append(Statement("JobLogs", LOG_WRITE, tuple(a for g in groups for a in arns.logs(g))))
+    st += _logs("JobLogs", arns, groups, LOG_GROUP_ACTIONS)
     st.append(
         Statement(
             "JobMetricsHaveNoResourceLevel",
@@ -447,11 +465,7 @@ def deployer_role(r: Rendered, n: Needs, arns: Arns) -> Role | None:
             tuple(endpoints),
         ),
         _pass_role("PassExecutionRoleToModels", [r.role_arn], SAGEMAKER),
-        Statement(
-            "OwnLogs",
-            ("logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"),
-            arns.logs(f"/aws/lambda/{fn.name}"),
-        ),
+        *_logs("OwnLogs", arns, [f"/aws/lambda/{fn.name}"], ("logs:CreateLogGroup",)),
     ]
     return Role(
         "deployer",
