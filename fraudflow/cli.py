@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check pipelines.yaml and report every error at once")
     _spec_args(p, pipeline=False)
+    p.add_argument(
+        "more_files", nargs="*", metavar="FILE", help="more files (as a pre-commit hook passes them)"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd("fraudflow.commands", "validate"))
 
