@@ -268,24 +268,24 @@ def _deployer() -> ModuleType:
 
 def deployer_name_patterns(endpoint: str) -> tuple[str, str]:
     """The names the deployer gives its models and endpoint configs, as IAM patterns: the common prefix of the
-    names its functions give for the smallest and the largest versions (long endpoint names get truncated)."""
+    names its own functions give for versions of every width and variant sets of every size (a long endpoint
+    name is truncated by as much as the suffix needs, and the suffix length varies with them)."""
     d = _deployer()
-    models = [d.resource_name(endpoint, f"arn:x:model-package/g/{v}") for v in (1, 2, 10**12)]
-    variants = [
-        [{"VariantName": "A", "ModelName": m, "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}]
-        for m in models
-    ]
-    configs = [d.config_name(endpoint, v) for v in variants]
-    # many versions served at once: the config name drops the readable versions and keeps the hash
-    many = [
-        {
-            **variants[0][0],
-            "VariantName": f"V{v}",
-            "ModelName": d.resource_name(endpoint, f"x/g/{10**11 + v}"),
-        }
-        for v in range(5)
-    ]
-    configs.append(d.config_name(endpoint, many))
+
+    def model(version: int) -> str:
+        return d.resource_name(endpoint, f"arn:x:model-package/g/{version}")
+
+    widths = range(1, 13)  # versions of 1 to 12 digits
+    models = [model(10 ** (w - 1)) for w in widths] + [model(2)]
+    configs = []
+    for w in widths:
+        for count in range(1, 7):
+            production = [
+                {"VariantName": f"V{i}", "ModelName": model(10 ** (w - 1) + i), "InstanceType": "ml.m5.large",
+                 "InitialInstanceCount": 1, "InitialVariantWeight": 1.0}
+                for i in range(count)
+            ]  # fmt: skip
+            configs.append(d.config_name(endpoint, production))
     return os.path.commonprefix(models) + "*", os.path.commonprefix(configs) + "*"
 
 
