@@ -249,8 +249,9 @@ def changes(c: Clients, r: Rendered) -> Changes:
     return ch
 
 
-def converge(c: Clients, r: Rendered, ch: Changes, out: Any = sys.stdout) -> None:
+def converge(c: Clients, r: Rendered, ch: Changes, out: Any = None) -> None:
     """Apply the changes in dependency order: objects, then the Lambda (its code is in S3), then the pipeline."""
+    out = out or sys.stdout  # looked up per call: sys.stdout may have been replaced since import
     for u in ch.uploads:
         with aws_errors(f"upload s3://{r.bucket}/{u.key}", r.file):
             c.s3.put_object(Bucket=r.bucket, Key=u.key, Body=u.read())
@@ -337,7 +338,8 @@ def typed_params(r: Rendered, items: list[str]) -> list[dict[str, str]]:
     return out
 
 
-def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = sys.stdout) -> str:
+def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = None) -> str:
+    out = out or sys.stdout
     with aws_errors(f"start pipeline {r.name}", r.file):
         arn = c.sagemaker.start_pipeline_execution(
             PipelineName=r.name,
@@ -349,8 +351,9 @@ def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = sys.
     return arn
 
 
-def wait(c: Clients, arn: str, out: Any = sys.stdout, poll_s: float | None = None) -> str:
+def wait(c: Clients, arn: str, out: Any = None, poll_s: float | None = None) -> str:
     """Follow an execution until it ends, printing each status and step change with the elapsed time."""
+    out = out or sys.stdout
     import botocore.exceptions as bx
 
     poll = poll_s if poll_s is not None else float(os.environ.get("FRAUDFLOW_POLL_S", "15"))
