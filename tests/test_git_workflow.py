@@ -75,6 +75,15 @@ def test_the_hook_definition_is_what_pre_commit_expects() -> None:
         assert not re.search(hook["files"], name), name
 
 
+def test_pre_commit_accepts_the_hook_manifest() -> None:
+    if shutil.which("pre-commit") is None:
+        pytest.skip("pre-commit is not installed")
+    out = subprocess.run(
+        ["pre-commit", "validate-manifest", str(HOOKS)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_the_hook_passes_a_good_pipelines_yaml(tmp_path: Path) -> None:
     good = _pipelines(tmp_path)
     out = run_hook([good, tmp_path / "README.md"], tmp_path)
