@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("validate", help="check pipelines.yaml and report every error at once")
     _spec_args(p, pipeline=False)
+    p.add_argument(
+        "more_files", nargs="*", metavar="FILE", help="more files (as a pre-commit hook passes them)"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.set_defaults(func=_cmd("fraudflow.commands", "validate"))
 
@@ -117,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show what apply would change on SageMaker (exit 0 none, 2 changes)")
     _spec_args(p)
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "plan"))
+
+    p = sub.add_parser("iam", help="print least-privilege IAM policies for the pipeline's roles")
+    _spec_args(p)
+    p.add_argument("--for", dest="role", choices=["execution", "deployer", "operator"], help="one role only")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--document", choices=["trust", "policy"], help="print only this JSON document of the --for role"
+    )
+    p.set_defaults(func=_cmd("fraudflow.sagemaker.iam", "command"))
 
     p = sub.add_parser("apply", help="upload code, upsert the SageMaker pipeline, optionally start it")
     _spec_args(p)

@@ -10,35 +10,54 @@ from fraudflow.errors import Diagnostic, Report, UserError
 
 
 def validate(args: argparse.Namespace) -> int:
+    """Check each file given (a pre-commit hook passes every changed one); the exit code is the worst."""
+    files = [args.file, *getattr(args, "more_files", [])]
+    if len(files) == 1:
+        return _validate_one(files[0], args)
+    codes, docs = [], []  # several files in JSON: one list of the per-file documents
+    for file in files:
+        try:
+            codes.append(_validate_one(file, args, docs))
+        except UserError as exc:  # a fatal error in one file: report it, check the others
+            for d in exc.diagnostics:
+                print(d.render(), file=sys.stderr)
+            codes.append(exc.exit_code)
+    if args.format == "json":
+        print(json.dumps(docs, indent=2))
+    return max(codes)
+
+
+def _validate_one(file: str, args: argparse.Namespace, sink: list[dict] | None = None) -> int:
     from fraudflow.spec.load import load
 
     try:
-        result = load(args.file, env=args.env, overrides=args.overrides)
+        result = load(file, env=args.env, overrides=args.overrides)
     except UserError as exc:  # fatal (unparsable file, bad --env/--set): JSON readers still get JSON
         if args.format != "json":
             raise
-        _print_json(args.file, [], exc.diagnostics)
+        _print_json(file, [], exc.diagnostics, sink)
         return exc.exit_code
     report = Report(result.diagnostics)
     if args.format == "json":
-        _print_json(
-            args.file, [s.name for s in result.specs] if not result.errors else [], result.diagnostics
-        )
+        names = [s.name for s in result.specs] if not result.errors else []
+        _print_json(file, names, result.diagnostics, sink)
     else:
         if report.diagnostics:
             print(report.render("text"), file=sys.stderr)
         if result.errors:
             n = len(result.errors)
-            print(f"{args.file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
+            print(f"{file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
         else:
             names = ", ".join(s.name for s in result.specs)
             print(
-                f"{args.file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
+                f"{file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
             )
     return 1 if result.errors else 0
 
 
-def _print_json(file: str, pipelines: list[str], diagnostics: list[Diagnostic]) -> None:
+def _print_json(
+    file: str, pipelines: list[str], diagnostics: list[Diagnostic], sink: list[dict] | None = None
+) -> None:
     errors = [d.to_dict() for d in diagnostics if d.is_error]
     doc = {
         "file": file,
@@ -47,7 +66,10 @@ def _print_json(file: str, pipelines: list[str], diagnostics: list[Diagnostic]) 
         "errors": errors,
         "warnings": [d.to_dict() for d in diagnostics if not d.is_error],
     }
-    print(json.dumps(doc, indent=2))
+    if sink is not None:
+        sink.append(doc)
+    else:
+        print(json.dumps(doc, indent=2))
 
 
 def resolve(args: argparse.Namespace) -> int:

@@ -24,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "ff-test-artifacts"
 ROLE_NAME = "fraudflow-test"
 ROLE_ARN = f"arn:aws:iam::123456789012:role/{ROLE_NAME}"
+DEPLOYER_ROLE_NAME = "fraudflow-test-deployer"  # the deployer Lambda's own role (sagemaker.lambda.role_arn)
+DEPLOYER_ROLE_ARN = f"arn:aws:iam::123456789012:role/{DEPLOYER_ROLE_NAME}"
 REGION = "us-east-1"
 TRUST = {
     "Version": "2012-10-17",
@@ -100,11 +102,12 @@ class Aws:
         )
 
     def seed(self, bucket: bool = True) -> None:
-        """What the account must hold before apply: the bucket and the role (apply creates neither)."""
+        """What the account must hold before apply: the bucket and the roles (apply creates none of them)."""
         if bucket:
             self.client("s3").create_bucket(Bucket=BUCKET)
         iam = self.client("iam")
-        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(TRUST))
+        for name in (ROLE_NAME, DEPLOYER_ROLE_NAME):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
 
 
 def aws_env(url: str) -> dict[str, str]:
@@ -115,6 +118,7 @@ def aws_env(url: str) -> dict[str, str]:
         "AWS_REGION": REGION,
         "AWS_ENDPOINT_URL": url,
         "SAGEMAKER_ROLE_ARN": ROLE_ARN,
+        "DEPLOYER_ROLE_ARN": DEPLOYER_ROLE_ARN,
         "FRAUDFLOW_BUCKET": BUCKET,
         "FRAUDFLOW_POLL_S": "0.2",
     }

@@ -53,8 +53,11 @@ def test_the_partitions_sagemaker_runs_in() -> None:
 
 def render(region: str, role_partition: str) -> subprocess.CompletedProcess[str]:
     role = f"arn:{role_partition}:iam::111122223333:role/fraudflow-sagemaker"
+    deployer = f"arn:{role_partition}:iam::111122223333:role/fraudflow-deployer"
     args = [
         "render",
+        "--set",
+        f"sagemaker.lambda.role_arn={deployer}",
         "--env",
         "aws-sample",
         "--set",

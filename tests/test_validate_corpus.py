@@ -173,7 +173,7 @@ CASES: dict[str, Case] = {
     ),
     "bad-endpoint-name": Case("bad_endpoint_name.yaml", "FF206", 19, 29, P + "deploy.endpoint_name"),
     "bad-sagemaker-pipeline-name": Case(
-        "bad_sagemaker_pipeline_name.yaml", "FF206", 23, 22, P + "sagemaker.pipeline_name"
+        "bad_sagemaker_pipeline_name.yaml", "FF206", 24, 22, P + "sagemaker.pipeline_name"
     ),
     "bad-instance-type": Case(
         "bad_instance_type.yaml", "FF206", 19, 62, P + "deploy.instance_type", hint="ml.m5.xlarge"

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -49,6 +50,15 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
         ) from None
     except bx.ClientError as exc:
         err = exc.response.get("Error", {})
+        if denied(exc):
+            action = denied_action(exc)
+            raise UserError.single(
+                "FF740",
+                f"{what}: AWS denied {action}: {_message(exc) or err.get('Code', 'AccessDenied')}",
+                file=file,
+                hint=f"the credentials running fraudflow need {action} (on the resource named above): "
+                "`fraudflow iam --for operator` prints the policy plan/apply need (docs/iam.md)",
+            ) from None
         raise UserError.single(
             "FF712",
             f"{what}: AWS said {err.get('Code', '?')}: {err.get('Message', exc)}",
@@ -61,6 +71,40 @@ def aws_errors(what: str, file: str | None = None) -> Iterator[None]:
         ) from None
     except bx.BotoCoreError as exc:
         raise UserError.single("FF710", f"{what}: {exc}", file=file, hint=f"endpoint: {endpoint}") from None
+
+
+DENIED_CODES = ("AccessDenied", "AccessDeniedException", "UnauthorizedOperation")
+# Operations whose IAM action is not `<service>:<Operation>`, as the Service Authorization Reference lists them.
+ACTIONS = {
+    "HeadBucket": "s3:ListBucket",
+    "HeadObject": "s3:GetObject (or s3:ListBucket: without it S3 answers a missing object with 403)",
+}
+
+
+def _message(exc: Exception) -> str:
+    """AWS's error message; the <Message> of an XML body botocore could not parse (emulators send those)."""
+    message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+    m = re.search(r"<Message>(.*?)</Message>", message, re.S)
+    return m.group(1) if m else message
+
+
+def denied(exc: Exception) -> bool:
+    """AccessDenied, by its code, or as an HTTP 403 that says so or answers one of S3's HEAD requests (which
+    carry no error body)."""
+    if _code(exc) in DENIED_CODES:
+        return True
+    status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status == 403 and ("AccessDenied" in str(exc) or getattr(exc, "operation_name", "") in ACTIONS)
+
+
+def denied_action(exc: Exception) -> str:
+    """The IAM action AWS refused: named in the message ("… is not authorized to perform: sagemaker:CreatePipeline
+    on resource …"), else the action the operation needs (S3's HEAD requests answer a bare 403)."""
+    m = re.search(r"perform:? ([a-z0-9-]+:[A-Za-z0-9*]+)", _message(exc))
+    if m:
+        return m.group(1)
+    op = str(getattr(exc, "operation_name", "") or "")
+    return ACTIONS.get(op, f"the {op or 'requested'} call")
 
 
 class Clients:
@@ -205,8 +249,9 @@ def changes(c: Clients, r: Rendered) -> Changes:
     return ch
 
 
-def converge(c: Clients, r: Rendered, ch: Changes, out: Any = sys.stdout) -> None:
+def converge(c: Clients, r: Rendered, ch: Changes, out: Any = None) -> None:
     """Apply the changes in dependency order: objects, then the Lambda (its code is in S3), then the pipeline."""
+    out = out or sys.stdout  # looked up per call: sys.stdout may have been replaced since import
     for u in ch.uploads:
         with aws_errors(f"upload s3://{r.bucket}/{u.key}", r.file):
             c.s3.put_object(Bucket=r.bucket, Key=u.key, Body=u.read())
@@ -293,7 +338,8 @@ def typed_params(r: Rendered, items: list[str]) -> list[dict[str, str]]:
     return out
 
 
-def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = sys.stdout) -> str:
+def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = None) -> str:
+    out = out or sys.stdout
     with aws_errors(f"start pipeline {r.name}", r.file):
         arn = c.sagemaker.start_pipeline_execution(
             PipelineName=r.name,
@@ -305,8 +351,9 @@ def start(c: Clients, r: Rendered, params: list[dict[str, str]], out: Any = sys.
     return arn
 
 
-def wait(c: Clients, arn: str, out: Any = sys.stdout, poll_s: float | None = None) -> str:
+def wait(c: Clients, arn: str, out: Any = None, poll_s: float | None = None) -> str:
     """Follow an execution until it ends, printing each status and step change with the elapsed time."""
+    out = out or sys.stdout
     import botocore.exceptions as bx
 
     poll = poll_s if poll_s is not None else float(os.environ.get("FRAUDFLOW_POLL_S", "15"))

@@ -103,11 +103,18 @@ def plan(args: argparse.Namespace) -> int:
     ch = aws.changes(aws.Clients(rendered.region), rendered)
     if ch.empty:
         print(f"No changes: pipeline {rendered.name} is up to date ({len(rendered.uploads)} files in S3).")
-        return EXIT_NO_CHANGES
-    print(f"Changes for pipeline {rendered.name} (region {rendered.region}):")
-    for line in ch.lines:
-        print("  " + line)
-    return EXIT_CHANGES
+    else:
+        print(f"Changes for pipeline {rendered.name} (region {rendered.region}):")
+        for line in ch.lines:
+            print("  " + line)
+    _print_roles(rendered)
+    return EXIT_NO_CHANGES if ch.empty else EXIT_CHANGES
+
+
+def _print_roles(rendered: Rendered) -> None:
+    from fraudflow.sagemaker.iam import describe_roles
+
+    print("\n".join(describe_roles(rendered)))
 
 
 def _confirm(yes: bool) -> bool:
@@ -139,10 +146,12 @@ def apply(args: argparse.Namespace) -> int:
         print(
             f"No changes: pipeline {rendered.name}, its Lambda and {len(rendered.uploads)} files are up to date."
         )
+        _print_roles(rendered)
     else:
         print(f"Changes for pipeline {rendered.name} (region {rendered.region}):")
         for line in ch.lines:
             print("  " + line)
+        _print_roles(rendered)
         if not _confirm(args.yes):
             print("Cancelled: nothing changed.")
             return EXIT_ERROR

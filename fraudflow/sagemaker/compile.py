@@ -567,10 +567,19 @@ class _Compiler:
         z = lambda_zip(LAMBDA_SCRIPT, code)
         zkey = self.key("lambda", sha256(z), "lambda_deployer.zip")
         self.uploads[zkey] = Upload(zkey, sha256(z), body=z, what="deployer Lambda package")
+        if not lam.get("role_arn"):  # validate reports it first (FF520); this guards a spec built in code
+            raise UserError.single(
+                "FF741",
+                f"pipeline {self.plan.name!r} deploys, but names no role for its deployer Lambda",
+                file=self.file,
+                path=f"pipelines.{self.plan.name}.sagemaker.lambda.role_arn",
+                hint="set sagemaker.lambda.role_arn to a role of its own; `fraudflow iam --for deployer` prints "
+                "its policies",
+            )
         function = LambdaFunction(
             fn,
             arn,
-            lam.get("role_arn") or self.role,
+            lam["role_arn"],
             int(lam.get("timeout_s", LAMBDA_TIMEOUT_S)),
             self.uploads[zkey],
         )

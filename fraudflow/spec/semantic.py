@@ -51,7 +51,15 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     """Every semantic problem. Runs even after schema errors (to report everything at once): a check that meets a
     value of the wrong type skips, since the schema check already reported it."""
     out: list[Diagnostic] = []
-    for part in (_check_split, _check_data, _check_deploy, _check_parameters, _check_instance_count):
+    checks = (
+        _check_split,
+        _check_data,
+        _check_deploy,
+        _check_parameters,
+        _check_instance_count,
+        _check_roles,
+    )
+    for part in checks:
         try:
             out += part(cfg, pos, base_dir)
         except (KeyError, TypeError, AttributeError, ValueError):
@@ -191,6 +199,35 @@ def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Dia
                 ("parameters", pname),
                 hint=f"remove the parameter, or parameterise sagemaker.{job[1]}.instance_type to scale up instead",
             )
+    return out
+
+
+def _check_roles(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+    """On SageMaker the deployer Lambda creates endpoints: it gets a role of its own, not the jobs' role, so that
+    code running in a training or processing container cannot deploy past the gate."""
+    out: list[Diagnostic] = []
+    err, warn = _reporters(pos, out)
+    sm = _mapping(cfg.get("sagemaker"))
+    if not cfg.get("deploy") or not sm:
+        return out
+    role = _mapping(sm.get("lambda")).get("role_arn")
+    if not role:
+        err(
+            "FF520",
+            "deploy on SageMaker needs sagemaker.lambda.role_arn: the deployer Lambda's own role",
+            ("deploy",),
+            key=True,
+            hint="create a role with the policies `fraudflow iam --for deployer` prints (docs/iam.md) and set "
+            "sagemaker.lambda.role_arn to its ARN",
+        )
+    elif role == sm.get("role_arn"):
+        warn(
+            "FF521",
+            "sagemaker.lambda.role_arn is the jobs' role (sagemaker.role_arn): the code of every training and "
+            "processing job could then create and update endpoints",
+            ("sagemaker", "lambda", "role_arn"),
+            hint="give the deployer a role of its own: `fraudflow iam --for deployer` prints its policies",
+        )
     return out
 
 
