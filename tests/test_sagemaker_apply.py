@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
+from fraudflow import exits  # noqa: E402
 from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
@@ -84,7 +85,7 @@ def test_plan_after_yaml_edit_exits_2_with_step_diff(yaml_file: Path, aws: Aws) 
     text = yaml_file.read_text()
     yaml_file.write_text(text.replace("max_depth: 3", "max_depth: 4").replace("eta: 0.2", "eta: 0.25"))
     plan = cli("plan", str(yaml_file), env=aws.env)
-    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert plan.returncode == exits.CHANGES, plan.stdout + plan.stderr
     assert "~ parameter MaxDepth: DefaultValue: 3 → 4" in plan.stdout
     assert "~ step Train (Training)" in plan.stdout
     assert 'HyperParameters.eta: "0.2" → "0.25"' in plan.stdout
@@ -95,14 +96,14 @@ def test_plan_after_yaml_edit_exits_2_with_step_diff(yaml_file: Path, aws: Aws) 
 
 def test_plan_before_first_apply_shows_creation(yaml_file: Path, aws: Aws) -> None:
     plan = cli("plan", str(yaml_file), env=aws.env)
-    assert plan.returncode == 2
+    assert plan.returncode == exits.CHANGES
     assert "+ pipeline fraud-detect-xgb: create" in plan.stdout
     assert "+ Lambda fraud-detect-xgb-deployer: create" in plan.stdout
 
 
 def test_apply_without_tty_or_yes_refuses_and_changes_nothing(yaml_file: Path, aws: Aws) -> None:
     out = cli("apply", str(yaml_file), env=aws.env)
-    assert out.returncode == 2
+    assert out.returncode == exits.USAGE  # a usage mistake, never plan's "changes" (2)
     assert "FF714" in out.stderr and "--yes" in out.stderr
     assert "Traceback" not in out.stderr
     assert aws.client("sagemaker").list_pipelines()["PipelineSummaries"] == []
@@ -199,7 +200,7 @@ def test_interrupted_apply_converges(yaml_file: Path, aws: Aws) -> None:
 
 def test_param_without_start_and_missing_credentials(yaml_file: Path, aws: Aws) -> None:
     out = apply(yaml_file, aws, "--param", "MaxDepth=4")
-    assert out.returncode == 2 and "FF715" in out.stderr and "--start" in out.stderr
+    assert out.returncode == exits.USAGE and "FF715" in out.stderr and "--start" in out.stderr
     env = {
         k: v for k, v in aws.env.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"
     }

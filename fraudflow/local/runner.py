@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraudflow import exits
 from fraudflow.errors import Diagnostic, UserError
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
 
-EXIT_GATE_STOPPED = 3
 # train's output data folder (SageMaker's SM_OUTPUT_DATA_DIR, uploaded as output.tar.gz): training.json
 TRAINING_DATA = "data"
 CACHEABLE = ("processing", "training", "bias", "explain")
@@ -55,7 +55,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return {"succeeded": 0, "stopped_at_gate": EXIT_GATE_STOPPED}.get(self.status, 1)
+        return {"succeeded": exits.OK, "stopped_at_gate": exits.GATE_STOPPED}.get(self.status, exits.ERROR)
 
 
 def run_command(args: argparse.Namespace) -> int:

@@ -10,10 +10,9 @@ import json
 import sys
 from typing import Any
 
+from fraudflow import exits
 from fraudflow.errors import UsageError
 from fraudflow.sagemaker.compile import Rendered
-
-EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _render(args: argparse.Namespace) -> Rendered:
@@ -103,11 +102,11 @@ def plan(args: argparse.Namespace) -> int:
     ch = aws.changes(aws.Clients(rendered.region), rendered)
     if ch.empty:
         print(f"No changes: pipeline {rendered.name} is up to date ({len(rendered.uploads)} files in S3).")
-        return EXIT_NO_CHANGES
+        return exits.OK
     print(f"Changes for pipeline {rendered.name} (region {rendered.region}):")
     for line in ch.lines:
         print("  " + line)
-    return EXIT_CHANGES
+    return exits.CHANGES
 
 
 def _confirm(yes: bool) -> bool:
@@ -145,7 +144,7 @@ def apply(args: argparse.Namespace) -> int:
             print("  " + line)
         if not _confirm(args.yes):
             print("Cancelled: nothing changed.")
-            return EXIT_ERROR
+            return exits.ERROR
         aws.converge(clients, rendered, ch)
         print(
             f"Applied: {len(ch.uploads)} upload(s)"
