@@ -31,9 +31,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from fraudflow.errors import UserError
 from fraudflow.plan import STEP_CODE
+from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 # SageMaker's name rule for model package groups and endpoints; it also keeps names safe as folder names.
@@ -415,6 +417,30 @@ class Registry:
         return self.get(group, version)
 
     # -- endpoints --------------------------------------------------------------------------------------
+    def choose(
+        self, group: str, newest: int, variants: list[dict[str, Any]], *, require_approval: bool = False
+    ) -> Resolution:
+        """Which version each of `deploy.variants` serves, by the rule the SageMaker deployer Lambda applies
+        (fraudflow/variants.py): latest, previous, N, require_approval, and Rejected never served."""
+        problems = variant_problems(variants)
+        if problems:
+            raise UserError.single("FF807", "; ".join(message for _, _, message in problems))
+
+        def status_of(version: int) -> str | None:
+            row = self._conn.execute(
+                "SELECT status FROM versions WHERE grp=? AND version=?", (group, int(version))
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        self._require_group(group)
+        try:
+            return resolve_variants(variants, newest, status_of, require_approval=require_approval)
+        except deploy_error() as exc:  # only a version that is not registered is left
+            have = [r[0] for r in self._conn.execute("SELECT version FROM versions WHERE grp=?", (group,))]
+            raise UserError.single(
+                "FF803", f"{exc} in model package group {group!r}", hint=f"versions: {_ranges(have)}"
+            ) from None
+
     def deploy(
         self, endpoint: str, variants: list[VariantSpec], *, follow_approved: bool = False
     ) -> Endpoint:

@@ -410,28 +410,22 @@ class _Runner:
         cfg = step.config
         pkg = self.result.model_package or {}
         group, newest = pkg["group"], pkg["version"]
-        if pkg.get("status") == "Rejected":
-            return "skipped", None, {"note": f"not deployed: {group} v{newest} is Rejected"}
-        if cfg.get("require_approval") and pkg.get("status") != "Approved":
-            note = (
-                f"not deployed: v{newest} is {pkg.get('status')} (deploy.require_approval); approve it with "
-                f"`fraudflow registry approve {group} {newest}`"
-            )
-            return "skipped", None, {"note": note}
-        variants = []
-        for v in cfg["variants"]:
-            version = v["model_version"]
-            if version == "latest":
-                version = newest
-            elif version == "previous":
-                version = max(newest - 1, 1)
-            variants.append(VariantSpec(v["name"], group, int(version), float(v["weight"])))
         registry = self._registry()
-        try:
+        try:  # the same rule as the SageMaker deployer Lambda (fraudflow/variants.py)
+            chosen = registry.choose(
+                group, newest, cfg["variants"], require_approval=bool(cfg.get("require_approval"))
+            )
+            if chosen.refused:
+                hint = (
+                    f"; approve with `fraudflow registry approve {group} N`"
+                    if "Approved" in chosen.refused
+                    else ""
+                )
+                return "skipped", None, {"note": f"not deployed: {chosen.refused}{hint}"}
             endpoint = registry.deploy(
                 cfg["endpoint_name"],
-                variants,
-                follow_approved=bool(cfg.get("require_approval")) and len(variants) == 1,
+                [VariantSpec(c.name, group, c.version, c.weight) for c in chosen.served],
+                follow_approved=bool(cfg.get("require_approval")) and len(chosen.served) == 1,
             )
         finally:
             registry.close()
