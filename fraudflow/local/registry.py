@@ -510,19 +510,10 @@ class Registry:
 
     @staticmethod
     def _check_variants(variants: list[VariantSpec], follow: bool) -> None:
-        problems = []
-        if not variants:
-            problems.append("an endpoint needs at least one variant")
-        names = [v.name for v in variants]
-        if len(set(names)) != len(names):
-            problems.append("variant names must be unique")
-        for v in variants:
-            if not _NAME.match(str(v.name)):
-                problems.append(f"invalid variant name {v.name!r}")
-            if not isinstance(v.weight, (int, float)) or not v.weight >= 0 or v.weight != v.weight:
-                problems.append(f"variant {v.name!r}: weight must be a number >= 0")
-        if variants and not problems and sum(v.weight for v in variants) <= 0:
-            problems.append("the variant weights sum to 0")
+        """The rule pipelines.yaml and the Lambda use (fraudflow/variants.py), plus the registry's own."""
+        listed = [{"name": v.name, "weight": v.weight, "model_version": v.version} for v in variants]
+        problems = [message for _, _, message in variant_problems(listed)]
+        problems += [f"invalid variant name {v.name!r}" for v in variants if not _NAME.match(str(v.name))]
         if follow and len(variants) != 1:
             problems.append("follow_approved needs exactly one variant")
         if problems:
