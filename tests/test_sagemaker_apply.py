@@ -16,7 +16,6 @@ from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env  # noqa: E
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 PIPELINE = "fraud-detect-xgb"
 
 
@@ -33,11 +32,9 @@ def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
 
 
 @pytest.fixture
-def yaml_file(tmp_path: Path) -> Path:
+def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
     """pipelines.yaml with the AWS sample data addressed absolutely, so the copy can be edited freely."""
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {AWS_DATA} ", 1)
+    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
     path = tmp_path / "pipelines.yaml"
     path.write_text(text)
     return path

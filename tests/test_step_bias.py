@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-AWS_DIR = Path(__file__).resolve().parents[2] / "shared/data/aws-synthetic-claims"
 ORDINAL = {
     "police_report_available": ["No", "Yes"],
     "policy_liability": ["15/30", "25/50", "30/60", "100/200"],
@@ -61,8 +60,8 @@ def encode(claims: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     return df[["fraud"] + [c for c in df.columns if c != "fraud"]]
 
 
-def load_aws_encoded() -> pd.DataFrame:
-    return encode(pd.read_csv(AWS_DIR / "claims.csv"), pd.read_csv(AWS_DIR / "customers.csv"))
+def load_aws_encoded(aws_data: Path) -> pd.DataFrame:
+    return encode(pd.read_csv(aws_data / "claims.csv"), pd.read_csv(aws_data / "customers.csv"))
 
 
 def write_preprocess_output(df: pd.DataFrame, out: Path, seed: int = 42) -> dict[str, pd.DataFrame]:
@@ -113,10 +112,10 @@ def write_config(path: Path, **bias_overrides) -> Path:
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory):
+def aws(tmp_path_factory, aws_data: Path):
     """Preprocess + evaluate output dirs for the AWS data, with a real 100-round XGBoost model's test scores."""
     root = tmp_path_factory.mktemp("aws")
-    df = load_aws_encoded()
+    df = load_aws_encoded(aws_data)
     splits = write_preprocess_output(df, root / "pre")
     booster = train_booster(splits)
     test = splits["test"]

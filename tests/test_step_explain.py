@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -25,9 +26,9 @@ def save_model(booster, path) -> None:
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory):
+def aws(tmp_path_factory, aws_data: Path):
     root = tmp_path_factory.mktemp("explain")
-    splits = write_preprocess_output(load_aws_encoded(), root / "pre")
+    splits = write_preprocess_output(load_aws_encoded(aws_data), root / "pre")
     booster = train_booster(splits)
     (root / "model").mkdir()
     save_model(booster, root / "model" / "xgboost-model")

@@ -23,7 +23,6 @@ from fraudflow.cli import main
 
 CORPUS = Path(__file__).parent / "validate_corpus"
 REPO = Path(__file__).resolve().parents[1]
-AWS_DATA = REPO.parent / "shared" / "data" / "aws-synthetic-claims"
 
 # `FILE:LINE:COL: [warning ]CODE message`, then optional `    at PATH` and `    hint: HINT` lines.
 _HEAD = re.compile(
@@ -407,7 +406,7 @@ def test_repo_pipelines_yaml_is_valid(monkeypatch: pytest.MonkeyPatch, capsys) -
     assert not [d for d in parse_text(err) if not d.warning]
 
 
-@pytest.mark.skipif(not (AWS_DATA / "claims.csv").exists(), reason="../shared AWS data not present")
+@pytest.mark.usefixtures("aws_data")
 def test_repo_pipelines_yaml_with_aws_data(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     # With the data present every column check runs: no FF510 "not found" warning may remain.
     monkeypatch.chdir(REPO)
