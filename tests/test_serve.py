@@ -431,17 +431,40 @@ def test_variants_split_by_weight_and_hot_switch(tmp_path):
         reg.close()
 
 
+def _parent_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc to find the workers' parent")
 def test_two_workers_serve(served):
+    """--workers 2 means two processes answer: each answer names its process (X-Fraudflow-Worker), and the
+    test sees two distinct pids, both children of the `fraudflow serve` it started, both scoring correctly."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ws, model, _ = served
     s = Server(ws, "--workers", "2")
+    body, expected = csv_of(model["x"][:8]), model["booster"].inplace_predict(model["x"][:8])
+    answered: dict[int, int] = {}
     try:
-        for _ in range(20):
-            status, _, body = call(s.url + "/invocations", csv_of(model["x"][:1]), "text/csv")
-            assert status == 200
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(50):  # bursts of concurrent connections until both workers have accepted some
+                for status, headers, out in pool.map(
+                    lambda _: call(s.url + "/invocations", body, "text/csv"), range(8)
+                ):
+                    assert status == 200
+                    assert np.allclose([float(v) for v in out.decode().split()], expected, atol=1e-6)
+                    pid = int(headers["X-Fraudflow-Worker"])
+                    answered[pid] = answered.get(pid, 0) + 1
+                if len(answered) == 2:
+                    break
+        assert len(answered) == 2, f"only worker(s) {answered} answered"
+        assert {_parent_pid(pid) for pid in answered} == {s.proc.pid}, answered
     finally:
         s.stop()
-    assert os.name != "nt"
 
 
 @pytest.mark.slow
