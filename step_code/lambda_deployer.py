@@ -232,10 +232,12 @@ def resolve_variants(
             float(v.get("weight", 1.0)),
             _asked_version(v.get("model_version", LATEST)),
         )
-        if asked == LATEST or (asked == PREVIOUS and newest <= 1):
+        if isinstance(asked, int):
+            picked.append((Choice(name, asked, weight), False))
+        elif asked == PREVIOUS and newest > 1:
+            picked.append((Choice(name, newest - 1, weight), False))
+        else:  # latest, or a `previous` that does not exist yet
             picked.append((Choice(name, newest, weight), asked == PREVIOUS))
-        else:
-            picked.append((Choice(name, newest - 1 if asked == PREVIOUS else int(asked), weight), False))
     served, notes = _give_orphans_weight(picked, newest)
     statuses: dict[int, str] = {}
     for c in served:
