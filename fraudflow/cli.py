@@ -10,13 +10,23 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
+import time
+import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
 
+from fraudflow import exits
 from fraudflow.errors import UserError
 
-# Exit codes (docs/cli.md). 3 is a normal outcome of `run`: the gate stopped the pipeline.
-EXIT_OK, EXIT_INVALID, EXIT_USAGE, EXIT_GATE_STOPPED, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a bad command line, which `plan` uses for "changes": use exits.USAGE instead."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(exits.USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _spec_args(p: argparse.ArgumentParser, *, pipeline: bool = True) -> None:
@@ -43,7 +53,7 @@ def _workspace_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="fraudflow",
         description="Declare a fraud-detection pipeline in pipelines.yaml; run it here or on SageMaker.",
     )
@@ -117,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the definition here instead of stdout")
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "render"))
 
-    p = sub.add_parser("plan", help="show what apply would change on SageMaker (exit 0 none, 2 changes)")
+    p = sub.add_parser(
+        "plan", help="show what apply would change on SageMaker (exit 0 none, 1 error, 2 changes)"
+    )
     _spec_args(p)
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "plan"))
 
@@ -219,11 +231,46 @@ def _main(argv: Sequence[str] | None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return exits.INTERRUPTED
     except OSError as exc:  # a file the user named cannot be read or written
         where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
         print(f"{where}error: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_INVALID
+        return exits.ERROR
+    except Exception as exc:  # a bug in fraudflow: one line here, the traceback in a file
+        log = _crash_log(args, exc)
+        message = " ".join(str(exc).split())[:300] or "(no message)"
+        print(
+            f"fraudflow: internal error ({type(exc).__name__}): {message} — details in {log}", file=sys.stderr
+        )
+        return exits.INTERNAL
+
+
+def _crash_log(args: argparse.Namespace, exc: BaseException) -> Path:
+    """Write the traceback to .fraudflow/logs/crash-<time>.log beside the pipeline file (or in --workspace);
+    to the temp folder when neither is writable. Returns where it went."""
+    text = f"fraudflow {_version()} internal error\nargv: {sys.argv!r}\npython: {sys.version}\n\n" + "".join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__)
+    )
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+    for folder in (*_state_dirs(args), Path(tempfile.gettempdir()) / "fraudflow"):
+        path = folder / "logs" / f"crash-{stamp}.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError:
+            continue
+        return path
+    return Path(os.devnull)  # nowhere writable: the one line is all there is
+
+
+def _state_dirs(args: argparse.Namespace) -> list[Path]:
+    """The .fraudflow/ folder a command uses: beside its pipelines file, or the registry's --workspace."""
+    file, workspace = getattr(args, "file", None), getattr(args, "workspace", None)
+    if isinstance(file, str) and Path(file).is_file():
+        return [Path(file).resolve().parent / ".fraudflow"]
+    if isinstance(workspace, str) and Path(workspace).is_dir():
+        return [Path(workspace).resolve() / ".fraudflow"]
+    return []
 
 
 if __name__ == "__main__":  # pragma: no cover

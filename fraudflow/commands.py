@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from fraudflow import exits
 from fraudflow.errors import Diagnostic, Report, UserError
 
 
@@ -52,7 +53,7 @@ def _validate_one(file: str, args: argparse.Namespace, sink: list[dict] | None =
             print(
                 f"{file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
             )
-    return 1 if result.errors else 0
+    return exits.ERROR if result.errors else exits.OK
 
 
 def _print_json(

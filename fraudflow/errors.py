@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from fraudflow import exits
+
 MAX_MESSAGE = 600  # characters of a message, hint or path as printed
 
 
@@ -62,7 +64,7 @@ class Diagnostic:
 class UserError(Exception):
     """A mistake in the user's input: reported as diagnostics, never as a traceback."""
 
-    exit_code = 1
+    exit_code = exits.ERROR
 
     def __init__(self, diagnostics: list[Diagnostic] | Diagnostic):
         if isinstance(diagnostics, Diagnostic):
@@ -76,9 +78,9 @@ class UserError(Exception):
 
 
 class UsageError(UserError):
-    """The command line itself is wrong (unknown --env, bad --set syntax): exit 2."""
+    """The command line itself is wrong (unknown --env, bad --set syntax): exits.USAGE, never `plan`'s 2."""
 
-    exit_code = 2
+    exit_code = exits.USAGE
 
 
 @dataclass

@@ -6,12 +6,14 @@ group: `latest` is the package the pipeline just registered (`model_package_arn`
 before it, a number N that version (ARNs end in `/<group>/<version>`; each is checked with
 describe_model_package). On the first registration there is no `previous`: that variant's weight goes to the
 variant serving `latest` (or, if none does, the variant itself serves `latest`), and the result's `note` says so.
+A Rejected version is never served; with `require_approval` every served version must be Approved (otherwise
+nothing changes and `reason` says why). `resolve_variants` below is that rule, shared with the local runner.
 
 Creates one model per package version (`<endpoint>-v<version>`), one endpoint config per distinct variant set
 (`<endpoint>-v<versions>-<hash of the variants>`), then the endpoint, or points the existing endpoint at the
 new config. Every name is derived from what is served, so a retried invocation finds what the first attempt
 created and finishes the job instead of duplicating it (idempotent). With `require_approval`, every served
-package must be Approved; otherwise nothing changes and `reason` names the ones that are not.
+package must be Approved, and a Rejected one is never served; otherwise nothing changes and `reason` names them.
 
 It returns only once the endpoint is InService with the new config, so the pipeline's Succeeded means the
 endpoint serves what it says. Each endpoint state is handled (see `converge`): a missing endpoint is created,
@@ -133,85 +135,187 @@ def _exists(describe: Any, **kwargs: Any) -> dict | None:
         raise
 
 
-def _weight(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DeployError(f"variant weight {value!r} is not a number") from None
+# ---------------------------------------------------------------------------------------- deploy variants
+# The one resolver of `deploy.variants`, for both backends: this Lambda and the local runner (which imports it
+# from this file through fraudflow/local/registry.py). Standard library only, so the Lambda's zip ships it.
+# Semantics (docs/pipelines-yaml.md, "deploy"):
+#   latest    the version this run registered (the newest);
+#   previous  the version before it; on the first registration there is none: the variant's weight goes to
+#             the variant serving `latest`, or, when none does, the variant itself serves `latest` (a note says so);
+#   N         version N, which must be registered;
+# then, over every version served: any Rejected one means nothing is deployed (a rejected model never serves
+# traffic); with require_approval, any one not Approved means nothing is deployed. `refused` says why.
+LATEST, PREVIOUS = "latest", "previous"
+APPROVED, REJECTED = "Approved", "Rejected"
 
 
-def _variants(event: dict[str, Any]) -> list[dict[str, Any]]:
-    raw = event.get("variants")
-    if raw in (None, "", []):
-        return [{"name": event.get("variant_name") or "AllTraffic", "weight": 1.0, "model_version": "latest"}]
-    variants = json.loads(raw) if isinstance(raw, str) else raw
+class Choice(NamedTuple):
+    name: str  # variant name
+    version: int
+    weight: float
+
+
+class Resolution(NamedTuple):
+    served: list[Choice]  # the variants to serve, a missing `previous`'s weight already moved
+    notes: list[str]
+    refused: (
+        str  # "" to deploy; else why nothing may change (Rejected, or not Approved under require_approval)
+    )
+
+
+def variant_problems(variants: Any) -> list[tuple[int | None, str | None, str]]:
+    """The one check of a variant list: (index, field, message) for each problem. pipelines.yaml's semantic
+    check reports them (FF507) before anything runs; the resolver refuses a list that has any."""
     if not isinstance(variants, list) or not variants:
-        raise DeployError(f"`variants` must be a non-empty JSON list, got {raw!r}")
-    return variants
-
-
-def resolve(event: dict[str, Any], sm: Any) -> tuple[list[Served], list[str], dict[str, dict]]:
-    """The packages to serve, the notes to report, and the describe_model_package answers fetched on the way."""
-    latest = event["model_package_arn"]
-    newest = _version(latest)
-    parts = latest.rstrip("/").split("/")  # arn:…:model-package/<group>/<version>
-    base, group = "/".join(parts[:-1]), parts[-2] if len(parts) > 2 else "?"
-    described: dict[str, dict] = {}
-
-    def package(version: int, variant: str, asked: str) -> str:
-        arn = f"{base}/{version}"
-        if arn not in described:
-            found = _exists(sm.describe_model_package, ModelPackageName=arn)
-            if found is None:
-                raise DeployError(
-                    f"variant {variant!r} asks for model_version {asked}: model package group {group!r} has no "
-                    f"version {version} ({arn} does not exist; the newest is v{newest})"
-                )
-            described[arn] = found
-        return arn
-
-    served: list[tuple[Served, bool]] = []  # (variant, is a `previous` with no previous version yet)
-    for v in _variants(event):
-        name, asked = str(v["name"]), str(v.get("model_version", "latest")).strip()
-        weight = _weight(v.get("weight", 1.0))
-        if asked == "latest":
-            served.append((Served(name, latest, newest, weight), False))
+        return [(None, None, f"`variants` must be a non-empty list, got {variants!r}")]
+    problems: list[tuple[int | None, str | None, str]] = []
+    names: list[str] = []
+    total = 0.0
+    for i, v in enumerate(variants):
+        if not isinstance(v, dict) or not isinstance(v.get("name"), str) or not v["name"]:
+            problems.append((i, "name", f"variants[{i}] needs a name, got {v!r}"))
             continue
-        if not newest.isdigit():
-            raise DeployError(
-                f"variant {name!r}: model_version {asked} needs a versioned package, got {latest}"
+        name = v["name"]
+        if name in names:
+            problems.append(
+                (i, "name", f"variant name {name!r} is used twice (first in variants[{names.index(name)}])")
             )
-        if asked == "previous":
-            if int(newest) <= 1:
-                served.append((Served(name, latest, newest, weight), True))
-                continue
-            number = int(newest) - 1
-        elif asked.isdigit() and int(asked) >= 1:
-            number = int(asked)
+        names.append(name)
+        weight = v.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < float("inf"):
+            problems.append(
+                (i, "weight", f"variant {name!r}: weight must be a finite number >= 0, got {weight!r}")
+            )
         else:
-            raise DeployError(
-                f"variant {name!r}: model_version must be latest, previous or N ≥ 1, got {asked!r}"
+            total += weight
+        asked = v.get("model_version", LATEST)
+        if _asked_version(asked) is None:
+            problems.append(
+                (
+                    i,
+                    "model_version",
+                    f"variant {name!r}: model_version must be latest, previous or N >= 1, got {asked!r}",
+                )
             )
-        served.append((Served(name, package(number, name, asked), str(number), weight), False))
+    if not problems and total <= 0:
+        problems.append((None, None, "variant weights sum to 0: no variant would get traffic"))
+    return problems
 
-    orphans = [s for s, orphan in served if orphan]
-    heir = next((s for s, orphan in served if not orphan and s.arn == latest), None)
+
+def _asked_version(asked: Any) -> str | int | None:
+    """latest | previous | N >= 1 (an int, or its digits as a string: the pipeline passes JSON), else None."""
+    if asked in (LATEST, PREVIOUS):
+        return str(asked)
+    if isinstance(asked, int) and not isinstance(asked, bool):
+        return asked if asked >= 1 else None
+    if isinstance(asked, str) and asked.strip().isdigit() and int(asked) >= 1:
+        return int(asked)
+    return None
+
+
+def resolve_variants(
+    variants: list[dict[str, Any]],
+    newest: int,
+    status_of: Callable[[int], str | None],
+    *,
+    require_approval: bool = False,
+) -> Resolution:
+    """Which version each variant serves. `status_of(N)` is version N's approval status, None if not
+    registered. Raises DeployError for a bad list or a version that does not exist."""
+    problems = variant_problems(variants)
+    if problems:
+        raise DeployError("; ".join(message for _, _, message in problems))
+    picked: list[tuple[Choice, bool]] = []  # (choice, a `previous` with no previous version yet)
+    for v in variants:
+        name, weight, asked = (
+            v["name"],
+            float(v.get("weight", 1.0)),
+            _asked_version(v.get("model_version", LATEST)),
+        )
+        if isinstance(asked, int):
+            picked.append((Choice(name, asked, weight), False))
+        elif asked == PREVIOUS and newest > 1:
+            picked.append((Choice(name, newest - 1, weight), False))
+        else:  # latest, or a `previous` that does not exist yet
+            picked.append((Choice(name, newest, weight), asked == PREVIOUS))
+    served, notes = _give_orphans_weight(picked, newest)
+    statuses: dict[int, str] = {}
+    for c in served:
+        if c.version not in statuses:
+            status = status_of(c.version)
+            if status is None:
+                raise DeployError(
+                    f"variant {c.name!r} asks for model_version {_asked_text(variants, c.name)}: the group has "
+                    f"no version {c.version} (the newest is v{newest})"
+                )
+            statuses[c.version] = status
+    return Resolution(served, notes, _refusal(served, statuses, require_approval))
+
+
+def _asked_text(variants: list[dict[str, Any]], name: str) -> str:
+    return str(next(v.get("model_version", LATEST) for v in variants if v["name"] == name))
+
+
+def _give_orphans_weight(picked: list[tuple[Choice, bool]], newest: int) -> tuple[list[Choice], list[str]]:
+    orphans = [c for c, orphan in picked if orphan]
+    heir = next((c for c, orphan in picked if not orphan and c.version == newest), None)
     if heir is None:  # no variant serves latest: the orphans do, under their own names
         notes = [
             f"{o.name}: no version before v{newest} yet, so it serves v{newest} (latest)" for o in orphans
         ]
-        return [s for s, _ in served], notes, described
+        return [c for c, _ in picked], notes
     notes = [
         f"{o.name}: no version before v{newest} yet; its weight {o.weight:g} goes to {heir.name} (v{newest})"
         for o in orphans
     ]
     extra = sum(o.weight for o in orphans)
-    out = [
-        Served(s.name, s.arn, s.version, s.weight + extra) if s is heir else s
-        for s, orphan in served
-        if not orphan
-    ]
-    return out, notes, described
+    served = [c._replace(weight=c.weight + extra) if c is heir else c for c, orphan in picked if not orphan]
+    return served, notes
+
+
+def _refusal(served: list[Choice], statuses: dict[int, str], require_approval: bool) -> str:
+    def users(version: int) -> str:
+        return ", ".join(c.name for c in served if c.version == version)
+
+    rejected = [f"v{v} ({users(v)}) is Rejected" for v, s in statuses.items() if s == REJECTED]
+    if rejected:
+        return "; ".join(rejected) + ": a rejected version never serves traffic"
+    if require_approval:
+        pending = [f"v{v} ({users(v)}) is {s}" for v, s in statuses.items() if s != APPROVED]
+        if pending:
+            return "; ".join(pending) + ", not Approved (deploy.require_approval)"
+    return ""
+
+
+def _variants(event: dict[str, Any]) -> list[dict[str, Any]]:
+    raw = event.get("variants")
+    if raw in (None, "", []):
+        return [{"name": event.get("variant_name") or "AllTraffic", "weight": 1.0, "model_version": LATEST}]
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        raise DeployError(f"`variants` must be a JSON list, got {raw!r}") from None
+
+
+def resolve(event: dict[str, Any], sm: Any) -> tuple[list[Served], list[str], str]:
+    """The packages to serve, the notes to report, and why nothing may be deployed ("" if it may)."""
+    latest = event["model_package_arn"]
+    newest = _version(latest)
+    if not newest.isdigit():
+        raise DeployError(f"model_package_arn must name a versioned package (…/<group>/<N>), got {latest}")
+    base = latest.rstrip("/").rsplit("/", 1)[0]  # arn:…:model-package/<group>
+
+    def status_of(version: int) -> str | None:
+        found = _exists(sm.describe_model_package, ModelPackageName=f"{base}/{version}")
+        return None if found is None else str(found.get("ModelApprovalStatus", ""))
+
+    approval = str(event.get("require_approval", False)).lower() == "true"
+    try:
+        res = resolve_variants(_variants(event), int(newest), status_of, require_approval=approval)
+    except DeployError as exc:
+        raise DeployError(f"{exc} in model package group {base.rsplit('/', 1)[-1]!r}") from None
+    served = [Served(c.name, f"{base}/{c.version}", str(c.version), c.weight) for c in res.served]
+    return served, res.notes, res.refused
 
 
 def deploy(
@@ -223,7 +327,7 @@ def deploy(
 ) -> dict[str, str]:
     remaining = remaining or _budget(None)
     endpoint = event["endpoint_name"]
-    served, notes, described = resolve(event, sm)
+    served, notes, refused = resolve(event, sm)
     models = {s.arn: resource_name(endpoint, s.arn) for s in served}
     production = [
         {
@@ -245,18 +349,8 @@ def deploy(
     if notes:
         result["note"] = "; ".join(notes)
 
-    if str(event.get("require_approval", False)).lower() == "true":
-        refused = []
-        for arn in dict.fromkeys(s.arn for s in served):
-            if arn not in described:
-                described[arn] = sm.describe_model_package(ModelPackageName=arn)
-            status = described[arn].get("ModelApprovalStatus")
-            if status != "Approved":
-                users = ", ".join(s.name for s in served if s.arn == arn)
-                refused.append(f"v{_version(arn)} ({users}) is {status}")
-        if refused:
-            reason = "; ".join(refused) + ", not Approved (deploy.require_approval)"
-            return {**result, "action": "skipped", "reason": reason}
+    if refused:
+        return {**result, "action": "skipped", "reason": refused}
 
     for arn, name in models.items():
         if _exists(sm.describe_model, ModelName=name) is None:

@@ -6,17 +6,16 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
-import re
 import shutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
-import yaml
+from fraudflow.spec.yamlload import parse_file
+from tests.conftest import AWS_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 STEP_CODE = REPO / "step_code"
-AWS_DATA = Path(__file__).resolve().parents[2] / "shared/data/aws-synthetic-claims"
 PIPELINE = "fraud-detect-xgb"
 
 
@@ -30,24 +29,10 @@ def load_step(name: str) -> ModuleType:
     return module
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans (true/false only), as fraudflow's loader reads them: `join: {on: policy_id}` keeps the
-    key "on" instead of PyYAML's YAML 1.1 True."""
-
-
-_Yaml12Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Yaml12Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
-)
-
-
 def reference_pipeline() -> dict:
     """The reference pipeline's sections straight from pipelines.yaml (templates in source paths left as is:
     a step reads its sources from input-dir/<name>, never from these paths)."""
-    doc = yaml.load((REPO / "pipelines.yaml").read_text(), Loader=_Yaml12Loader)
+    doc, _ = parse_file(REPO / "pipelines.yaml")  # fraudflow's own YAML 1.2 reader: `on` stays a key
     return copy.deepcopy(doc["pipelines"][PIPELINE])
 
 

@@ -38,12 +38,12 @@ def _run_into_closed_pipe(*args: str, stderr_too: bool = False) -> subprocess.Co
         (("validate", "several_errors.yaml"), 1),
         (("validate", "valid_minimal.yaml", "--format", "json"), 0),
         (("resolve", "valid_minimal.yaml", "--set", "split.seed=abc"), 1),
-        (("resolve", "valid_minimal.yaml", "--env", "nope"), 2),
+        (("resolve", "valid_minimal.yaml", "--env", "nope"), 64),
         (("resolve", "valid_minimal.yaml", "--format", "json"), 0),
         (("schema",), 0),
         (("--version",), 0),
         (("--help",), 0),
-        (("validate", "--no-such-option"), 2),
+        (("validate", "--no-such-option"), 64),
     ],
 )
 @pytest.mark.parametrize("stderr_too", [False, True], ids=["stdout", "stdout+stderr"])

@@ -29,7 +29,6 @@ from tests.test_serve import Server, call  # noqa: E402
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 PIPELINE = "fraud-detect-xgb"
 TOL = 1e-6
 
@@ -54,10 +53,8 @@ def namespaces() -> None:
 
 
 @pytest.fixture
-def yaml_file(tmp_path: Path) -> Path:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {AWS_DATA} ", 1)
+def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
+    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
     path = tmp_path / "pipelines.yaml"
     path.write_text(text)
     return path

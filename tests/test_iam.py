@@ -302,12 +302,12 @@ def test_iam_refuses_a_role_the_pipeline_lacks_and_document_without_for(tmp_path
     )
     (tmp_path / "pipelines.yaml").write_text(text)
     out = cli("iam", "--for", "deployer", cwd=tmp_path)
-    assert out.returncode == 2 and "FF742" in out.stderr and "no deployer role" in out.stderr
+    assert out.returncode == 64 and "FF742" in out.stderr and "no deployer role" in out.stderr
     assert "Traceback" not in out.stderr
     ok = cli("iam", "--format", "json", cwd=tmp_path)
     assert ok.returncode == 0 and sorted(json.loads(ok.stdout)["roles"]) == ["execution", "operator"]
     out = cli("iam", "--env", "aws-sample", "--document", "policy")
-    assert out.returncode == 2 and "FF742" in out.stderr and "--for" in out.stderr
+    assert out.returncode == 64 and "FF742" in out.stderr and "--for" in out.stderr
 
 
 def test_validate_refuses_deploy_without_a_deployer_role(tmp_path: Path) -> None:

@@ -80,6 +80,14 @@ class SageMaker:
         )
         self.stub = Stubber(self.client)
         self.stub.activate()
+        # the variant resolver reads the served version's approval status first (a Rejected one never serves)
+        self.answer(
+            "describe_model_package",
+            {"ModelPackageName": "fraud", "ModelPackageArn": PACKAGE, "CreationTime": NOW,
+             "ModelPackageStatus": "Completed", "ModelApprovalStatus": "PendingManualApproval",
+             "ModelPackageStatusDetails": {"ValidationStatuses": []}},
+            {"ModelPackageName": PACKAGE},
+        )  # fmt: skip
 
     def error(self, method: str, message: str, params: dict | None = None) -> SageMaker:
         self.stub.add_client_error(

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
+from fraudflow import exits  # noqa: E402
 from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 PIPELINE = "fraud-detect-xgb"
 
 
@@ -32,11 +32,9 @@ def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
 
 
 @pytest.fixture
-def yaml_file(tmp_path: Path) -> Path:
+def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
     """pipelines.yaml with the AWS sample data addressed absolutely, so the copy can be edited freely."""
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {AWS_DATA} ", 1)
+    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
     path = tmp_path / "pipelines.yaml"
     path.write_text(text)
     return path
@@ -84,7 +82,7 @@ def test_plan_after_yaml_edit_exits_2_with_step_diff(yaml_file: Path, aws: Aws) 
     text = yaml_file.read_text()
     yaml_file.write_text(text.replace("max_depth: 3", "max_depth: 4").replace("eta: 0.2", "eta: 0.25"))
     plan = cli("plan", str(yaml_file), env=aws.env)
-    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert plan.returncode == exits.CHANGES, plan.stdout + plan.stderr
     assert "~ parameter MaxDepth: DefaultValue: 3 → 4" in plan.stdout
     assert "~ step Train (Training)" in plan.stdout
     assert 'HyperParameters.eta: "0.2" → "0.25"' in plan.stdout
@@ -95,14 +93,14 @@ def test_plan_after_yaml_edit_exits_2_with_step_diff(yaml_file: Path, aws: Aws) 
 
 def test_plan_before_first_apply_shows_creation(yaml_file: Path, aws: Aws) -> None:
     plan = cli("plan", str(yaml_file), env=aws.env)
-    assert plan.returncode == 2
+    assert plan.returncode == exits.CHANGES
     assert "+ pipeline fraud-detect-xgb: create" in plan.stdout
     assert "+ Lambda fraud-detect-xgb-deployer: create" in plan.stdout
 
 
 def test_apply_without_tty_or_yes_refuses_and_changes_nothing(yaml_file: Path, aws: Aws) -> None:
     out = cli("apply", str(yaml_file), env=aws.env)
-    assert out.returncode == 2
+    assert out.returncode == exits.USAGE  # a usage mistake, never plan's "changes" (2)
     assert "FF714" in out.stderr and "--yes" in out.stderr
     assert "Traceback" not in out.stderr
     assert aws.client("sagemaker").list_pipelines()["PipelineSummaries"] == []
@@ -199,7 +197,7 @@ def test_interrupted_apply_converges(yaml_file: Path, aws: Aws) -> None:
 
 def test_param_without_start_and_missing_credentials(yaml_file: Path, aws: Aws) -> None:
     out = apply(yaml_file, aws, "--param", "MaxDepth=4")
-    assert out.returncode == 2 and "FF715" in out.stderr and "--start" in out.stderr
+    assert out.returncode == exits.USAGE and "FF715" in out.stderr and "--start" in out.stderr
     env = {
         k: v for k, v in aws.env.items() if not k.startswith("AWS_ACCESS") and k != "AWS_SECRET_ACCESS_KEY"
     }

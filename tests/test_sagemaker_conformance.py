@@ -25,13 +25,10 @@ pytestmark = [pytest.mark.slow]  # the SDK import and build take ~5 s
 ROOT = Path(__file__).resolve().parents[1]
 AWS_DIR = ROOT.parent / "shared" / "aws"
 SCHEMA = AWS_DIR / "pipeline-definition.schema.json"
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 
 
 @pytest.fixture(scope="module")
-def plan() -> Any:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip("AWS sample data not found")
+def plan(aws_data: Path) -> Any:
     from fraudflow.plan import build_plan
     from fraudflow.spec.load import load_one
 

@@ -15,7 +15,6 @@ import pytest
 from fraudflow.sagemaker import images, partition
 
 ROOT = Path(__file__).resolve().parents[1]
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 BOTOCORE = botocore.session.get_session()
 
 
@@ -72,9 +71,7 @@ def render(region: str, role_partition: str) -> subprocess.CompletedProcess[str]
     ("region", "expected", "domain"),
     [("cn-north-1", "aws-cn", "amazonaws.com.cn"), ("us-gov-west-1", "aws-us-gov", "amazonaws.com")],
 )
-def test_render_in_another_partition(region: str, expected: str, domain: str) -> None:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
+def test_render_in_another_partition(region: str, expected: str, domain: str, aws_data: Path) -> None:
     out = render(region, expected)
     assert out.returncode == 0, out.stderr
     text = out.stdout
@@ -90,21 +87,17 @@ def test_render_in_another_partition(region: str, expected: str, domain: str) ->
     )
 
 
-def test_a_role_from_another_partition_is_a_clear_error() -> None:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
+def test_a_role_from_another_partition_is_a_clear_error(aws_data: Path) -> None:
     out = render("cn-north-1", "aws")
     assert out.returncode == 1 and out.stdout == "" and "Traceback" not in out.stderr
     assert "FF730" in out.stderr and "'aws-cn'" in out.stderr and "arn:aws-cn:iam::" in out.stderr
 
 
-def test_the_deployer_lambda_may_wait_lambdas_maximum() -> None:
+def test_the_deployer_lambda_may_wait_lambdas_maximum(aws_data: Path) -> None:
     """The deployer returns only when the endpoint is InService: its function gets Lambda's 15 minutes."""
     from fraudflow.plan import build_plan
     from fraudflow.sagemaker.compile import compile_plan
     from fraudflow.spec.load import load_one
 
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
     plan = build_plan(load_one(ROOT / "pipelines.yaml", env="aws-sample", overrides=[], pipeline=None))
     assert compile_plan(plan).lambda_function.timeout == 900  # type: ignore[union-attr]

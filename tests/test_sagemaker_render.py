@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
 
 
 def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -23,10 +22,8 @@ def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def data() -> Path:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
-    return AWS_DATA
+def data(aws_data: Path) -> Path:
+    return aws_data
 
 
 def yaml_copy(tmp_path: Path, data: Path, edit: Any = None) -> Path:

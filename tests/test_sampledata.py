@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,14 +12,14 @@ import pytest
 from fraudflow import cli
 from fraudflow.errors import UserError
 from fraudflow.sampledata import generate
-from tests.test_step_bias import AWS_DIR, encode
+from tests.test_step_bias import encode
 
 FILES = ("claims.csv", "customers.csv")
 
 
 @pytest.fixture(scope="module")
-def real():
-    return {f: pd.read_csv(AWS_DIR / f) for f in FILES}
+def real(aws_data: Path):
+    return {f: pd.read_csv(aws_data / f) for f in FILES}
 
 
 @pytest.fixture(scope="module")

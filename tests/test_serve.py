@@ -20,60 +20,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from fraudflow.local.registry import Registry, VariantSpec
 from fraudflow.local.serving.model import PROJECT_PREPROCESS, load_preprocess
+from fraudflow.spec.load import load_one
+from tests.conftest import AWS_DATA
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data" / "aws-synthetic-claims"
-pytestmark = pytest.mark.skipif(
-    not (DATA / "claims.csv").is_file(), reason="AWS sample data not beside the repo"
-)
-
-# Used only while step_code/preprocess.py does not exist yet: a minimal encoder with the same interface.
-_STAND_IN = """
-import pandas as pd
-def fit(df, config):
-    d = config["data"]; f = config["features"]
-    x = df.drop(columns=[d["label"], *d["drop"]], errors="ignore")
-    cats = {c: sorted(x[c].fillna("na").astype(str).unique()) for c in f["one_hot"]}
-    ords = f["ordinal"]
-    num = [c for c in x.columns if c not in cats and c not in ords]
-    feats = num + list(ords) + [f"{c}_{v}".lower() for c, vs in cats.items() for v in vs]
-    return {"numeric": num, "ordinal": ords, "one_hot": cats, "features": feats}
-def transform(df, schema):
-    out = {c: pd.to_numeric(df[c], errors="raise").astype(float) for c in schema["numeric"]}
-    for c, levels in schema["ordinal"].items():
-        out[c] = df[c].map({v: i for i, v in enumerate(levels)}).astype(float)
-    for c, vs in schema["one_hot"].items():
-        col = df[c].fillna("na").astype(str)
-        for v in vs:
-            out[f"{c}_{v}".lower()] = (col == v).astype(float)
-    return pd.DataFrame(out)[schema["features"]]
-"""
+pytestmark = pytest.mark.usefixtures("aws_data")  # skips, saying where it looked, without the data
 
 
 def spec_config() -> dict:
-    spec = yaml.safe_load((REPO / "pipelines.yaml").read_text())["pipelines"]["fraud-detect-xgb"]
-    return {k: spec[k] for k in ("data", "features", "split", "evaluate")}
+    """The repository's pipeline as fraudflow reads it (YAML 1.2, templates and schema defaults applied)."""
+    spec = load_one(REPO / "pipelines.yaml", env=None, overrides=[], pipeline="fraud-detect-xgb")
+    return {k: spec.config[k] for k in ("data", "features", "split", "evaluate")}
 
 
 def joined() -> pd.DataFrame:
-    claims = pd.read_csv(DATA / "claims.csv")
-    customers = pd.read_csv(DATA / "customers.csv")
+    claims = pd.read_csv(AWS_DATA / "claims.csv")
+    customers = pd.read_csv(AWS_DATA / "customers.csv")
     return claims.merge(customers, on="policy_id", how="left")
-
-
-def preprocess_module(tmp: Path) -> tuple[object, Path]:
-    """The project's preprocess.py when it exists (the real thing), else the stand-in above."""
-    if PROJECT_PREPROCESS.is_file():
-        mod = load_preprocess(PROJECT_PREPROCESS)
-        if hasattr(mod, "fit") and hasattr(mod, "transform"):
-            return mod, PROJECT_PREPROCESS
-    path = tmp / "preprocess.py"
-    path.write_text(_STAND_IN)
-    return load_preprocess(path), path
 
 
 def train_and_register(
@@ -90,7 +56,7 @@ def train_and_register(
 
     tmp = workspace / f"build-{rounds}-{depth}-{seed}"
     tmp.mkdir(parents=True)
-    mod, code = preprocess_module(tmp)
+    mod, code = load_preprocess(PROJECT_PREPROCESS), PROJECT_PREPROCESS
     cfg = spec_config()
     df = joined()
     schema = mod.fit(df, cfg)
@@ -465,28 +431,50 @@ def test_variants_split_by_weight_and_hot_switch(tmp_path):
         reg.close()
 
 
+def _parent_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no PPid for {pid}")
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads /proc to find the workers' parent")
 def test_two_workers_serve(served):
+    """--workers 2 means two processes answer: each answer names its process (X-Fraudflow-Worker), and the
+    test sees two distinct pids, both children of the `fraudflow serve` it started, both scoring correctly."""
+    from concurrent.futures import ThreadPoolExecutor
+
     ws, model, _ = served
     s = Server(ws, "--workers", "2")
+    body, expected = csv_of(model["x"][:8]), model["booster"].inplace_predict(model["x"][:8])
+    answered: dict[int, int] = {}
     try:
-        for _ in range(20):
-            status, _, body = call(s.url + "/invocations", csv_of(model["x"][:1]), "text/csv")
-            assert status == 200
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(50):  # bursts of concurrent connections until both workers have accepted some
+                for status, headers, out in pool.map(
+                    lambda _: call(s.url + "/invocations", body, "text/csv"), range(8)
+                ):
+                    assert status == 200
+                    assert np.allclose([float(v) for v in out.decode().split()], expected, atol=1e-6)
+                    pid = int(headers["X-Fraudflow-Worker"])
+                    answered[pid] = answered.get(pid, 0) + 1
+                if len(answered) == 2:
+                    break
+        assert len(answered) == 2, f"only worker(s) {answered} answered"
+        assert {_parent_pid(pid) for pid in answered} == {s.proc.pid}, answered
     finally:
         s.stop()
-    assert os.name != "nt"
 
 
 @pytest.mark.slow
-def test_served_raw_records_match_the_runs_own_test_predictions(tmp_path):
+def test_served_raw_records_match_the_runs_own_test_predictions(tmp_path, aws_data):
     """No training/serving skew: `fraudflow run` on the AWS data, then `fraudflow serve`; the raw test-split
     records, sent as claims+customers columns, score exactly as the run's evaluate step scored them."""
-    if not (REPO / "fraudflow" / "local" / "runner.py").is_file():
-        pytest.skip("the local runner is not there yet")
     proj = tmp_path / "proj"
     proj.mkdir()
-    (tmp_path / "shared").symlink_to(REPO.parent / "shared")
+    (tmp_path / "shared" / "data").mkdir(parents=True)  # the aws-sample environment's ../shared/data/…
+    (tmp_path / "shared" / "data" / aws_data.name).symlink_to(aws_data)
     (proj / "pipelines.yaml").write_text((REPO / "pipelines.yaml").read_text())
     r = subprocess.run(
         [sys.executable, "-m", "fraudflow", "run", "--env", "aws-sample"],

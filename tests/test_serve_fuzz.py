@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from tests.test_serve import DATA, Server, train_and_register
+from tests.test_serve import Server, train_and_register
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not (DATA / "claims.csv").is_file(), reason="AWS sample data not beside the repo"),
+    pytest.mark.usefixtures("aws_data"),
 ]
 N_REQUESTS, BAD_SHARE, THREADS = 10_000, 0.2, 4
 

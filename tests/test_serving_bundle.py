@@ -115,13 +115,11 @@ def test_train_shipped_alone_refuses_to_pack(tmp_path: Path) -> None:
 
 # -- the rendered definition --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def rendered():
+def rendered(aws_data: Path):
     from fraudflow.plan import build_plan
     from fraudflow.sagemaker.compile import compile_plan
     from fraudflow.spec.load import load_one
 
-    if not (ROOT.parent / "shared" / "data" / "aws-synthetic-claims" / "claims.csv").exists():
-        pytest.skip("AWS sample data not found")
     return compile_plan(
         build_plan(load_one(ROOT / "pipelines.yaml", env="aws-sample", overrides=[], pipeline=None))
     )
@@ -166,7 +164,7 @@ def test_training_gets_the_schema_channel_and_ships_the_serving_code(rendered) -
     assert files == {n: (STEP_CODE / n).read_bytes() for n in ("train.py", "inference.py", "preprocess.py")}
 
 
-def test_a_parameterised_decision_threshold_reaches_the_model(tmp_path: Path) -> None:
+def test_a_parameterised_decision_threshold_reaches_the_model(tmp_path: Path, aws_data: Path) -> None:
     from fraudflow.plan import build_plan
     from fraudflow.sagemaker.compile import compile_plan
     from fraudflow.spec.load import load_one
@@ -177,9 +175,7 @@ def test_a_parameterised_decision_threshold_reaches_the_model(tmp_path: Path) ->
         "      AucThreshold: gate.threshold\n      Cut: evaluate.decision_threshold",
     )
     (tmp_path / "pipelines.yaml").write_text(text)
-    data = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
-    if not (data / "claims.csv").exists():
-        pytest.skip("AWS sample data not found")
+    data = aws_data
     sets = [f"data.sources.claims={data / 'claims.csv'}", f"data.sources.customers={data / 'customers.csv'}"]
     plan = build_plan(load_one(tmp_path / "pipelines.yaml", env=None, overrides=sets, pipeline=None))
     env = _steps(compile_plan(plan).definition)["Model"]["Arguments"]["PrimaryContainer"]["Environment"]

@@ -1,7 +1,7 @@
 """step_code/bias.py on the real AWS claims data: Clarify's reference numbers, smclarify as an oracle, user errors.
 
-Until step_code/preprocess.py lands, the fixtures below build its output layout themselves by encoding the data
-as AWS's tutorial does; tests/test_step_explain.py and tests/test_sampledata.py reuse these helpers.
+The fixtures run step_code/preprocess.py itself on AWS's data (tests/test_step_explain.py reuses them);
+`encode` (the tutorial's encoding) is kept for tests/test_sampledata.py's learnability check.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-AWS_DIR = Path(__file__).resolve().parents[2] / "shared/data/aws-synthetic-claims"
 ORDINAL = {
     "police_report_available": ["No", "Yes"],
     "policy_liability": ["15/30", "25/50", "30/60", "100/200"],
@@ -61,26 +60,6 @@ def encode(claims: pd.DataFrame, customers: pd.DataFrame) -> pd.DataFrame:
     return df[["fraud"] + [c for c in df.columns if c != "fraud"]]
 
 
-def load_aws_encoded() -> pd.DataFrame:
-    return encode(pd.read_csv(AWS_DIR / "claims.csv"), pd.read_csv(AWS_DIR / "customers.csv"))
-
-
-def write_preprocess_output(df: pd.DataFrame, out: Path, seed: int = 42) -> dict[str, pd.DataFrame]:
-    """Write preprocess's layout (header-less splits, label first; schema/feature_schema.json)."""
-    from sklearn.model_selection import train_test_split
-
-    rest, test = train_test_split(df, test_size=0.1, random_state=seed, stratify=df["fraud"])
-    train, validation = train_test_split(rest, test_size=0.1, random_state=seed, stratify=rest["fraud"])
-    splits = {"train": train, "validation": validation, "test": test}
-    for name, part in splits.items():
-        (out / name).mkdir(parents=True, exist_ok=True)
-        part.to_csv(out / name / f"{name}.csv", header=False, index=False)
-    (out / "schema").mkdir(parents=True, exist_ok=True)
-    schema = {"label": "fraud", "feature_names": [c for c in df.columns if c != "fraud"]}
-    (out / "schema" / "feature_schema.json").write_text(json.dumps(schema))
-    return splits
-
-
 def train_booster(splits: dict[str, pd.DataFrame], rounds: int = 100):
     import xgboost as xgb
 
@@ -112,12 +91,29 @@ def write_config(path: Path, **bias_overrides) -> Path:
     return path
 
 
+def run_preprocess(root: Path) -> dict[str, pd.DataFrame]:
+    """step_code/preprocess.py itself on AWS's data (the pipeline's config) into root/pre; its splits as
+    frames, label first, named by its feature_schema.json."""
+    from tests._steps_util import aws_inputs, reference_config
+    from tests._steps_util import write_config as write_step_config
+
+    config = write_step_config(root / "preprocess-config.json", reference_config())
+    argv = ["--config", str(config), "--input-dir", str(aws_inputs(root / "input")), "--output-dir"]
+    assert load_step("preprocess").main([*argv, str(root / "pre")]) == 0
+    schema = json.loads((root / "pre" / "schema" / "feature_schema.json").read_text())
+    names = [schema["label"], *schema["features"]]
+    return {
+        n: pd.read_csv(root / "pre" / n / f"{n}.csv", header=None, names=names)
+        for n in ("train", "validation", "test")
+    }
+
+
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory):
+def aws(tmp_path_factory, aws_data: Path):
     """Preprocess + evaluate output dirs for the AWS data, with a real 100-round XGBoost model's test scores."""
     root = tmp_path_factory.mktemp("aws")
-    df = load_aws_encoded()
-    splits = write_preprocess_output(df, root / "pre")
+    splits = run_preprocess(root)
+    df = pd.concat(splits.values(), ignore_index=True)
     booster = train_booster(splits)
     test = splits["test"]
     (root / "eval").mkdir()

@@ -57,7 +57,7 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fraudf
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not AWS_DATA.is_dir(), reason=f"AWS sample data not found at {AWS_DATA}"),
+    pytest.mark.usefixtures("aws_data"),
 ]
 
 

@@ -7,12 +7,13 @@ import subprocess
 import sys
 import tarfile
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.test_step_bias import REPO, load_aws_encoded, load_step, train_booster, write_preprocess_output
+from tests.test_step_bias import REPO, load_step, run_preprocess, train_booster
 
 explain = load_step("explain")
 
@@ -25,9 +26,9 @@ def save_model(booster, path) -> None:
 
 
 @pytest.fixture(scope="module")
-def aws(tmp_path_factory):
+def aws(tmp_path_factory, aws_data: Path):
     root = tmp_path_factory.mktemp("explain")
-    splits = write_preprocess_output(load_aws_encoded(), root / "pre")
+    splits = run_preprocess(root)
     booster = train_booster(splits)
     (root / "model").mkdir()
     save_model(booster, root / "model" / "xgboost-model")

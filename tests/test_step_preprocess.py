@@ -15,7 +15,7 @@ from tests._steps_util import AWS_DATA, STEP_CODE, aws_inputs, load_step, refere
 
 pp = load_step("preprocess")
 
-pytestmark = pytest.mark.skipif(not AWS_DATA.is_dir(), reason=f"AWS sample data not found at {AWS_DATA}")
+pytestmark = pytest.mark.usefixtures("aws_data")
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tests._steps_util import (
-    AWS_DATA,
     aws_inputs,
     hyperparameter_args,
     load_step,
@@ -23,7 +22,7 @@ from tests._steps_util import (
 
 pp, tr, ev = load_step("preprocess"), load_step("train"), load_step("evaluate")
 
-pytestmark = pytest.mark.skipif(not AWS_DATA.is_dir(), reason=f"AWS sample data not found at {AWS_DATA}")
+pytestmark = pytest.mark.usefixtures("aws_data")
 
 
 @pytest.fixture(scope="module")

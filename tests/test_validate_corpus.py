@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
+from fraudflow import exits
 from fraudflow.cli import main
 
 CORPUS = Path(__file__).parent / "validate_corpus"
 REPO = Path(__file__).resolve().parents[1]
-AWS_DATA = REPO.parent / "shared" / "data" / "aws-synthetic-claims"
 
 # `FILE:LINE:COL: [warning ]CODE message`, then optional `    at PATH` and `    hint: HINT` lines.
 _HEAD = re.compile(
@@ -205,18 +205,25 @@ CASES: dict[str, Case] = {
         1,
         1,
         "environments",
-        exit=2,
+        exit=exits.USAGE,
         args=("--env", "nope"),
         hint="none declared",
     ),
     "unknown-env-lists-known": Case(
-        "valid_features.yaml", "FF401", 8, 1, "environments", exit=2, args=("--env", "staging"), hint="prod"
+        "valid_features.yaml",
+        "FF401",
+        8,
+        1,
+        "environments",
+        exit=exits.USAGE,
+        args=("--env", "staging"),
+        hint="prod",
     ),
     "set-without-equals": Case(
-        "valid_minimal.yaml", "FF402", None, None, None, exit=2, args=("--set", "split.seed")
+        "valid_minimal.yaml", "FF402", None, None, None, exit=exits.USAGE, args=("--set", "split.seed")
     ),
     "set-top-level-key": Case(
-        "valid_minimal.yaml", "FF402", None, None, None, exit=2, args=("--set", "version=2")
+        "valid_minimal.yaml", "FF402", None, None, None, exit=exits.USAGE, args=("--set", "version=2")
     ),
     "set-unknown-path": Case(
         "valid_minimal.yaml",
@@ -224,7 +231,7 @@ CASES: dict[str, Case] = {
         None,
         None,
         None,
-        exit=2,
+        exit=exits.USAGE,
         args=("--set", "split.sed=1"),
         hint="did you mean 'seed'?",
     ),
@@ -256,7 +263,7 @@ CASES: dict[str, Case] = {
         None,
         None,
         "pipelines",
-        exit=2,
+        exit=exits.USAGE,
         args=("--pipeline", "nope"),
         command="resolve",
         hint="fraud",
@@ -399,7 +406,7 @@ def test_repo_pipelines_yaml_is_valid(monkeypatch: pytest.MonkeyPatch, capsys) -
     assert not [d for d in parse_text(err) if not d.warning]
 
 
-@pytest.mark.skipif(not (AWS_DATA / "claims.csv").exists(), reason="../shared AWS data not present")
+@pytest.mark.usefixtures("aws_data")
 def test_repo_pipelines_yaml_with_aws_data(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     # With the data present every column check runs: no FF510 "not found" warning may remain.
     monkeypatch.chdir(REPO)
@@ -509,8 +516,8 @@ def test_subprocess_json_errors() -> None:
     [
         (("duplicate_key_nested.yaml",), 1, "FF102", 8),
         (("empty.yaml",), 1, "FF105", 1),
-        (("valid_minimal.yaml", "--env", "nope"), 2, "FF401", 1),
-        (("valid_minimal.yaml", "--set", "oops"), 2, "FF402", None),
+        (("valid_minimal.yaml", "--env", "nope"), exits.USAGE, "FF401", 1),
+        (("valid_minimal.yaml", "--set", "oops"), exits.USAGE, "FF402", None),
     ],
     ids=["duplicate-key", "empty", "unknown-env", "bad-set"],
 )
@@ -533,9 +540,9 @@ def test_subprocess_json_fatal_errors(args: tuple[str, ...], rc: int, code: str,
         (("validate", "alias_bomb.yaml"), 1, "FF104"),
         (("validate", "top_level_list.yaml"), 1, "FF106"),
         (("validate", "no_such_file.yaml"), 1, "FF100"),
-        (("validate", "valid_minimal.yaml", "--env", "nope"), 2, "FF401"),
-        (("validate", "valid_minimal.yaml", "--set", "oops"), 2, "FF402"),
-        (("resolve", "valid_minimal.yaml", "--pipeline", "nope"), 2, "FF405"),
+        (("validate", "valid_minimal.yaml", "--env", "nope"), exits.USAGE, "FF401"),
+        (("validate", "valid_minimal.yaml", "--set", "oops"), exits.USAGE, "FF402"),
+        (("resolve", "valid_minimal.yaml", "--pipeline", "nope"), exits.USAGE, "FF405"),
     ],
     ids=["python-tag", "not-utf8", "alias-bomb", "top-level-list", "missing-file", "env", "set", "pipeline"],
 )

@@ -31,9 +31,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from fraudflow.errors import UserError
 from fraudflow.plan import STEP_CODE
+from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 # SageMaker's name rule for model package groups and endpoints; it also keeps names safe as folder names.
@@ -415,6 +417,30 @@ class Registry:
         return self.get(group, version)
 
     # -- endpoints --------------------------------------------------------------------------------------
+    def choose(
+        self, group: str, newest: int, variants: list[dict[str, Any]], *, require_approval: bool = False
+    ) -> Resolution:
+        """Which version each of `deploy.variants` serves, by the rule the SageMaker deployer Lambda applies
+        (fraudflow/variants.py): latest, previous, N, require_approval, and Rejected never served."""
+        problems = variant_problems(variants)
+        if problems:
+            raise UserError.single("FF807", "; ".join(message for _, _, message in problems))
+
+        def status_of(version: int) -> str | None:
+            row = self._conn.execute(
+                "SELECT status FROM versions WHERE grp=? AND version=?", (group, int(version))
+            ).fetchone()
+            return None if row is None else str(row[0])
+
+        self._require_group(group)
+        try:
+            return resolve_variants(variants, newest, status_of, require_approval=require_approval)
+        except deploy_error() as exc:  # only a version that is not registered is left
+            have = [r[0] for r in self._conn.execute("SELECT version FROM versions WHERE grp=?", (group,))]
+            raise UserError.single(
+                "FF803", f"{exc} in model package group {group!r}", hint=f"versions: {_ranges(have)}"
+            ) from None
+
     def deploy(
         self, endpoint: str, variants: list[VariantSpec], *, follow_approved: bool = False
     ) -> Endpoint:
@@ -484,19 +510,10 @@ class Registry:
 
     @staticmethod
     def _check_variants(variants: list[VariantSpec], follow: bool) -> None:
-        problems = []
-        if not variants:
-            problems.append("an endpoint needs at least one variant")
-        names = [v.name for v in variants]
-        if len(set(names)) != len(names):
-            problems.append("variant names must be unique")
-        for v in variants:
-            if not _NAME.match(str(v.name)):
-                problems.append(f"invalid variant name {v.name!r}")
-            if not isinstance(v.weight, (int, float)) or not v.weight >= 0 or v.weight != v.weight:
-                problems.append(f"variant {v.name!r}: weight must be a number >= 0")
-        if variants and not problems and sum(v.weight for v in variants) <= 0:
-            problems.append("the variant weights sum to 0")
+        """The rule pipelines.yaml and the Lambda use (fraudflow/variants.py), plus the registry's own."""
+        listed = [{"name": v.name, "weight": v.weight, "model_version": v.version} for v in variants]
+        problems = [message for _, _, message in variant_problems(listed)]
+        problems += [f"invalid variant name {v.name!r}" for v in variants if not _NAME.match(str(v.name))]
         if follow and len(variants) != 1:
             problems.append("follow_approved needs exactly one variant")
         if problems:

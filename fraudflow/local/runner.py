@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraudflow import exits
 from fraudflow.errors import Diagnostic, UserError
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
 
-EXIT_GATE_STOPPED = 3
 # train's output data folder (SageMaker's SM_OUTPUT_DATA_DIR, uploaded as output.tar.gz): training.json
 TRAINING_DATA = "data"
 CACHEABLE = ("processing", "training", "bias", "explain")
@@ -55,7 +55,7 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return {"succeeded": 0, "stopped_at_gate": EXIT_GATE_STOPPED}.get(self.status, 1)
+        return {"succeeded": exits.OK, "stopped_at_gate": exits.GATE_STOPPED}.get(self.status, exits.ERROR)
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -410,28 +410,22 @@ class _Runner:
         cfg = step.config
         pkg = self.result.model_package or {}
         group, newest = pkg["group"], pkg["version"]
-        if pkg.get("status") == "Rejected":
-            return "skipped", None, {"note": f"not deployed: {group} v{newest} is Rejected"}
-        if cfg.get("require_approval") and pkg.get("status") != "Approved":
-            note = (
-                f"not deployed: v{newest} is {pkg.get('status')} (deploy.require_approval); approve it with "
-                f"`fraudflow registry approve {group} {newest}`"
-            )
-            return "skipped", None, {"note": note}
-        variants = []
-        for v in cfg["variants"]:
-            version = v["model_version"]
-            if version == "latest":
-                version = newest
-            elif version == "previous":
-                version = max(newest - 1, 1)
-            variants.append(VariantSpec(v["name"], group, int(version), float(v["weight"])))
         registry = self._registry()
-        try:
+        try:  # the same rule as the SageMaker deployer Lambda (fraudflow/variants.py)
+            chosen = registry.choose(
+                group, newest, cfg["variants"], require_approval=bool(cfg.get("require_approval"))
+            )
+            if chosen.refused:
+                hint = (
+                    f"; approve with `fraudflow registry approve {group} N`"
+                    if "Approved" in chosen.refused
+                    else ""
+                )
+                return "skipped", None, {"note": f"not deployed: {chosen.refused}{hint}"}
             endpoint = registry.deploy(
                 cfg["endpoint_name"],
-                variants,
-                follow_approved=bool(cfg.get("require_approval")) and len(variants) == 1,
+                [VariantSpec(c.name, group, c.version, c.weight) for c in chosen.served],
+                follow_approved=bool(cfg.get("require_approval")) and len(chosen.served) == 1,
             )
         finally:
             registry.close()

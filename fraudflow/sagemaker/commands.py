@@ -10,10 +10,9 @@ import json
 import sys
 from typing import Any
 
+from fraudflow import exits
 from fraudflow.errors import UsageError
 from fraudflow.sagemaker.compile import Rendered
-
-EXIT_NO_CHANGES, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
 
 def _render(args: argparse.Namespace) -> Rendered:
@@ -108,7 +107,7 @@ def plan(args: argparse.Namespace) -> int:
         for line in ch.lines:
             print("  " + line)
     _print_roles(rendered)
-    return EXIT_NO_CHANGES if ch.empty else EXIT_CHANGES
+    return exits.OK if ch.empty else exits.CHANGES
 
 
 def _print_roles(rendered: Rendered) -> None:
@@ -154,7 +153,7 @@ def apply(args: argparse.Namespace) -> int:
         _print_roles(rendered)
         if not _confirm(args.yes):
             print("Cancelled: nothing changed.")
-            return EXIT_ERROR
+            return exits.ERROR
         aws.converge(clients, rendered, ch)
         print(
             f"Applied: {len(ch.uploads)} upload(s)"

@@ -136,17 +136,12 @@ def _check_deploy(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]
     out: list[Diagnostic] = []
     err, _ = _reporters(pos, out)
     variants = (cfg.get("deploy") or {}).get("variants") or []
-    names = [v["name"] for v in variants]
-    for i, v in enumerate(variants):
-        if v["name"] in names[:i]:  # report the repeat, where the user must rename
-            first = names.index(v["name"])
-            err(
-                "FF507",
-                f"variant name {v['name']!r} is used twice (first in variants[{first}])",
-                ("deploy", "variants", i, "name"),
-            )
-    if variants and sum(v["weight"] for v in variants) <= 0:
-        err("FF507", "variant weights sum to 0: no variant would get traffic", ("deploy", "variants"))
+    if variants:  # the deployer's own check (fraudflow/variants.py), so the rule is written once
+        from fraudflow.variants import variant_problems
+
+        for index, key, message in variant_problems(variants):
+            where: PathT = ("deploy", "variants") if index is None else ("deploy", "variants", index)
+            err("FF507", message, (*where, key) if key and index is not None else where)
     return out
 
 

@@ -219,6 +219,7 @@ class EndpointApp:
             headers.append((b"x-amzn-errortype", b"InternalFailure"))
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", str(len(body)).encode()))
+        headers.append((b"x-fraudflow-worker", str(os.getpid()).encode()))  # which process answered
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body if method != "HEAD" else b""})
         self._write(
@@ -231,6 +232,7 @@ class EndpointApp:
                 "variant": variant_name,
                 "model": model_ref,
                 "rows": rows,
+                "worker": os.getpid(),
             }
         )
 
