@@ -10,8 +10,10 @@ once, so it finishes on the model it started with and no request is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -23,10 +25,14 @@ import numpy as np
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import protocol as P
-from fraudflow.local.serving.model import LoadedModel, load_model
+from fraudflow.local.serving.model import LoadedModel, encode_records, load_model
 
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is refused without reading it
 _OFFLOAD_ROWS = 64  # bigger batches run in a thread so one large request does not stall the others
+_INLINE_BYTES = 64 * 1024  # larger bodies are decoded in a worker thread
+_HEAVY_AT_ONCE = 2  # large bodies decoded at the same time (each takes up to ~10x its size in memory)
+_MAX_VERSION = 2**63 - 1  # SQLite's largest integer
+_MAX_BACKOFF = 60.0  # seconds between retries of a generation that failed to load
 
 
 @dataclass
@@ -38,24 +44,29 @@ class Variant:
 
 class ServingState:
     """An immutable set of variants plus the smooth weighted round-robin cursor (nginx's algorithm:
-    deterministic, and every window of sum(weights) picks follows the weights exactly)."""
+    deterministic, and every window of sum(weights) picks follows the weights exactly).
+
+    As on SageMaker, a weight-0 variant gets no share of the traffic but is still served: a request naming
+    it with `X-Amzn-SageMaker-Target-Variant` reaches it (a shadow or a canary about to be ramped up)."""
 
     def __init__(self, endpoint: str, variants: list[Variant], generation: int):
         self.endpoint, self.variants, self.generation = endpoint, variants, generation
         self.by_name = {v.name: v for v in variants}
-        self._current = [0.0] * len(variants)
-        self._total = sum(v.weight for v in variants)
+        # Traffic goes to weighted variants; all weights 0 cannot be deployed (FF807), so this is a guard.
+        self._weighted = [v for v in variants if v.weight > 0] or variants
+        self._current = [0.0] * len(self._weighted)
+        self._total = sum(v.weight for v in self._weighted)
 
     def pick(self) -> Variant:
-        if len(self.variants) == 1:
-            return self.variants[0]
+        if len(self._weighted) == 1:
+            return self._weighted[0]
         best = 0
-        for i, v in enumerate(self.variants):
+        for i, v in enumerate(self._weighted):
             self._current[i] += v.weight
             if self._current[i] > self._current[best]:
                 best = i
         self._current[best] -= self._total
-        return self.variants[best]
+        return self._weighted[best]
 
     def describe(self) -> str:
         return ", ".join(f"{v.name}={v.model.ref} (weight {v.weight:g})" for v in self.variants)
@@ -94,6 +105,7 @@ class EndpointApp:
             registry.close()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._heavy = asyncio.Semaphore(_HEAVY_AT_ONCE)
 
     # -- model state ------------------------------------------------------------------------------------
     def _build(
@@ -107,7 +119,7 @@ class EndpointApp:
             variants.append(Variant(s.name, float(s.weight), self._models[key]))
         live = {(v.model.group, v.model.version) for v in variants}
         self._models = {k: m for k, m in self._models.items() if k in live}
-        return ServingState(name, [v for v in variants if v.weight > 0] or variants, generation)
+        return ServingState(name, variants, generation)
 
     def start_polling(self) -> None:
         if self.follow and self._poller is None:
@@ -120,25 +132,36 @@ class EndpointApp:
         self._stop.set()
 
     def _poll_loop(self) -> None:
-        registry = None
-        failed_gen = None
+        """Follow the endpoint's generation. Whatever fails (the registry unreadable, the new version's
+        snapshot damaged), the current model keeps serving, each distinct failure is logged once, and a
+        failed generation is retried with a doubling delay (a newer generation is tried at once)."""
+        watch = _FailureLog(self._event, self.poll)
+        registry: Registry | None = None
         while not self._stop.wait(self.poll):
             try:
                 if registry is None:
                     registry = Registry(self.state_dir)
                 gen = registry.endpoint_generation(self.endpoint)
-                if gen is None or gen == self.state.generation or gen == failed_gen:
-                    continue
+            except Exception as exc:  # registry unreadable: retry later, reconnecting
+                if registry is not None:
+                    _close_quietly(registry)
+                registry = None
+                watch.failed("poll_error", None, exc, serving=self.state.describe())
+                continue
+            if gen is None or gen == self.state.generation:
+                watch.recovered(None)
+                continue
+            if not watch.due(gen):
+                continue
+            try:
                 ep: Endpoint = registry.get_endpoint(self.endpoint)
                 new = self._build(ep.name, list(ep.variants), ep.generation, registry)
-                old, self.state = self.state, new  # the atomic switch
-                self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
-            except UserError as exc:
-                failed_gen = gen
-                self._event("switch_failed", error=str(exc))
             except Exception as exc:  # keep serving the current model whatever happens here
-                self._event("poll_error", error=f"{type(exc).__name__}: {exc}")
-                registry = None
+                watch.failed("switch_failed", gen, exc, serving=self.state.describe())
+                continue
+            old, self.state = self.state, new  # the atomic switch
+            watch.recovered(gen)
+            self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
 
     def _event(self, event: str, **fields) -> None:
         self._write({"ts": round(time.time(), 3), "event": event, **fields})
@@ -180,11 +203,11 @@ class EndpointApp:
                 if runtime:
                     parts = path.split("/")
                     if len(parts) != 4 or parts[3] != "invocations":
-                        raise P.BadRequest(404, "NotFound", f"no route {path}")
+                        raise P.BadRequest(404, "NotFound", f"no route {P.shown(path)}")
                     if parts[2] != self.endpoint:
-                        raise _ValidationError(400, f"Endpoint {parts[2]} not found.")
+                        raise _ValidationError(400, f"Endpoint {P.shown(parts[2])} not found.")
                 if method != "POST":
-                    raise P.BadRequest(405, "MethodNotAllowed", f"use POST {path}")
+                    raise P.BadRequest(405, "MethodNotAllowed", f"use POST {P.shown(path)}")
                 hdr = _headers(scope)
                 body = await _read_body(receive, hdr)
                 state = self.state  # one read: the whole request uses this model set
@@ -192,7 +215,8 @@ class EndpointApp:
                 if target is not None:
                     if target not in state.by_name:
                         raise _ValidationError(
-                            400, f"Target variant {target!r} not found; variants: {', '.join(state.by_name)}"
+                            400,
+                            f"Target variant {P.shown(target)} not found; variants: {', '.join(state.by_name)}",
                         )
                     variant = state.by_name[target]
                 else:
@@ -204,7 +228,9 @@ class EndpointApp:
                 headers.append((b"x-amzn-invoked-production-variant", variant.name.encode()))
                 headers.append((b"x-fraudflow-model", variant.model.ref.encode()))
             else:
-                raise P.BadRequest(404, "NotFound", f"no route {path}: use GET /ping or POST /invocations")
+                raise P.BadRequest(
+                    404, "NotFound", f"no route {P.shown(path)}: use GET /ping or POST /invocations"
+                )
         except _ValidationError as exc:
             status, ctype, body = (
                 exc.status,
@@ -217,7 +243,8 @@ class EndpointApp:
             headers.extend(h)
         except Exception as exc:  # a bug: say so, do not crash the server
             status, ctype = 500, b"application/json"
-            body = json.dumps({"code": "InternalFailure", "message": f"{type(exc).__name__}: {exc}"}).encode()
+            message = P.clip(f"{type(exc).__name__}: {exc}", 500)
+            body = json.dumps({"code": "InternalFailure", "message": message}).encode()
             headers.append((b"x-amzn-errortype", b"InternalFailure"))
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", str(len(body)).encode()))
@@ -241,55 +268,141 @@ class EndpointApp:
         ctype = P.media_type(hdr.get("content-type"))
         if not body:
             raise P.BadRequest(400, "EmptyBody", "the request body is empty")
-        extra = {"variant": variant.name, "model": model.ref}
-        if ctype == P.CSV:
-            accept = P.choose_accept(hdr.get("accept"), P.CSV)
-            x = P.parse_csv(body, model.n_features)
-        elif ctype == P.JSON:
-            accept = P.choose_accept(hdr.get("accept"), P.JSON)
-            doc = P.parse_json(body)
-            if P.is_records(doc):
-                records = P.json_records(doc)
-                scores = await asyncio.to_thread(_score_records, model, records)
-                out = P.encode_decisions(scores, model.decision_threshold, accept, extra)
-                return out, accept.encode(), len(records)
-            x = P.json_rows(doc, model.n_features)
-        else:
+        if ctype not in (P.CSV, P.JSON):
             raise P.BadRequest(
                 415,
                 "UnsupportedMediaType",
-                f"content type {hdr.get('content-type')!r} is not supported: use text/csv or application/json",
+                f"content type {P.shown(hdr.get('content-type'))} is not supported: "
+                "use text/csv or application/json",
             )
+        accept = P.choose_accept(hdr.get("accept"), ctype)
+        extra = {"variant": variant.name, "model": model.ref}
+        if len(body) > _INLINE_BYTES:
+            # Decoding a large body takes CPU and memory: off the event loop (so /ping and small requests
+            # keep flowing) and at most _HEAVY_AT_ONCE at a time (so their memory stays bounded).
+            async with self._heavy:
+                return await asyncio.to_thread(_answer, model, ctype, accept, body, extra)
+        if ctype == P.JSON:
+            doc = P.parse_json(body)
+            if P.is_records(doc):
+                records = P.json_records(doc)
+                scores = await asyncio.to_thread(score_records, model, records)
+                return (
+                    P.encode_decisions(scores, model.decision_threshold, accept, extra),
+                    accept.encode(),
+                    len(records),
+                )
+            x = P.json_rows(doc, model.n_features)
+        else:
+            x = P.parse_csv(body, model.n_features)
         scores = model.predict(x) if len(x) <= _OFFLOAD_ROWS else await asyncio.to_thread(model.predict, x)
         return P.encode_scores(scores, accept, extra), accept.encode(), len(x)
 
 
-class _ValidationError(P.BadRequest):
-    def __init__(self, status: int, message: str):
-        super().__init__(status, "ValidationError", message)
+def _answer(
+    model: LoadedModel, ctype: str, accept: str, body: bytes, extra: dict
+) -> tuple[bytes, bytes, int]:
+    """Decode, score and encode one request, synchronously (run in a worker thread)."""
+    if ctype == P.JSON:
+        doc = P.parse_json(body)
+        if P.is_records(doc):
+            records = P.json_records(doc)
+            del doc
+            scores = score_records(model, records)
+            return (
+                P.encode_decisions(scores, model.decision_threshold, accept, extra),
+                accept.encode(),
+                len(records),
+            )
+        x = P.json_rows(doc, model.n_features)
+        del doc
+    else:
+        x = P.parse_csv(body, model.n_features)
+    return P.encode_scores(model.predict(x), accept, extra), accept.encode(), len(x)
 
 
-def _score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
-    import pandas as pd
-
+def score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
+    """One probability per record, or a 400 naming the first record the preprocess code cannot encode."""
     if model.transform is None or model.schema is None:
         raise P.BadRequest(
             400,
             "RecordsUnsupported",
             f"{model.ref} has no feature schema or preprocess code: send encoded rows",
         )
-    df = pd.DataFrame.from_records(records)
     try:
-        x = model.transform(df, model.schema)
-    except Exception as exc:  # the records do not fit the schema (StepError, KeyError, ValueError, ...)
-        if not (hasattr(exc, "ff_code") or isinstance(exc, (KeyError, ValueError, TypeError))):
-            raise
-        msg = getattr(exc, "message", None) or str(exc)
-        raise P.BadRequest(400, "InvalidRecords", f"records could not be encoded: {msg}") from None
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if x.ndim != 2 or x.shape[1] != model.n_features:
-        raise RuntimeError(f"preprocess produced {x.shape} for a model of {model.n_features} features")
-    return model.predict(x)
+        x = encode_records(model, records)
+    except Exception:
+        # load_model proved an empty record encodes, so a record's values are at fault: find the first one
+        raise _bad_record(model, records) from None
+    scores = model.predict(x)
+    if len(scores) != len(records):
+        raise RuntimeError(f"{len(scores)} scores for {len(records)} records")
+    return scores
+
+
+def _bad_record(model: LoadedModel, records: list[dict]) -> Exception:
+    """Bisect to the first record that fails on its own (O(log n) encodings, on the error path only)."""
+    lo, hi = 0, len(records)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            encode_records(model, records[lo:mid])
+        except Exception:
+            hi = mid
+        else:
+            lo = mid
+    try:
+        encode_records(model, records[lo : lo + 1])
+    except Exception as exc:
+        msg = getattr(exc, "message", None) if hasattr(exc, "ff_code") else None
+        msg = msg or f"{type(exc).__name__}: {exc}"
+        return P.record_error(lo, f"cannot be encoded: {P.clip(msg, 300)}")
+    return RuntimeError("records fail to encode together but not one by one")
+
+
+class _FailureLog:
+    """Back-off and de-duplication for the poller: one log line per distinct (event, generation, error), and
+    a failed generation is retried after poll, 2*poll, 4*poll, ... up to _MAX_BACKOFF seconds."""
+
+    def __init__(self, event, poll: float):
+        self._event, self._poll = event, poll
+        self._logged: tuple | None = None
+        self._gen: int | None = None
+        self._delay = poll
+        self._retry_at = 0.0
+
+    def due(self, gen: int) -> bool:
+        return gen != self._gen or time.monotonic() >= self._retry_at
+
+    def failed(self, event: str, gen: int | None, exc: Exception, **fields) -> None:
+        error = _one_line(exc)
+        if gen != self._gen:
+            self._gen, self._delay = gen, self._poll
+        key = (event, gen, error)
+        if key != self._logged:
+            self._logged = key
+            extra = {"generation": gen} if gen is not None else {}
+            self._event(event, **extra, error=error, retry_in_s=round(self._delay, 3), **fields)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+
+    def recovered(self, gen: int | None) -> None:
+        self._logged, self._gen, self._delay, self._retry_at = None, None, self._poll, 0.0
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _close_quietly(registry: Registry) -> None:
+    with contextlib.suppress(Exception):
+        registry.close()
+
+
+class _ValidationError(P.BadRequest):
+    def __init__(self, status: int, message: str):
+        super().__init__(status, "ValidationError", message)
 
 
 def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None):
@@ -309,15 +422,26 @@ def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str
         "code": exc.code,
         "OriginalStatusCode": exc.status,
         "OriginalMessage": exc.message,
+        **_located(exc),
     }
     return 424, b"application/json", json.dumps(body).encode(), [(b"x-amzn-errortype", b"ModelError")]
 
 
 def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
-    doc = {"code": code, "message": exc.message}
+    doc = {"code": code, "message": exc.message, **_located(exc)}
     if runtime:
         doc["__type"] = code
     return json.dumps(doc).encode()
+
+
+def _located(exc: P.BadRequest) -> dict:
+    """The FF code and the index of the record at fault, when the error has them."""
+    out: dict = {}
+    if exc.ff_code:
+        out["ff_code"] = exc.ff_code
+    if exc.record is not None:
+        out["record"] = exc.record
+    return out
 
 
 def _headers(scope) -> dict[str, str]:
@@ -360,13 +484,18 @@ async def _drain(receive) -> None:
             return
 
 
+_VERSION_REF = re.compile(r"(.+):([0-9]{1,19})")  # ASCII digits; 19 digits hold every SQLite integer
+
+
 def parse_version_ref(ref: str) -> tuple[str, int]:
-    group, sep, version = ref.rpartition(":")
-    if not sep or not group or not version.isdigit():
+    m = _VERSION_REF.fullmatch(ref)
+    if m is None or int(m.group(2)) > _MAX_VERSION:
         raise UserError.single(
-            "FF852", f"--version {ref!r} is not GROUP:VERSION", hint="e.g. fraud-detect-xgb:3"
+            "FF852",
+            f"--version {P.shown(ref)} is not GROUP:VERSION (VERSION a number up to {_MAX_VERSION})",
+            hint="e.g. fraud-detect-xgb:3",
         )
-    return group, int(version)
+    return m.group(1), int(m.group(2))
 
 
 def only_endpoint(registry: Registry) -> str:
