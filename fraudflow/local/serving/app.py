@@ -282,43 +282,34 @@ class EndpointApp:
             # keep flowing) and at most _HEAVY_AT_ONCE at a time (so their memory stays bounded).
             async with self._heavy:
                 return await asyncio.to_thread(_answer, model, ctype, accept, body, extra)
-        if ctype == P.JSON:
-            doc = P.parse_json(body)
-            if P.is_records(doc):
-                records = P.json_records(doc)
-                scores = await asyncio.to_thread(score_records, model, records)
-                return (
-                    P.encode_decisions(scores, model.decision_threshold, accept, extra),
-                    accept.encode(),
-                    len(records),
-                )
-            x = P.json_rows(doc, model.n_features)
-        else:
-            x = P.parse_csv(body, model.n_features)
-        scores = model.predict(x) if len(x) <= _OFFLOAD_ROWS else await asyncio.to_thread(model.predict, x)
-        return P.encode_scores(scores, accept, extra), accept.encode(), len(x)
+        data = decode(model, ctype, body)
+        if isinstance(data, list) or len(data) > _OFFLOAD_ROWS:  # records: pandas work, in a thread
+            return await asyncio.to_thread(respond, model, data, accept, extra)
+        return respond(model, data, accept, extra)
+
+
+def decode(model: LoadedModel, ctype: str, body: bytes) -> list[dict] | np.ndarray:
+    """The request's raw records (JSON `records`) or its encoded rows (CSV, JSON `instances`/`features`)."""
+    if ctype == P.JSON:
+        doc = P.parse_json(body)
+        return P.json_records(doc) if P.is_records(doc) else P.json_rows(doc, model.n_features)
+    return P.parse_csv(body, model.n_features)
+
+
+def respond(
+    model: LoadedModel, data: list[dict] | np.ndarray, accept: str, extra: dict
+) -> tuple[bytes, bytes, int]:
+    """Score decoded input: (body, content type, answers), one answer per record or row."""
+    if isinstance(data, list):
+        scores = score_records(model, data)
+        return P.encode_decisions(scores, model.decision_threshold, accept, extra), accept.encode(), len(data)
+    return P.encode_scores(model.predict(data), accept, extra), accept.encode(), len(data)
 
 
 def _answer(
     model: LoadedModel, ctype: str, accept: str, body: bytes, extra: dict
 ) -> tuple[bytes, bytes, int]:
-    """Decode, score and encode one request, synchronously (run in a worker thread)."""
-    if ctype == P.JSON:
-        doc = P.parse_json(body)
-        if P.is_records(doc):
-            records = P.json_records(doc)
-            del doc
-            scores = score_records(model, records)
-            return (
-                P.encode_decisions(scores, model.decision_threshold, accept, extra),
-                accept.encode(),
-                len(records),
-            )
-        x = P.json_rows(doc, model.n_features)
-        del doc
-    else:
-        x = P.parse_csv(body, model.n_features)
-    return P.encode_scores(model.predict(x), accept, extra), accept.encode(), len(x)
+    return respond(model, decode(model, ctype, body), accept, extra)
 
 
 def score_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
