@@ -31,7 +31,6 @@ import importlib.util
 import json
 import math
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,7 @@ E_TOO_DEEP = "FF857"  # the JSON body nests deeper than the parser's recursion l
 E_NUMBER_RANGE = "FF858"  # an integer literal outside float64's range
 E_RECORD = "FF859"  # one record at fault, named by its index
 _SHOWN = 60  # characters of a client's value quoted back in a message
-_FLOAT_DIGITS = len(str(int(sys.float_info.max)))  # 309: a longer integer literal cannot be a float
+_FLOAT_DIGITS = len(str(int(np.finfo(np.float64).max)))  # 309: a longer integer literal cannot be a float
 
 
 class StepError(Exception):
@@ -337,10 +336,13 @@ def decode(body: bytes, media: str, n_features: int) -> Decoded:
 
 def raw_columns(schema: dict) -> list:
     """The raw input columns preprocess.transform reads (the schema's numeric, ordinal and one-hot columns):
-    the only keys of a served record that are ever looked at."""
+    the only keys of a served record that are ever looked at. A schema with none of those parts belongs to a
+    pass-through transform, which reads its `features` as they are."""
+    parts = [schema[p] for p in ("numeric", "ordinal", "one_hot") if p in schema]
+    if not parts:
+        parts = [schema.get("features")]
     cols = []
-    for part in ("numeric", "ordinal", "one_hot"):
-        spec = schema.get(part)
+    for spec in parts:
         if isinstance(spec, (dict, list)):
             cols.extend(str(c) for c in spec)
     return list(dict.fromkeys(cols))
