@@ -16,8 +16,12 @@ Accepted bodies (encoded features are in model order, as SageMaker's XGBoost con
   {"records": [{column: value, ...}, ...]} which are encoded with the training run's preprocess.transform.
 Answers: encoded rows -> scores (CSV: one per line; JSON: {"predictions": [{"score": p}]}); records ->
 {"predictions": [{"probability": p, "decision": 0|1}], "decision_threshold": t} (CSV: "p,decision" lines).
-Without an Accept header (or */*) the answer has the request's own type. A client mistake is a 4xx with
-{"code": ..., "message": ...}, never a 500 (see `reject` for how each server turns it into a status).
+Every accepted request gets exactly one answer per row or record: a record is read only at the feature schema's
+raw input columns (`{}` is a record with every feature missing; unknown keys are never read). Without an Accept
+header (or */*) the answer has the request's own type. A client mistake is a 4xx with {"code": ..., "message":
+...} (plus "ff_code" and the index "record" of the record at fault, when known), never a 500 (see `reject` for
+how each server turns it into a status). The FF857-FF859 codes of those bodies are `fraudflow serve`'s: this is
+its implementation too.
 """
 
 from __future__ import annotations
@@ -42,6 +46,11 @@ MODEL_FILES = ("xgboost-model", "model.json")  # what SageMaker's container load
 CODE_DIR = "code"  # in the model folder: SageMaker's convention for script-mode inference code
 SCHEMA_FILE, PREPROCESS_FILE = "feature_schema.json", "preprocess.py"
 THRESHOLD_ENV = "FRAUDFLOW_DECISION_THRESHOLD"
+E_TOO_DEEP = "FF857"  # the JSON body nests deeper than the parser's recursion limit
+E_NUMBER_RANGE = "FF858"  # an integer literal outside float64's range
+E_RECORD = "FF859"  # one record at fault, named by its index
+_SHOWN = 60  # characters of a client's value quoted back in a message
+_FLOAT_DIGITS = len(str(int(np.finfo(np.float64).max)))  # 309: a longer integer literal cannot be a float
 
 
 class StepError(Exception):
@@ -76,14 +85,43 @@ class StepError(Exception):
 
 
 class BadRequest(Exception):
-    """A client mistake: an HTTP status, a stable code and a plain message."""
+    """A client mistake: an HTTP status, a stable code and a plain message; `ff_code` and the index of the
+    `record` at fault when known."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(
+        self, status: int, code: str, message: str, *, ff_code: str | None = None, record: int | None = None
+    ):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+        self.ff_code, self.record = ff_code, record
+
+    def located(self) -> dict:
+        out: dict = {}
+        if self.ff_code:
+            out["ff_code"] = self.ff_code
+        if self.record is not None:
+            out["record"] = self.record
+        return out
 
     def body(self) -> bytes:
-        return json.dumps({"code": self.code, "message": self.message}).encode()
+        return json.dumps({"code": self.code, "message": self.message, **self.located()}).encode()
+
+
+def shown(value: object, limit: int = _SHOWN) -> str:
+    """A client's value quoted for a message: short, one line, and never the repr of a container (a deeply
+    nested list's repr can itself recurse too deep)."""
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"an object of {len(value)} keys"
+    if isinstance(value, TooLargeNumber):
+        return str(value)
+    return clip(repr(value) if isinstance(value, str) else str(value), limit)
+
+
+def clip(text: str, limit: int) -> str:
+    """Plain text cut to `limit` characters (an error message never grows with the request)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
 # ---------------------------------------------------------------------------------------------- request
@@ -99,7 +137,7 @@ def request_media(content_type: str | None) -> str:
         raise BadRequest(
             415,
             "UnsupportedMediaType",
-            f"content type {content_type!r} is not supported: use text/csv or application/json",
+            f"content type {shown(content_type)} is not supported: use text/csv or application/json",
         )
     return media
 
@@ -114,7 +152,9 @@ def choose_accept(accept: str | None, default: str) -> str:
             return k
         if k in ("*/*", "text/*", "application/*", ""):
             return default
-    raise BadRequest(406, "NotAcceptable", f"cannot produce {accept!r}: accept text/csv or application/json")
+    raise BadRequest(
+        406, "NotAcceptable", f"cannot produce {shown(accept)}: accept text/csv or application/json"
+    )
 
 
 def parse_csv(body: bytes, n_features: int) -> np.ndarray:
@@ -125,15 +165,17 @@ def parse_csv(body: bytes, n_features: int) -> np.ndarray:
     lines = [ln for ln in text.replace("\r\n", "\n").replace("\r", "\n").split("\n") if ln.strip()]
     if not lines:
         raise BadRequest(400, "EmptyBody", "the request body holds no rows")
-    rows = [ln.split(",") for ln in lines]
-    for i, r in enumerate(rows, 1):
-        if len(r) != n_features:
+    for i, ln in enumerate(lines, 1):  # count before splitting: a wrong width costs no field strings
+        width = ln.count(",") + 1
+        if width != n_features:
             raise BadRequest(
                 400,
                 "WrongFeatureCount",
-                f"CSV row {i} has {len(r)} values; the model takes {n_features} encoded features "
+                f"CSV row {i} has {width} values; the model takes {n_features} encoded features "
                 "(header-less, label omitted)",
             )
+    rows = [ln.split(",") for ln in lines]
+    del lines
     try:  # fast path: numpy parses the whole block at once
         return np.array(rows, dtype=np.float64)
     except ValueError:
@@ -149,16 +191,65 @@ def parse_csv(body: bytes, n_features: int) -> np.ndarray:
                 out[i, j] = float(v)
             except ValueError:
                 raise BadRequest(
-                    400, "NonNumeric", f"CSV row {i + 1}, column {j + 1}: {v[:40]!r} is not a number"
+                    400, "NonNumeric", f"CSV row {i + 1}, column {j + 1}: {shown(v, 40)} is not a number"
                 ) from None
     return out
 
 
-def parse_json(body: bytes) -> object:
+class TooLargeNumber:
+    """An integer literal outside float64's range, kept as a marker so that the check that meets it can name
+    where it is (`json_rows`, `json_records`) instead of failing the whole parse anonymously."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int):
+        self.digits = digits
+
+    def __str__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _parse_int(text: str):  # noqa: ANN202 - int | TooLargeNumber
+    digits = len(text) - text.startswith("-")  # JSON has no leading zeros: every digit counts
+    if digits < _FLOAT_DIGITS:  # every such integer converts to a float: the fast path
+        return int(text)
+    if digits > _FLOAT_DIGITS:
+        # never converted: int() of a long literal is quadratic on the image's Python 3.8 (no 4,300-digit cap)
+        return TooLargeNumber(digits)
     try:
-        return json.loads(body)
+        value = int(text)
+        float(value)
+    except (ValueError, OverflowError):
+        return TooLargeNumber(digits)
+    return value
+
+
+def parse_json(body: bytes) -> object:
+    """Parse a JSON body. Integers too large for a float become `TooLargeNumber` markers (refused, located, by
+    the checks below); NaN and Infinity tokens are accepted as Python's json reads them (missing, inf)."""
+    try:
+        return json.loads(body, parse_int=_parse_int)
+    except RecursionError:
+        raise BadRequest(
+            400,
+            "JSONTooDeep",
+            "the JSON body is nested too deeply (a request needs at most 3 levels)",
+            ff_code=E_TOO_DEEP,
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(400, "MalformedJSON", f"the body is not valid JSON: {exc}") from None
+        raise BadRequest(400, "MalformedJSON", f"the body is not valid JSON: {clip(str(exc), 200)}") from None
+
+
+def _number_error(value: object, where: str, *, record: int | None = None) -> BadRequest:
+    if isinstance(value, TooLargeNumber):
+        return BadRequest(
+            400,
+            "NumberOutOfRange",
+            f"{where}: {value} does not fit a 64-bit float",
+            ff_code=E_NUMBER_RANGE,
+            record=record,
+        )
+    return BadRequest(400, "NonNumeric", f"{where}: {shown(value)} is not a number", record=record)
 
 
 def json_rows(doc: object, n_features: int) -> np.ndarray:
@@ -185,28 +276,34 @@ def json_rows(doc: object, n_features: int) -> np.ndarray:
             )
         for j, v in enumerate(r, 1):
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
-                raise BadRequest(400, "NonNumeric", f"row {i}, feature {j}: {v!r} is not a number")
-    try:
-        return np.array([[math.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
-    except (ValueError, OverflowError) as exc:
-        raise BadRequest(400, "NonNumeric", f"feature values are not numbers: {exc}") from None
+                raise _number_error(v, f"row {i}, feature {j}")
+    return np.array([[math.nan if v is None else v for v in r] for r in rows], dtype=np.float64)
 
 
 def json_records(doc: dict) -> list:
+    """The `records` list, checked: 1..MAX_RECORDS objects whose values are strings, numbers, booleans or
+    null. Keys are not checked here: only the model's raw input columns are ever read (`records_frame`)."""
     recs = doc["records"]
     if not isinstance(recs, list) or not recs:
         raise BadRequest(400, "InvalidInput", '"records" must be a non-empty list of objects')
     if len(recs) > MAX_RECORDS:
         raise BadRequest(413, "TooManyRecords", f"{len(recs)} records: at most {MAX_RECORDS} a request")
-    for i, r in enumerate(recs, 1):
+    for i, r in enumerate(recs):
         if not isinstance(r, dict):
-            raise BadRequest(400, "InvalidInput", f"record {i} is not a JSON object")
+            raise record_error(i, f"is {shown(r)}, not a JSON object")
         for k, v in r.items():
-            if v is not None and not isinstance(v, (str, int, float, bool)):
-                raise BadRequest(
-                    400, "InvalidInput", f"record {i}, {k!r}: values must be strings, numbers or null"
-                )
+            if v is None or isinstance(v, (str, bool, int, float)):
+                continue
+            if isinstance(v, TooLargeNumber):
+                raise _number_error(v, f"records[{i}][{shown(k, 40)}]", record=i)
+            raise record_error(i, f"is {shown(v)}: values must be strings, numbers or null", key=k)
     return recs
+
+
+def record_error(index: int, problem: str, *, key: str | None = None) -> BadRequest:
+    """The 400 for one record at fault, named by its index in `records` (and the key, when one is)."""
+    where = f"records[{index}]" + (f"[{shown(key, 40)}]" if key is not None else "")
+    return BadRequest(400, "InvalidRecords", f"{where} {problem}", ff_code=E_RECORD, record=index)
 
 
 def is_records(doc: object) -> bool:
@@ -237,26 +334,75 @@ def decode(body: bytes, media: str, n_features: int) -> Decoded:
     return Decoded(media, rows=json_rows(doc, n_features))
 
 
-def records_to_rows(records: list, schema: dict | None, transform, n_features: int, ref: str) -> np.ndarray:  # noqa: ANN001
-    """Raw records -> model rows with the training run's own preprocess.transform."""
+def raw_columns(schema: dict) -> list:
+    """The raw input columns preprocess.transform reads (the schema's numeric, ordinal and one-hot columns):
+    the only keys of a served record that are ever looked at. A schema with none of those parts belongs to a
+    pass-through transform, which reads its `features` as they are."""
+    parts = [schema[p] for p in ("numeric", "ordinal", "one_hot") if p in schema]
+    if not parts:
+        parts = [schema.get("features")]
+    cols = []
+    for spec in parts:
+        if isinstance(spec, (dict, list)):
+            cols.extend(str(c) for c in spec)
+    return list(dict.fromkeys(cols))
+
+
+def records_frame(records: list, columns: list):  # noqa: ANN201 - pandas.DataFrame
+    """A DataFrame of exactly len(records) rows holding only `columns` (the model's raw input columns): an
+    absent key is a missing value, an unknown key is never read, so neither empty records nor thousands of
+    distinct keys change the work or memory a request takes (it is O(records x known columns))."""
     import pandas as pd
 
-    if transform is None or schema is None:
-        raise BadRequest(
-            400, "RecordsUnsupported", f"{ref} has no feature schema or preprocess code: send encoded rows"
-        )
-    df = pd.DataFrame.from_records(records)
-    try:
-        x = transform(df, schema)
-    except Exception as exc:  # the records do not fit the schema (StepError, KeyError, ValueError, ...)
-        if not (hasattr(exc, "ff_code") or isinstance(exc, (KeyError, ValueError, TypeError))):
-            raise
-        msg = getattr(exc, "message", None) or str(exc)
-        raise BadRequest(400, "InvalidRecords", f"records could not be encoded: {msg}") from None
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if x.ndim != 2 or x.shape[1] != n_features:
-        raise RuntimeError(f"preprocess produced {x.shape} for a model of {n_features} features")
+    data = {c: [r.get(c) for r in records] for c in columns}
+    return pd.DataFrame(data, index=pd.RangeIndex(len(records)), columns=list(columns))
+
+
+def encode_records(model, records: list) -> np.ndarray:  # noqa: ANN001 - a ServedModel or a LoadedModel
+    """Raw records -> model rows with the model's own preprocess.transform: one row per record."""
+    frame = records_frame(records, model.raw_columns)
+    x = np.ascontiguousarray(np.asarray(model.transform(frame, model.schema), dtype=np.float64))
+    if x.ndim != 2 or x.shape[0] != len(records):
+        raise RuntimeError(f"preprocess produced {x.shape} for {len(records)} records")
     return x
+
+
+def records_to_rows(model, records: list) -> np.ndarray:  # noqa: ANN001
+    """Raw records -> model rows, or a 400 naming the first record the preprocess code cannot encode."""
+    if model.transform is None or model.schema is None:
+        raise BadRequest(
+            400,
+            "RecordsUnsupported",
+            f"{model.ref} has no feature schema or preprocess code: send encoded rows",
+        )
+    try:
+        x = encode_records(model, records)
+    except Exception:
+        # loading proved an empty record encodes, so a record's values are at fault: find the first one
+        raise _bad_record(model, records) from None
+    if x.shape[1] != model.n_features:
+        raise RuntimeError(f"preprocess produced {x.shape} for a model of {model.n_features} features")
+    return x
+
+
+def _bad_record(model, records: list) -> Exception:  # noqa: ANN001
+    """Bisect to the first record that fails on its own (O(log n) encodings, on the error path only)."""
+    lo, hi = 0, len(records)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            encode_records(model, records[lo:mid])
+        except Exception:
+            hi = mid
+        else:
+            lo = mid
+    try:
+        encode_records(model, records[lo : lo + 1])
+    except Exception as exc:
+        msg = getattr(exc, "message", None) if hasattr(exc, "ff_code") else None
+        msg = msg or f"{type(exc).__name__}: {exc}"
+        return record_error(lo, f"cannot be encoded: {clip(msg, 300)}")
+    return RuntimeError("records fail to encode together but not one by one")
 
 
 def predict(booster, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001 - xgboost.Booster
@@ -292,16 +438,13 @@ def encode(scores: np.ndarray, request: Decoded, accept: str, threshold: float, 
 
 
 class ServedModel:
-    """What model_fn loads: the booster, the feature schema, the preprocess transform and the threshold."""
+    """What model_fn loads: the booster, the feature schema, the preprocess transform (None when the schema
+    names no raw input column: encoded rows only), the raw columns a record is read at, and the threshold."""
 
     def __init__(self, booster, schema: dict | None, transform, threshold: float, ref: str):  # noqa: ANN001
-        self.booster, self.schema, self.transform, self.threshold, self.ref = (
-            booster,
-            schema,
-            transform,
-            threshold,
-            ref,
-        )
+        self.raw_columns = raw_columns(schema) if schema is not None and transform is not None else []
+        self.booster, self.schema, self.threshold, self.ref = booster, schema, threshold, ref
+        self.transform = transform if self.raw_columns else None
         self.n_features = int(booster.num_features())
 
     def score(self, request: Decoded) -> np.ndarray:
@@ -310,10 +453,12 @@ class ServedModel:
 
 def score(model, request: Decoded) -> np.ndarray:  # noqa: ANN001 - a ServedModel or fraudflow's LoadedModel
     """Scores of a decoded request; records are first encoded with the model's preprocess.transform."""
-    rows = request.rows
-    if request.records is not None:
-        rows = records_to_rows(request.records, model.schema, model.transform, model.n_features, model.ref)
-    return predict(model.booster, rows)
+    if request.records is None:
+        return predict(model.booster, request.rows)
+    scores = predict(model.booster, records_to_rows(model, request.records))
+    if len(scores) != len(request.records):
+        raise RuntimeError(f"{len(scores)} scores for {len(request.records)} records")
+    return scores
 
 
 def load_module(path: Path):  # noqa: ANN201
@@ -391,7 +536,30 @@ def load(model_dir: str | Path, ref: str = "model") -> ServedModel:
     model_dir = Path(model_dir)
     booster = _load_booster(model_dir)
     schema, transform = _load_bundle(model_dir / CODE_DIR)
-    return ServedModel(booster, schema, transform, decision_threshold(), ref)
+    model = ServedModel(booster, schema, transform, decision_threshold(), ref)
+    _check_records(model, model_dir / CODE_DIR / SCHEMA_FILE)
+    return model
+
+
+def _check_records(model: ServedModel, schema_path: Path) -> None:
+    """One empty record through the preprocess code: a bundle that cannot encode that cannot encode any record,
+    so it fails at load (the health check), and a record that fails later is the record's fault."""
+    if model.transform is None:
+        return
+    try:
+        x = encode_records(model, [{}])
+    except Exception as exc:
+        raise StepError(
+            E_BUNDLE,
+            f"preprocess.py cannot encode a record ({type(exc).__name__}: {clip(str(exc), 200)})",
+            file=str(schema_path),
+        ) from None
+    if x.shape != (1, model.n_features):
+        raise StepError(
+            E_BUNDLE,
+            f"the feature schema encodes {x.shape[1]} features; the model takes {model.n_features}",
+            file=str(schema_path),
+        )
 
 
 # ---------------------------------------------------------------------------------------------- handlers

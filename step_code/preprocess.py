@@ -670,8 +670,14 @@ def transform(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
                 )
         if spec["fill"] is not None:
             values = np.where(np.isnan(values), spec["fill"], values)
-        # integer columns stay integers in the CSVs unless a missing value forces floats
-        integral = spec.get("integer") and not np.isnan(values).any() and (values == np.round(values)).all()
+        # integer columns stay integers in the CSVs unless a missing value forces floats; a value an int64
+        # cannot hold exactly (inf, 1e300) keeps the column float rather than wrap to garbage in the cast
+        integral = (
+            spec.get("integer")
+            and bool(np.isfinite(values).all())
+            and bool((np.abs(values) <= 2**53).all())
+            and bool((values == np.round(values)).all())
+        )
         out[c] = values.astype("int64") if integral else values
     for c, spec in schema["ordinal"].items():
         raw, missing = categories(c)

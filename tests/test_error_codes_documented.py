@@ -35,6 +35,8 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
     (690, 699, ("fraudflow/local/runner.py",)),
     (700, 799, ("fraudflow/sagemaker/",)),
     (800, 849, ("fraudflow/local/registry.py", "fraudflow/local/registry_cli.py")),
+    # the request-protocol answers of `fraudflow serve`: emitted by the one implementation both backends run
+    (857, 859, ("step_code/inference.py",)),
     (850, 899, ("fraudflow/local/serve.py", "fraudflow/local/serving/")),
     (900, 999, ("fraudflow/",)),
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import re
 import shutil
 from pathlib import Path
 
@@ -208,3 +209,91 @@ def test_registry_cli(tmp_path, capsys):
     assert "FF802" in capsys.readouterr().err
     assert main(["registry", "list", "--workspace", str(tmp_path / "empty")]) == 0
     assert "no model package groups yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("version", ["1" * 5000, "9" * 20, "abc", "-1", "0", "١", "1.0", ""])
+@pytest.mark.parametrize("action", ["show", "approve", "reject"])
+def test_a_version_that_is_not_a_version_number_is_a_short_ff809(tmp_path, capsys, action, version):
+    reg = Registry(tmp_path / ".fraudflow")
+    register(reg, tmp_path)
+    reg.close()
+    assert main(["registry", action, "fraud", version, "--workspace", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "FF809" in err and len(err) < 300, err
+
+
+def test_registry_api_versions_beyond_sqlite_integers_do_not_exist(tmp_path):
+    reg = Registry(tmp_path / ".fraudflow")
+    register(reg, tmp_path)
+    for version in (2**63, 10**30, 0, -5):
+        with pytest.raises(UserError, match="FF803"):
+            reg.get("fraud", version)
+
+
+CONTROL = "\x1b[31mRED\x1b[0m\x07\rover\x85\u202eevil\u2028"
+
+
+def test_a_reason_with_control_characters_is_refused(tmp_path, capsys):
+    reg = Registry(tmp_path / ".fraudflow")
+    register(reg, tmp_path)
+    ws = ["--workspace", str(tmp_path)]
+    assert main(["registry", "approve", "fraud", "1", "--reason", CONTROL, *ws]) == 1
+    assert "FF810" in capsys.readouterr().err
+    assert main(["registry", "approve", "fraud", "1", "--reason", "x" * 1001, *ws]) == 1
+    assert "FF810" in capsys.readouterr().err
+    assert reg.get("fraud", 1).status == "PendingManualApproval"
+
+
+def test_registry_show_and_list_escape_control_characters_already_stored(tmp_path, capsys):
+    """Text written before the check (or by another tool) is printed escaped, never acted on."""
+    import sqlite3
+
+    reg = Registry(tmp_path / ".fraudflow")
+    register(reg, tmp_path)
+    reg.close()
+    with sqlite3.connect(tmp_path / ".fraudflow" / "registry.db") as conn:
+        conn.execute("UPDATE approvals SET reason=?, actor=?", (CONTROL, "ev\x1bil"))
+        conn.execute("UPDATE versions SET description=?, run_id=?", (CONTROL, "r\x1b[2J"))
+    ws = ["--workspace", str(tmp_path)]
+    for args in (["show", "fraud", "1"], ["list"]):
+        assert main(["registry", *args, *ws]) == 0
+        out = capsys.readouterr().out
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028-\u202e]", out), repr(out)
+    assert main(["registry", "show", "fraud", "1", *ws]) == 0
+    assert "\\x1b[31mRED\\x1b[0m\\x07\\rover\\x85\\u202eevil\\u2028" in capsys.readouterr().out
+
+
+def test_any_reason_is_refused_or_printed_as_given_without_control_characters(tmp_path, capsys):
+    """Property over arbitrary text: approve/reject --reason either fails with FF810 or succeeds, and then
+    `registry show` prints the reason verbatim and nothing that drives a terminal."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    reg = Registry(tmp_path / ".fraudflow")
+    register(reg, tmp_path)
+    reg.close()
+    ws = ["--workspace", str(tmp_path)]
+    state = {"action": "approve"}
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(st.text(max_size=40))
+    def check(reason: str) -> None:
+        code = main(["registry", state["action"], "fraud", "1", f"--reason={reason}", *ws])
+        err = capsys.readouterr().err
+        if code == 1:
+            assert "FF810" in err
+            return
+        assert code == 0, err
+        state["action"] = "reject" if state["action"] == "approve" else "approve"
+        assert main(["registry", "show", "fraud", "1", *ws]) == 0
+        out = capsys.readouterr().out
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]", out)
+        if reason:
+            assert out.rstrip("\n").endswith(f": {reason}")
+
+    check()

@@ -522,3 +522,305 @@ def test_busy_port_and_bad_workers_are_plain_errors(served, capsys):
         busy.close()
     assert main(["serve", "--workspace", str(ws), "--workers", "0"]) == 1
     assert "FF855" in capsys.readouterr().err
+
+
+# -- one answer per record, located record errors, hostile JSON (issue 9, items 5, 7, 11) ---------------------
+
+
+def post_json(server: Server, doc_or_body, path: str = "/invocations"):
+    body = doc_or_body if isinstance(doc_or_body, bytes) else json.dumps(doc_or_body).encode()
+    status, headers, out = call(server.url + path, body, "application/json")
+    return status, json.loads(out)
+
+
+def in_process(model: dict, frame: pd.DataFrame) -> np.ndarray:
+    """The oracle: the version's preprocess.transform and booster, called directly."""
+    x = model["module"].transform(frame, model["schema"]).to_numpy(dtype=np.float64)
+    return model["booster"].inplace_predict(x)
+
+
+def test_empty_records_each_get_the_all_missing_answer(served):
+    _, model, server = served
+    want = in_process(model, pd.DataFrame(index=range(3)))  # three rows, every column missing
+    for path in ("/invocations", "/endpoints/fraud-detect-xgb/invocations"):
+        status, out = post_json(server, {"records": [{}, {}, {}]}, path)
+        assert status == 200, out
+        probs = [p["probability"] for p in out["predictions"]]
+        assert len(probs) == 3
+        np.testing.assert_allclose(probs, want, atol=1e-6)
+
+
+def test_any_accepted_records_get_one_answer_each_as_preprocess_encodes_them(served):
+    """Property: records holding any subset of their columns plus any unknown keys get exactly one answer
+    each, equal to preprocess.transform on the same records (unknown keys ignored, absent = missing)."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, model, server = served
+    real = json.loads(model["df"].drop(columns=["fraud"]).head(200).to_json(orient="records"))
+    scalar = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+    unknown = st.dictionaries(st.text(min_size=1, max_size=12).map(lambda k: "x_" + k), scalar, max_size=5)
+
+    @st.composite
+    def record(draw) -> dict:
+        base = draw(st.sampled_from(real))
+        keep = draw(st.lists(st.sampled_from(sorted(base)), unique=True))
+        return {**{k: base[k] for k in keep}, **draw(unknown)}
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(record(), min_size=1, max_size=12))
+    def check(records: list[dict]) -> None:
+        status, out = post_json(server, {"records": records})
+        assert status == 200, out
+        probs = [p["probability"] for p in out["predictions"]]
+        assert len(probs) == len(records)
+        np.testing.assert_allclose(probs, in_process(model, pd.DataFrame(records)), atol=1e-6)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        ("not an object", "records[2] is 'not an object', not a JSON object"),
+        ({"customer_age": [1]}, "records[2]['customer_age'] is a list of 1"),
+        ({"customer_age": "old"}, "records[2] cannot be encoded: column 'customer_age' expects numbers"),
+        ({"num_injuries": 10**400}, "records[2]['num_injuries']: an integer of 401 digits"),
+    ],
+    ids=["not-object", "list-value", "not-a-number", "huge-int"],
+)
+def test_a_bad_record_is_named_by_its_index_on_both_routes(served, bad, fragment):
+    _, _, server = served
+    records = [{}, {"customer_age": 40}, bad, {}, {"customer_age": "also bad"}]
+    status, out = post_json(server, {"records": records})
+    assert status == 400 and out["record"] == 2 and fragment in out["message"], out
+    assert out["ff_code"] in ("FF858", "FF859")
+    status, out = post_json(server, {"records": records}, "/endpoints/fraud-detect-xgb/invocations")
+    assert status == 424 and out["OriginalStatusCode"] == 400 and out["record"] == 2, out
+    assert fragment in out["OriginalMessage"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "ff_code"),
+    [
+        (b"[" * 2000 + b"]" * 2000, "JSONTooDeep", "FF857"),
+        (b'{"records": [' + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"]}", "JSONTooDeep", "FF857"),
+        (b'{"features": [' + b"9" * 400 + b", 1" * 47 + b"]}", "NumberOutOfRange", "FF858"),
+        (b'{"instances": [[-' + b"9" * 5000 + b", 1" * 47 + b"]]}", "NumberOutOfRange", "FF858"),
+        (b'{"records": [{"num_injuries": ' + b"1" * 4301 + b"}]}", "NumberOutOfRange", "FF858"),
+    ],
+    ids=["deep-array", "deep-record", "int-400-digits", "int-5000-digits", "record-int-4301-digits"],
+)
+def test_deep_json_and_huge_integers_are_4xx_on_both_routes(served, body, code, ff_code):
+    _, model, server = served
+    assert model["x"].shape[1] == 48  # the rows above have 48 values
+    status, out = post_json(server, body)
+    assert (status, out["code"], out["ff_code"]) == (400, code, ff_code), out
+    assert len(out["message"]) < 300
+    status, out = post_json(server, body, "/endpoints/fraud-detect-xgb/invocations")
+    assert (status, out["code"], out["OriginalStatusCode"], out["ff_code"]) == (424, code, 400, ff_code)
+
+
+def test_unknown_keys_are_ignored_not_expanded(served):
+    """1,000 records with 150 distinct unknown keys each (the 2 MB body that took 12 s and 2 GB): answered,
+    one per record, as if the unknown keys were absent."""
+    _, model, server = served
+    base = json.loads(model["df"].drop(columns=["fraud"]).head(1000).to_json(orient="records"))
+    records = [{**r, **{f"k{i}_{j}": j for j in range(150)}} for i, r in enumerate(base)]
+    body = json.dumps({"records": records}).encode()
+    assert len(body) > 2_000_000
+    status, out = post_json(server, body)
+    assert status == 200, out
+    probs = [p["probability"] for p in out["predictions"]]
+    np.testing.assert_allclose(probs, in_process(model, pd.DataFrame(base)), atol=1e-6)
+
+
+def test_huge_numbers_in_integer_columns_are_not_wrapped(served):
+    """1e300 or inf in an integer column reaches the model as itself, not as int64's wrapped minimum."""
+    _, model, server = served
+    records = [{"num_injuries": 1e300}, {"num_injuries": 10**300}, {"num_injuries": "1e999"}]
+    status, out = post_json(server, {"records": records})
+    assert status == 200, out
+    frame = pd.DataFrame({"num_injuries": [1e300, 1e300, np.inf]})
+    x = model["module"].transform(frame, model["schema"])
+    assert x["num_injuries"].tolist() == [1e300, 1e300, np.inf]
+    np.testing.assert_allclose([p["probability"] for p in out["predictions"]], in_process(model, frame))
+
+
+@pytest.mark.parametrize(
+    "ref", ["fraud-detect-xgb:" + "1" * 5000, "fraud-detect-xgb:" + "9" * 20, "fraud-detect-xgb:١", ":1"]
+)
+def test_serve_version_with_a_bad_number_is_a_short_ff852(served, capsys, ref):
+    from fraudflow.cli import main
+
+    ws, _, _ = served
+    assert main(["serve", "--workspace", str(ws), "--port", "0", "--version", ref]) == 1
+    err = capsys.readouterr().err
+    assert "FF852" in err and len(err) < 400, err
+
+
+# -- weight-0 variants, hot-switch failures, truthful approvals (issue 9, items 13 and 14) ---------------------
+
+
+def test_a_weight_0_variant_gets_no_traffic_but_is_served_when_targeted(tmp_path):
+    """As on SageMaker: TargetVariant reaches a variant whose weight is 0 (a shadow about to be ramped up)."""
+    import boto3
+
+    a = train_and_register(tmp_path, rounds=20, endpoint=None)
+    b = train_and_register(tmp_path, rounds=40, seed=1, endpoint=None)
+    reg = Registry(tmp_path / ".fraudflow")
+    reg.deploy(
+        "fraud",
+        [
+            VariantSpec("Live", "fraud-detect-xgb", a["version"], 1),
+            VariantSpec("Shadow", "fraud-detect-xgb", b["version"], 0),
+        ],
+    )
+    reg.close()
+    x = a["x"][:1]
+    server = Server(tmp_path)
+    try:
+        url = server.url + "/endpoints/fraud/invocations"
+        untargeted = {
+            call(url, csv_of(x), "text/csv")[1]["x-Amzn-Invoked-Production-Variant"] for _ in range(20)
+        }
+        assert untargeted == {"Live"}
+        status, headers, body = call(
+            url, csv_of(x), "text/csv", headers={"X-Amzn-SageMaker-Target-Variant": "Shadow"}
+        )
+        assert status == 200, body
+        assert headers["x-Amzn-Invoked-Production-Variant"] == "Shadow"
+        assert abs(float(body) - b["booster"].inplace_predict(x)[0]) < 1e-6
+        rt = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=server.url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        resp = rt.invoke_endpoint(
+            EndpointName="fraud", ContentType="text/csv", Body=csv_of(x), TargetVariant="Shadow"
+        )
+        assert resp["InvokedProductionVariant"] == "Shadow"
+        status, _, body = call(
+            url, csv_of(x), "text/csv", headers={"X-Amzn-SageMaker-Target-Variant": "Nope"}
+        )
+        assert status == 400 and json.loads(body)["code"] == "ValidationError"
+    finally:
+        server.stop()
+
+
+def events(server: Server, name: str) -> list[dict]:
+    out = []
+    for ln in list(server.lines):
+        if ln.startswith("{"):
+            rec = json.loads(ln)
+            if rec.get("event") == name:
+                out.append(rec)
+    return out
+
+
+def wait_for(predicate, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def served_ref(server: Server, x: np.ndarray) -> str:
+    status, headers, _ = call(server.url + "/invocations", csv_of(x), "text/csv")
+    assert status == 200
+    return headers["x-fraudflow-model"]
+
+
+@pytest.mark.slow
+def test_a_damaged_snapshot_is_logged_once_and_the_old_version_keeps_serving(tmp_path):
+    """Redeploying to a version whose snapshot is damaged (feature schema not JSON; preprocess code not
+    Python): one switch_failed event per generation, no poll_error flood, the old version keeps answering,
+    and a later good deployment still switches."""
+    a = train_and_register(tmp_path, rounds=20, endpoint="fraud")
+    b = train_and_register(tmp_path, rounds=25, endpoint=None)
+    c = train_and_register(tmp_path, rounds=30, endpoint=None)
+    reg = Registry(tmp_path / ".fraudflow")
+    reg.get("fraud-detect-xgb", b["version"]).feature_schema_path.write_text("{not json")
+    (reg.get("fraud-detect-xgb", c["version"]).artifact_dir / "preprocess.py").write_text("def transform(:\n")
+    x = a["x"][:1]
+    old = f"fraud-detect-xgb:{a['version']}"
+    server = Server(tmp_path)
+    try:
+        for bad, gen in ((b, 2), (c, 3)):
+            reg.deploy("fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", bad["version"], 1)])
+            assert wait_for(
+                lambda gen=gen: any(e["generation"] == gen for e in events(server, "switch_failed"))
+            )
+            time.sleep(4)  # four more polls: the same failure must not be logged again
+            failed = [e for e in events(server, "switch_failed") if e["generation"] == gen]
+            assert len(failed) == 1 and "FF856" in failed[0]["error"], failed
+            assert served_ref(server, x) == old
+        assert events(server, "poll_error") == []
+        reg.deploy("fraud", [VariantSpec("Blue", "fraud-detect-xgb", a["version"], 1)])
+        assert wait_for(lambda: len(events(server, "switch")) == 1)
+        assert served_ref(server, x) == old and server.proc.poll() is None
+    finally:
+        server.stop()
+        reg.close()
+
+
+@pytest.mark.slow
+def test_the_poller_survives_an_unreadable_registry_on_its_first_poll(tmp_path):
+    import sqlite3
+
+    a = train_and_register(tmp_path, rounds=20, endpoint="fraud")
+    b = train_and_register(tmp_path, rounds=30, endpoint=None)
+    db = tmp_path / ".fraudflow" / "registry.db"
+    server = Server(tmp_path)
+    try:
+        with sqlite3.connect(db) as conn:  # as if a newer fraudflow had migrated it: FF808 on every open
+            conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+        assert wait_for(lambda: len(events(server, "poll_error")) >= 1)
+        time.sleep(3)
+        assert len(events(server, "poll_error")) == 1  # once per distinct error
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+        reg = Registry(tmp_path / ".fraudflow")
+        reg.deploy("fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", b["version"], 1)])
+        reg.close()
+        # the first retry comes after a back-off of a few seconds at most
+        assert wait_for(lambda: served_ref(server, a["x"][:1]) == f"fraud-detect-xgb:{b['version']}", 30)
+    finally:
+        server.stop()
+
+
+def test_approve_refuses_to_switch_an_endpoint_to_a_version_that_cannot_be_served(tmp_path, capsys):
+    """`registry approve` on a follow-approved endpoint: a damaged version is refused (exit 1, FF811, nothing
+    changes), instead of printing a switch no server can make; a sound version switches."""
+    from fraudflow.cli import main
+
+    a = train_and_register(tmp_path, rounds=20, endpoint=None)
+    b = train_and_register(tmp_path, rounds=25, endpoint=None)
+    c = train_and_register(tmp_path, rounds=30, endpoint=None)
+    reg = Registry(tmp_path / ".fraudflow")
+    reg.set_status("fraud-detect-xgb", a["version"], "Approved")
+    reg.deploy(
+        "fraud", [VariantSpec("AllTraffic", "fraud-detect-xgb", a["version"], 1)], follow_approved=True
+    )
+    reg.get("fraud-detect-xgb", b["version"]).feature_schema_path.write_text('{"features": [')
+    ws = ["--workspace", str(tmp_path)]
+    assert main(["registry", "approve", "fraud-detect-xgb", str(b["version"]), *ws]) == 1
+    captured = capsys.readouterr()
+    assert "FF811" in captured.err and "FF856" in captured.err and "nothing was changed" in captured.err
+    assert "serves" not in captured.out
+    assert reg.get("fraud-detect-xgb", b["version"]).status == "PendingManualApproval"
+    assert reg.get_endpoint("fraud").variants[0].version == a["version"]
+
+    assert main(["registry", "approve", "fraud-detect-xgb", str(c["version"]), *ws]) == 0
+    assert f"endpoint fraud serves AllTraffic=fraud-detect-xgb:{c['version']}" in capsys.readouterr().out
+    assert reg.get_endpoint("fraud").variants[0].version == c["version"]
+    reg.close()

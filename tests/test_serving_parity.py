@@ -183,9 +183,9 @@ MALFORMED = [
     (b"", "text/csv", None, 400, "EmptyBody"),
     (b"{not json", "application/json", None, 400, "MalformedJSON"),
     (b'{"records": []}', "application/json", None, 400, "InvalidInput"),
-    (b'{"records": [1, 2]}', "application/json", None, 400, "InvalidInput"),
+    (b'{"records": [1, 2]}', "application/json", None, 400, "InvalidRecords"),
     (b'{"records": [{"customer_age": "old"}]}', "application/json", None, 400, "InvalidRecords"),
-    (b'{"records": [{"a": [1]}]}', "application/json", None, 400, "InvalidInput"),
+    (b'{"records": [{"a": [1]}]}', "application/json", None, 400, "InvalidRecords"),
     (b'{"rows": []}', "application/json", None, 400, "InvalidInput"),
     (b'{"instances": [["x"]]}', "application/json", None, 400, "WrongFeatureCount"),
     (json.dumps({"records": [{}] * 1001}).encode(), "application/json", None, 413, "TooManyRecords"),
@@ -210,6 +210,106 @@ def test_client_mistakes_are_the_same_4xx(deployed: dict, body, ctype, accept, s
         assert answer["code"] == "WrongFeatureCount"
     else:
         assert answer == json.loads(local[2])  # the same code and message
+
+
+def _features(n: int, first: bytes) -> bytes:
+    return first + b", 1" * (n - 1)
+
+
+# Issue 9's hostile bodies: (body for a model of n features, status, code, ff_code, index of the record at fault)
+HOSTILE = {
+    "deep-array": (lambda n: b"[" * 2000 + b"]" * 2000, 400, "JSONTooDeep", "FF857", None),
+    "deep-record": (
+        lambda n: b'{"records": [' + b'{"a":' * 2000 + b"1" + b"}" * 2000 + b"]}",
+        400,
+        "JSONTooDeep",
+        "FF857",
+        None,
+    ),
+    "int-400-digits": (
+        lambda n: b'{"features": [' + _features(n, b"9" * 400) + b"]}",
+        400,
+        "NumberOutOfRange",
+        "FF858",
+        None,
+    ),
+    "int-5000-digits": (
+        lambda n: b'{"instances": [[-' + _features(n, b"9" * 5000) + b"]]}",
+        400,
+        "NumberOutOfRange",
+        "FF858",
+        None,
+    ),
+    "record-int-100k-digits": (
+        lambda n: b'{"records": [{}, {"num_injuries": ' + b"1" * 100_000 + b"}]}",
+        400,
+        "NumberOutOfRange",
+        "FF858",
+        1,
+    ),
+    "record-2-not-an-object": (
+        lambda n: b'{"records": [{}, {"customer_age": 40}, "x", {"customer_age": "also bad"}]}',
+        400,
+        "InvalidRecords",
+        "FF859",
+        2,
+    ),
+    "record-2-list-value": (
+        lambda n: b'{"records": [{}, {}, {"customer_age": [1]}, {"customer_age": {}}]}',
+        400,
+        "InvalidRecords",
+        "FF859",
+        2,
+    ),
+    "record-2-cannot-be-encoded": (
+        lambda n: b'{"records": [{}, {"customer_age": 40}, {"customer_age": "old"}, {"customer_age": "x"}]}',
+        400,
+        "InvalidRecords",
+        "FF859",
+        2,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE), ids=list(HOSTILE))
+@pytest.mark.parametrize("path", ["/invocations", "/endpoints/fraud-detect-xgb/invocations"])
+def test_hostile_bodies_get_the_same_located_4xx(deployed: dict, case: str, path: str) -> None:
+    """Deep JSON, integers no float holds and a bad record named by its index: the SageMaker handlers answer
+    with the status, code, FF code, record index and message `fraudflow serve` gives (on its runtime path
+    wrapped in SageMaker's 424 ModelError, whose original status and message are the container's)."""
+    make, status, code, ff_code, record = HOSTILE[case]
+    body = make(deployed["container"].model.n_features)
+    local_status, _, local_body = call(deployed["server"].url + path, body, "application/json")
+    cloud_status, cloud_type, cloud_body = deployed["container"].invoke(body, "application/json")
+    cloud = json.loads(cloud_body)
+    assert (cloud_status, cloud_type) == (status, "application/json"), cloud
+    assert (cloud["code"], cloud["ff_code"], cloud.get("record")) == (code, ff_code, record), cloud
+    assert len(cloud["message"]) < 300
+    local = json.loads(local_body)
+    if path == "/invocations":
+        assert local_status == status and local == cloud
+    else:
+        assert (local_status, local["OriginalStatusCode"], local["OriginalMessage"]) == (
+            424,
+            status,
+            cloud["message"],
+        )
+        assert (local["code"], local["ff_code"], local.get("record")) == (code, ff_code, record)
+
+
+def test_empty_and_unknown_key_records_get_one_answer_each_on_both(deployed: dict) -> None:
+    """`{}` is a record with every feature missing and unknown keys are never read: n records in, n answers
+    out, the same probabilities from both servers."""
+    real = _records(deployed["data"], 8, seed=5)[6:]  # past the edge cases _records plants
+    records = [{}, {}, {"no_such_column": 1}, real[0], {}, {f"k{i}": i for i in range(2000)}, real[1], {}]
+    body = json.dumps({"records": records}).encode()
+    local = call(deployed["server"].url + "/invocations", body, "application/json")
+    cloud = deployed["container"].invoke(body, "application/json")
+    assert local[0] == cloud[0] == 200, (local, cloud)
+    lp, cp = ([p["probability"] for p in json.loads(b)["predictions"]] for b in (local[2], cloud[2]))
+    assert len(lp) == len(cp) == len(records)
+    np.testing.assert_allclose(lp, cp, atol=1e-6)
+    assert lp[0] == lp[1] == lp[2] == lp[4] == lp[5] == lp[7]  # all-missing records score alike
 
 
 def test_without_the_container_a_client_mistake_is_raised_not_returned(deployed: dict) -> None:
@@ -339,6 +439,7 @@ def test_multi_model_server_path_answers_4xx_through_the_inference_toolkit(
         ["1,2,3\n", {"Content-Type": "text/csv"}],
         ["{}", {"Content-Type": "application/json", "Accept": "image/png"}],
         ["1,2", {"Content-Type": "application/xml"}],
+        ['{"records": [{}, "x"]}', {"Content-Type": "application/json"}],
     ]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(deployed["env"], PYTHONPATH=f"{TOOLKIT}{os.pathsep}{model_dir / 'code'}")
@@ -347,8 +448,11 @@ def test_multi_model_server_path_answers_4xx_through_the_inference_toolkit(
         input=json.dumps(requests), capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (ok, rows, accept, media) = json.loads(proc.stdout)
+    (ok, rows, accept, media, record) = json.loads(proc.stdout)
     assert ok[0] == 200 and ok[1] == "application/json"
     assert len(json.loads(ok[2])["predictions"]) == 8
     assert [r[0] for r in (rows, accept, media)] == [400, 406, 415]
     assert json.loads(rows[2].split("\n", 1)[0])["code"] == "WrongFeatureCount"
+    assert record[0] == 400
+    located = json.loads(record[2].split("\n", 1)[0])
+    assert (located["code"], located["ff_code"], located["record"]) == ("InvalidRecords", "FF859", 1)

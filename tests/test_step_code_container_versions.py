@@ -281,6 +281,13 @@ def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
     requests = {
         "records": [json.dumps({"records": records}), "application/json"],
         "rows": ["\n".join(r.split(",", 1)[1] for r in rows) + "\n", "text/csv"],
+        # issue 9's hostile records: empty and unknown-key records answered one each, a bad one located
+        "empty": [json.dumps({"records": [{}, {"no_such_column": 1}, {}]}), "application/json"],
+        "located": [
+            json.dumps({"records": [{}, {"customer_age": 40}, {"customer_age": "old"}]}),
+            "application/json",
+        ],
+        "huge": ['{"records": [{"num_injuries": ' + "1" * 5000 + "}]}", "application/json"],
     }
     (tmp_path / "requests.json").write_text(json.dumps(requests))
     probe = (
@@ -290,7 +297,10 @@ def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
         "model = m.model_fn(sys.argv[1])\n"
         "out = {}\n"
         "for name, (body, ctype) in json.load(open(sys.argv[2])).items():\n"
-        "    answer, _ = m.output_fn(m.predict_fn(m.input_fn(body, ctype), model), 'application/json')\n"
+        "    try:\n"
+        "        answer, _ = m.output_fn(m.predict_fn(m.input_fn(body, ctype), model), 'application/json')\n"
+        "    except m.BadRequest as exc:\n"
+        "        answer = exc.body()\n"
         "    out[name] = json.loads(answer)\n"
         "print(json.dumps(out))\n"
     )
@@ -313,3 +323,16 @@ def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
     assert [p["decision"] for p in old["records"]["predictions"]] == [
         p["decision"] for p in new["records"]["predictions"]
     ]
+    for key in ("empty", "located", "huge"):
+        assert old[key] == new[key], key
+    assert len(new["empty"]["predictions"]) == 3
+    assert (new["located"]["code"], new["located"]["ff_code"], new["located"]["record"]) == (
+        "InvalidRecords",
+        "FF859",
+        2,
+    )
+    assert (new["huge"]["code"], new["huge"]["ff_code"], new["huge"]["record"]) == (
+        "NumberOutOfRange",
+        "FF858",
+        0,
+    )

@@ -26,7 +26,7 @@ import re
 import shutil
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +41,11 @@ STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 # SageMaker's name rule for model package groups and endpoints; it also keeps names safe as folder names.
 _NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _MODEL_FILES = ("xgboost-model", "model.json")
+MAX_VERSION = 2**63 - 1  # SQLite's largest integer: no version number can be larger
+# Characters that move the cursor, recolour or reorder a terminal's text (C0/C1 controls, DEL, bidi
+# overrides, line separators): refused in free text a user gives, escaped wherever the registry prints.
+UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+MAX_REASON = 1000
 _SCHEMA_VERSION = 1
 # Columns of `versions` that name a registration rather than what it records: a rerun that reproduces the newest
 # version differs only in these, and reuses it (register(reuse_identical=True)). Every other column is compared.
@@ -376,6 +381,10 @@ class Registry:
 
     def get(self, group: str, version: int) -> ModelVersion:
         self._require_group(group)
+        if not 1 <= int(version) <= MAX_VERSION:  # beyond SQLite's integers: cannot exist, cannot be bound
+            raise UserError.single(
+                "FF803", f"model package group {group!r} has no version {str(version)[:30]}"
+            )
         row = self._conn.execute("SELECT * FROM versions WHERE grp=? AND version=?", (group, int(version)))
         row = row.fetchone()
         if row is None:
@@ -395,8 +404,19 @@ class Registry:
         row = self._conn.execute(sql + " ORDER BY version DESC LIMIT 1", params).fetchone()
         return None if row is None else self._version(row)
 
-    def set_status(self, group: str, version: int, status: str, reason: str = "") -> ModelVersion:
+    def set_status(
+        self,
+        group: str,
+        version: int,
+        status: str,
+        reason: str = "",
+        *,
+        check: Callable[[ModelVersion], None] | None = None,
+    ) -> ModelVersion:
+        """`check` is called on any version a follow-approved endpoint is about to be repointed to; if it
+        raises, the transaction rolls back: neither the status nor any endpoint changes."""
         self._check_status(status)
+        _check_reason(reason)
         with self._tx(self._conn) as c:
             current = self.get(group, version)
             if status == current.status:
@@ -413,7 +433,7 @@ class Registry:
                 "INSERT INTO approvals (grp, version, status, actor, at, reason) VALUES (?,?,?,?,?,?)",
                 (group, int(version), status, _actor(), _now(), reason),
             )
-            self._follow(c, group)
+            self._follow(c, group, check)
         return self.get(group, version)
 
     # -- endpoints --------------------------------------------------------------------------------------
@@ -488,8 +508,10 @@ class Registry:
             (name, payload, int(follow), now, now),
         )
 
-    def _follow(self, c: sqlite3.Connection, group: str) -> None:
-        """Repoint follow-approved endpoints of `group` to its newest Approved version."""
+    def _follow(
+        self, c: sqlite3.Connection, group: str, check: Callable[[ModelVersion], None] | None = None
+    ) -> None:
+        """Repoint follow-approved endpoints of `group` to its newest Approved version (after `check`)."""
         best = c.execute(
             "SELECT MAX(version) FROM versions WHERE grp=? AND status='Approved'", (group,)
         ).fetchone()[0]
@@ -499,6 +521,8 @@ class Registry:
             ep = self._endpoint(row)
             v = ep.variants[0]
             if v.group == group and v.version != best:
+                if check is not None:
+                    check(self.get(group, int(best)))
                 self._upsert_endpoint(c, ep.name, [VariantSpec(v.name, group, int(best), v.weight)], True)
 
     @staticmethod
@@ -574,6 +598,19 @@ def _artifact_digests(folder: Path) -> dict[str, str]:
         if rel != "version.json":
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return out
+
+
+def _check_reason(reason: str) -> None:
+    bad = UNPRINTABLE.search(reason)
+    if bad or len(reason) > MAX_REASON:
+        problem = (
+            f"holds the control character {bad.group()!r}" if bad else f"is {len(reason)} characters long"
+        )
+        raise UserError.single(
+            "FF810",
+            f"--reason {problem}",
+            hint=f"give plain text of at most {MAX_REASON} characters on one line",
+        )
 
 
 def _ranges(nums: list[int]) -> str:

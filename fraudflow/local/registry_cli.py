@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
-from fraudflow.errors import UserError
-from fraudflow.local.registry import ModelVersion, Registry
+from fraudflow.errors import UsageError, UserError
+from fraudflow.local.registry import MAX_VERSION, UNPRINTABLE, ModelVersion, Registry
 
 
 def command(args: argparse.Namespace) -> int:
@@ -21,25 +22,73 @@ def command(args: argparse.Namespace) -> int:
             f"no registry in {state_dir}: nothing is registered yet",
             hint="run the pipeline first, or point --workspace at the folder holding .fraudflow/",
         )
+    version = None if args.action == "list" else parse_version_number(args.version)
     reg = Registry(state_dir)
     try:
         if args.action == "list":
             return _list(reg, args)
         if args.action == "show":
-            return _show(reg.get(args.group, args.version), args.format)
-        status = "Approved" if args.action == "approve" else "Rejected"
-        before = reg.get(args.group, args.version).status
-        mv = reg.set_status(args.group, args.version, status, args.reason)
-        note = "unchanged" if before == mv.status else f"was {before}"
-        print(f"{mv.group} version {mv.version}: {mv.status} ({note})")
-        for ep in reg.list_endpoints():
-            served = [v for v in ep.variants if v.group == mv.group]
-            if served:
-                refs = ", ".join(f"{v.name}={v.group}:{v.version}" for v in served)
-                print(f"endpoint {ep.name} serves {refs}")
-        return 0
+            return _show(reg.get(args.group, version), args.format)
+        return _decide(reg, args.group, version, args.action, args.reason)
     finally:
         reg.close()
+
+
+def parse_version_number(text: object) -> int:
+    """VERSION on the command line: ASCII digits, 1 to SQLite's largest integer (no 4,300-digit int())."""
+    s = str(text)
+    if s.isascii() and s.isdigit() and len(s) <= 19 and 1 <= int(s) <= MAX_VERSION:
+        return int(s)
+    shown = s if len(s) <= 40 else s[:39] + "…"
+    raise UsageError.single(
+        "FF809",
+        f"VERSION {shown!r} is not a version number",  # repr: escapes control characters
+        hint=f"a whole number from 1 to {MAX_VERSION}; see `fraudflow registry list`",
+    )
+
+
+def _decide(reg: Registry, group: str, version: int, action: str, reason: str) -> int:
+    """approve / reject. A follow-approved endpoint repointed by the change must be able to serve the version
+    it is repointed to: checked first (the model loads and predicts, as `fraudflow serve` will), and if it
+    cannot, nothing changes and the command fails, rather than announce a switch no server can make."""
+    status = "Approved" if action == "approve" else "Rejected"
+    before = reg.get(group, version).status
+    mv = reg.set_status(group, version, status, reason, check=_servable)
+    note = "unchanged" if before == mv.status else f"was {before}"
+    print(f"{mv.group} version {mv.version}: {mv.status} ({note})")
+    for ep in reg.list_endpoints():
+        served = [v for v in ep.variants if v.group == mv.group]
+        if served:
+            refs = ", ".join(f"{v.name}={v.group}:{v.version}" for v in served)
+            print(f"endpoint {ep.name} serves {refs}")
+    return 0
+
+
+def _servable(mv: ModelVersion) -> None:
+    from fraudflow.local.serving.model import load_model
+
+    try:
+        load_model(mv)
+    except UserError as exc:
+        cause = exc.diagnostics[0]
+        raise UserError.single(
+            "FF811",
+            f"{mv.group}:{mv.version} cannot be served ({cause.code} {printable(cause.message)}): the change "
+            "would switch an endpoint that follows approvals to it, so nothing was changed",
+            file=cause.file,
+            hint="register the model again (rerun the pipeline); `fraudflow registry list` shows what is served",
+        ) from None
+
+
+def printable(text: str) -> str:
+    """Text safe to print on a terminal: control characters (ANSI escapes, carriage returns, bidi overrides)
+    are shown as escapes (\\x1b, \\r, \\u202e) instead of acting on the terminal."""
+    return UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    return repr(c)[1:-1] if ord(c) < 0x100 else f"\\u{ord(c):04x}"
 
 
 def _print_empty(args: argparse.Namespace) -> None:
@@ -138,7 +187,7 @@ def _show(mv: ModelVersion, fmt: str) -> int:
     lines.append("approval history")
     for a in mv.history:
         lines.append(f"  {a.at}  {a.status:<22} by {a.actor}" + (f": {a.reason}" if a.reason else ""))
-    print("\n".join(lines))
+    print("\n".join(printable(line) for line in lines))
     return 0
 
 
@@ -157,6 +206,7 @@ def _num(v: object) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
+    rows = [[printable(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join(
         "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]

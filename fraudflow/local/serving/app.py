@@ -10,8 +10,10 @@ once, so it finishes on the model it started with and no request is dropped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -25,6 +27,10 @@ from fraudflow.local.serving.model import LoadedModel, load_model
 
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is refused without reading it
 _OFFLOAD_ROWS = 64  # bigger batches run in a thread so one large request does not stall the others
+_INLINE_BYTES = 64 * 1024  # larger bodies are decoded in a worker thread
+_HEAVY_AT_ONCE = 2  # large bodies decoded at the same time (each takes up to ~10x its size in memory)
+_MAX_VERSION = 2**63 - 1  # SQLite's largest integer
+_MAX_BACKOFF = 60.0  # seconds between retries of a generation that failed to load
 
 
 @dataclass
@@ -36,24 +42,29 @@ class Variant:
 
 class ServingState:
     """An immutable set of variants plus the smooth weighted round-robin cursor (nginx's algorithm:
-    deterministic, and every window of sum(weights) picks follows the weights exactly)."""
+    deterministic, and every window of sum(weights) picks follows the weights exactly).
+
+    As on SageMaker, a weight-0 variant gets no share of the traffic but is still served: a request naming
+    it with `X-Amzn-SageMaker-Target-Variant` reaches it (a shadow or a canary about to be ramped up)."""
 
     def __init__(self, endpoint: str, variants: list[Variant], generation: int):
         self.endpoint, self.variants, self.generation = endpoint, variants, generation
         self.by_name = {v.name: v for v in variants}
-        self._current = [0.0] * len(variants)
-        self._total = sum(v.weight for v in variants)
+        # Traffic goes to weighted variants; all weights 0 cannot be deployed (FF807), so this is a guard.
+        self._weighted = [v for v in variants if v.weight > 0] or variants
+        self._current = [0.0] * len(self._weighted)
+        self._total = sum(v.weight for v in self._weighted)
 
     def pick(self) -> Variant:
-        if len(self.variants) == 1:
-            return self.variants[0]
+        if len(self._weighted) == 1:
+            return self._weighted[0]
         best = 0
-        for i, v in enumerate(self.variants):
+        for i, v in enumerate(self._weighted):
             self._current[i] += v.weight
             if self._current[i] > self._current[best]:
                 best = i
         self._current[best] -= self._total
-        return self.variants[best]
+        return self._weighted[best]
 
     def describe(self) -> str:
         return ", ".join(f"{v.name}={v.model.ref} (weight {v.weight:g})" for v in self.variants)
@@ -92,6 +103,7 @@ class EndpointApp:
             registry.close()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._heavy = asyncio.Semaphore(_HEAVY_AT_ONCE)
 
     # -- model state ------------------------------------------------------------------------------------
     def _build(
@@ -105,7 +117,7 @@ class EndpointApp:
             variants.append(Variant(s.name, float(s.weight), self._models[key]))
         live = {(v.model.group, v.model.version) for v in variants}
         self._models = {k: m for k, m in self._models.items() if k in live}
-        return ServingState(name, [v for v in variants if v.weight > 0] or variants, generation)
+        return ServingState(name, variants, generation)
 
     def start_polling(self) -> None:
         if self.follow and self._poller is None:
@@ -118,25 +130,36 @@ class EndpointApp:
         self._stop.set()
 
     def _poll_loop(self) -> None:
-        registry = None
-        failed_gen = None
+        """Follow the endpoint's generation. Whatever fails (the registry unreadable, the new version's
+        snapshot damaged), the current model keeps serving, each distinct failure is logged once, and a
+        failed generation is retried with a doubling delay (a newer generation is tried at once)."""
+        watch = _FailureLog(self._event, self.poll)
+        registry: Registry | None = None
         while not self._stop.wait(self.poll):
             try:
                 if registry is None:
                     registry = Registry(self.state_dir)
                 gen = registry.endpoint_generation(self.endpoint)
-                if gen is None or gen == self.state.generation or gen == failed_gen:
-                    continue
+            except Exception as exc:  # registry unreadable: retry later, reconnecting
+                if registry is not None:
+                    _close_quietly(registry)
+                registry = None
+                watch.failed("poll_error", None, exc, serving=self.state.describe())
+                continue
+            if gen is None or gen == self.state.generation:
+                watch.recovered(None)
+                continue
+            if not watch.due(gen):
+                continue
+            try:
                 ep: Endpoint = registry.get_endpoint(self.endpoint)
                 new = self._build(ep.name, list(ep.variants), ep.generation, registry)
-                old, self.state = self.state, new  # the atomic switch
-                self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
-            except UserError as exc:
-                failed_gen = gen
-                self._event("switch_failed", error=str(exc))
             except Exception as exc:  # keep serving the current model whatever happens here
-                self._event("poll_error", error=f"{type(exc).__name__}: {exc}")
-                registry = None
+                watch.failed("switch_failed", gen, exc, serving=self.state.describe())
+                continue
+            old, self.state = self.state, new  # the atomic switch
+            watch.recovered(gen)
+            self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
 
     def _event(self, event: str, **fields) -> None:
         self._write({"ts": round(time.time(), 3), "event": event, **fields})
@@ -178,11 +201,11 @@ class EndpointApp:
                 if runtime:
                     parts = path.split("/")
                     if len(parts) != 4 or parts[3] != "invocations":
-                        raise P.BadRequest(404, "NotFound", f"no route {path}")
+                        raise P.BadRequest(404, "NotFound", f"no route {P.shown(path)}")
                     if parts[2] != self.endpoint:
-                        raise _ValidationError(400, f"Endpoint {parts[2]} not found.")
+                        raise _ValidationError(400, f"Endpoint {P.shown(parts[2])} not found.")
                 if method != "POST":
-                    raise P.BadRequest(405, "MethodNotAllowed", f"use POST {path}")
+                    raise P.BadRequest(405, "MethodNotAllowed", f"use POST {P.shown(path)}")
                 hdr = _headers(scope)
                 body = await _read_body(receive, hdr)
                 state = self.state  # one read: the whole request uses this model set
@@ -190,7 +213,8 @@ class EndpointApp:
                 if target is not None:
                     if target not in state.by_name:
                         raise _ValidationError(
-                            400, f"Target variant {target!r} not found; variants: {', '.join(state.by_name)}"
+                            400,
+                            f"Target variant {P.shown(target)} not found; variants: {', '.join(state.by_name)}",
                         )
                     variant = state.by_name[target]
                 else:
@@ -202,7 +226,9 @@ class EndpointApp:
                 headers.append((b"x-amzn-invoked-production-variant", variant.name.encode()))
                 headers.append((b"x-fraudflow-model", variant.model.ref.encode()))
             else:
-                raise P.BadRequest(404, "NotFound", f"no route {path}: use GET /ping or POST /invocations")
+                raise P.BadRequest(
+                    404, "NotFound", f"no route {P.shown(path)}: use GET /ping or POST /invocations"
+                )
         except _ValidationError as exc:
             status, ctype, body = (
                 exc.status,
@@ -215,7 +241,8 @@ class EndpointApp:
             headers.extend(h)
         except Exception as exc:  # a bug: say so, do not crash the server
             status, ctype = 500, b"application/json"
-            body = json.dumps({"code": "InternalFailure", "message": f"{type(exc).__name__}: {exc}"}).encode()
+            message = P.clip(f"{type(exc).__name__}: {exc}", 500)
+            body = json.dumps({"code": "InternalFailure", "message": message}).encode()
             headers.append((b"x-amzn-errortype", b"InternalFailure"))
         headers.append((b"content-type", ctype))
         headers.append((b"content-length", str(len(body)).encode()))
@@ -241,18 +268,69 @@ class EndpointApp:
         model = variant.model
         media = P.request_media(hdr.get("content-type"))
         accept = P.choose_accept(hdr.get("accept"), media)
+        extra = {"variant": variant.name, "model": model.ref}
+        if len(body) > _INLINE_BYTES:
+            # Decoding a large body takes CPU and memory: off the event loop (so /ping and small requests
+            # keep flowing) and at most _HEAVY_AT_ONCE at a time (so their memory stays bounded).
+            async with self._heavy:
+                return await asyncio.to_thread(_answer, model, media, accept, body, extra)
         request = P.decode(body, media, model.n_features)
         # records (pandas encoding) and big batches run in a thread so they do not stall the other requests
         if request.records is not None or len(request) > _OFFLOAD_ROWS:
-            scores = await asyncio.to_thread(model.score, request)
-        else:
-            scores = model.score(request)
-        extra = {"variant": variant.name, "model": model.ref}
-        return (
-            P.encode(scores, request, accept, model.decision_threshold, extra),
-            accept.encode(),
-            len(request),
-        )
+            return await asyncio.to_thread(_respond, model, request, accept, extra)
+        return _respond(model, request, accept, extra)
+
+
+def _respond(model: LoadedModel, request: P.Decoded, accept: str, extra: dict) -> tuple[bytes, bytes, int]:
+    """Score a decoded request: (body, content type, answers), one answer per record or row."""
+    scores = model.score(request)
+    return P.encode(scores, request, accept, model.decision_threshold, extra), accept.encode(), len(request)
+
+
+def _answer(
+    model: LoadedModel, media: str, accept: str, body: bytes, extra: dict
+) -> tuple[bytes, bytes, int]:
+    return _respond(model, P.decode(body, media, model.n_features), accept, extra)
+
+
+class _FailureLog:
+    """Back-off and de-duplication for the poller: one log line per distinct (event, generation, error), and
+    a failed generation is retried after poll, 2*poll, 4*poll, ... up to _MAX_BACKOFF seconds."""
+
+    def __init__(self, event, poll: float):
+        self._event, self._poll = event, poll
+        self._logged: tuple | None = None
+        self._gen: int | None = None
+        self._delay = poll
+        self._retry_at = 0.0
+
+    def due(self, gen: int) -> bool:
+        return gen != self._gen or time.monotonic() >= self._retry_at
+
+    def failed(self, event: str, gen: int | None, exc: Exception, **fields) -> None:
+        error = _one_line(exc)
+        if gen != self._gen:
+            self._gen, self._delay = gen, self._poll
+        key = (event, gen, error)
+        if key != self._logged:
+            self._logged = key
+            extra = {"generation": gen} if gen is not None else {}
+            self._event(event, **extra, error=error, retry_in_s=round(self._delay, 3), **fields)
+        self._retry_at = time.monotonic() + self._delay
+        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+
+    def recovered(self, gen: int | None) -> None:
+        self._logged, self._gen, self._delay, self._retry_at = None, None, self._poll, 0.0
+
+
+def _one_line(exc: Exception) -> str:
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _close_quietly(registry: Registry) -> None:
+    with contextlib.suppress(Exception):
+        registry.close()
 
 
 class _ValidationError(P.BadRequest):
@@ -277,12 +355,13 @@ def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str
         "code": exc.code,
         "OriginalStatusCode": exc.status,
         "OriginalMessage": exc.message,
+        **exc.located(),
     }
     return 424, b"application/json", json.dumps(body).encode(), [(b"x-amzn-errortype", b"ModelError")]
 
 
 def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
-    doc = {"code": code, "message": exc.message}
+    doc = {"code": code, "message": exc.message, **exc.located()}
     if runtime:
         doc["__type"] = code
     return json.dumps(doc).encode()
@@ -328,13 +407,18 @@ async def _drain(receive) -> None:
             return
 
 
+_VERSION_REF = re.compile(r"(.+):([0-9]{1,19})")  # ASCII digits; 19 digits hold every SQLite integer
+
+
 def parse_version_ref(ref: str) -> tuple[str, int]:
-    group, sep, version = ref.rpartition(":")
-    if not sep or not group or not version.isdigit():
+    m = _VERSION_REF.fullmatch(ref)
+    if m is None or int(m.group(2)) > _MAX_VERSION:
         raise UserError.single(
-            "FF852", f"--version {ref!r} is not GROUP:VERSION", hint="e.g. fraud-detect-xgb:3"
+            "FF852",
+            f"--version {P.shown(ref)} is not GROUP:VERSION (VERSION a number up to {_MAX_VERSION})",
+            hint="e.g. fraud-detect-xgb:3",
         )
-    return group, int(version)
+    return m.group(1), int(m.group(2))
 
 
 def only_endpoint(registry: Registry) -> str:

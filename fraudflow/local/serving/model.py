@@ -8,7 +8,7 @@ import importlib.util
 import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -48,6 +48,7 @@ class LoadedModel:
     schema: dict | None
     transform: Callable | None  # preprocess.transform(df, schema) -> DataFrame in model order
     decision_threshold: float
+    raw_columns: list[str] = field(default_factory=list)
 
     @property
     def ref(self) -> str:
@@ -61,6 +62,43 @@ class LoadedModel:
 
 
 def load_model(mv: ModelVersion) -> LoadedModel:
+    """Load a registered version for serving, and prove it can answer: every way its snapshot can be damaged
+    (model file, feature schema, preprocess code, a schema that does not fit the model) is a UserError
+    (FF853 / FF856), never another exception, so callers can report it once and keep what they serve."""
+    booster = _load_booster(mv)
+    n_features = int(booster.num_features())
+    schema = _load_schema(mv)
+    transform, columns = None, []
+    code = mv.artifact_dir / "preprocess.py"
+    code = code if code.is_file() else PROJECT_PREPROCESS
+    if schema is not None and code.is_file():
+        transform = _load_transform(mv, code)
+        columns = raw_columns(schema) if transform is not None else []
+    model = LoadedModel(
+        group=mv.group,
+        version=mv.version,
+        booster=booster,
+        n_features=n_features,
+        feature_names=list(booster.feature_names) if booster.feature_names else None,
+        schema=schema,
+        transform=transform if columns else None,
+        decision_threshold=mv.decision_threshold,
+        raw_columns=columns,
+    )
+    _check_answers(model, mv)
+    return model
+
+
+def _damaged(mv: ModelVersion, what: str, path: Path) -> UserError:
+    return UserError.single(
+        "FF856",
+        f"{mv.group}:{mv.version} cannot be served: {what}",
+        file=str(path),
+        hint="its registered snapshot is damaged: register the model again (rerun the pipeline)",
+    )
+
+
+def _load_booster(mv: ModelVersion):
     import xgboost as xgb
 
     model_dir = mv.model_dir
@@ -73,24 +111,66 @@ def load_model(mv: ModelVersion) -> LoadedModel:
     try:
         booster = xgb.Booster(model_file=str(path))
     except xgb.core.XGBoostError as exc:
-        raise UserError.single("FF853", f"cannot load the model: {exc}", file=str(path)) from None
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "unreadable"
+        raise UserError.single("FF853", f"cannot load the model: {first}", file=str(path)) from None
     # One thread per prediction: single-record requests pay OpenMP start-up otherwise.
     booster.set_param({"nthread": 1})
-    schema = None
-    if mv.feature_schema_path.is_file():
-        schema = json.loads(mv.feature_schema_path.read_text())
-    transform = None
-    code = mv.artifact_dir / "preprocess.py"
-    code = code if code.is_file() else PROJECT_PREPROCESS
-    if schema is not None and code.is_file():
-        transform = getattr(load_preprocess(code), "transform", None)
-    return LoadedModel(
-        group=mv.group,
-        version=mv.version,
-        booster=booster,
-        n_features=int(booster.num_features()),
-        feature_names=list(booster.feature_names) if booster.feature_names else None,
-        schema=schema,
-        transform=transform,
-        decision_threshold=mv.decision_threshold,
-    )
+    return booster
+
+
+def _load_schema(mv: ModelVersion) -> dict | None:
+    path = mv.feature_schema_path
+    if not path.is_file():
+        return None
+    try:
+        schema = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _damaged(mv, f"feature_schema.json is not readable JSON ({str(exc)[:200]})", path) from None
+    if not isinstance(schema, dict) or not isinstance(schema.get("features"), list):
+        raise _damaged(mv, "feature_schema.json is not a feature schema (no `features` list)", path)
+    return schema
+
+
+def _load_transform(mv: ModelVersion, code: Path) -> Callable | None:
+    try:
+        module = load_preprocess(code)
+    except Exception as exc:  # a damaged snapshot can raise anything while importing (SyntaxError, ...)
+        what = f"its preprocess code does not import ({type(exc).__name__}: {str(exc)[:300]})"
+        raise _damaged(mv, what, code) from None
+    transform = getattr(module, "transform", None)
+    return transform if callable(transform) else None
+
+
+raw_columns = P.raw_columns
+
+
+def _check_answers(model: LoadedModel, mv: ModelVersion) -> None:
+    """One all-missing row through the booster (and one empty record through the preprocess code): a
+    version that cannot answer that cannot answer anything, so it is refused at load, not per request."""
+    try:
+        model.predict(np.full((1, model.n_features), np.nan))
+    except Exception as exc:
+        raise UserError.single(
+            "FF853", f"the model cannot predict: {str(exc)[:300]}", file=str(mv.model_dir)
+        ) from None
+    if model.transform is None:
+        return
+    try:
+        x = encode_records(model, [{}])
+    except Exception as exc:
+        raise _damaged(
+            mv,
+            f"its preprocess code cannot encode a record ({type(exc).__name__}: {str(exc)[:200]})",
+            mv.feature_schema_path,
+        ) from None
+    if x.shape != (1, model.n_features):
+        raise _damaged(
+            mv,
+            f"its feature schema encodes {x.shape[1]} features; the model takes {model.n_features}",
+            mv.feature_schema_path,
+        )
+
+
+def encode_records(model: LoadedModel, records: list[dict]) -> np.ndarray:
+    """Raw records -> model rows with the version's own preprocess code (step_code/inference.py's encoding)."""
+    return P.encode_records(model, records)
