@@ -280,7 +280,7 @@ def test_hostile_bodies_get_the_same_located_4xx(deployed: dict, case: str, path
     make, status, code, ff_code, record = HOSTILE[case]
     body = make(deployed["container"].model.n_features)
     local_status, _, local_body = call(deployed["server"].url + path, body, "application/json")
-    cloud_status, cloud_type, cloud_body = deployed["container"].invoke(body, "application/json")
+    cloud_status, cloud_type, cloud_body = deployed["container"].request(body, "application/json")
     cloud = json.loads(cloud_body)
     assert (cloud_status, cloud_type) == (status, "application/json"), cloud
     assert (cloud["code"], cloud["ff_code"], cloud.get("record")) == (code, ff_code, record), cloud
@@ -304,7 +304,7 @@ def test_empty_and_unknown_key_records_get_one_answer_each_on_both(deployed: dic
     records = [{}, {}, {"no_such_column": 1}, real[0], {}, {f"k{i}": i for i in range(2000)}, real[1], {}]
     body = json.dumps({"records": records}).encode()
     local = call(deployed["server"].url + "/invocations", body, "application/json")
-    cloud = deployed["container"].invoke(body, "application/json")
+    cloud = deployed["container"].request(body, "application/json")
     assert local[0] == cloud[0] == 200, (local, cloud)
     lp, cp = ([p["probability"] for p in json.loads(b)["predictions"]] for b in (local[2], cloud[2]))
     assert len(lp) == len(cp) == len(records)
