@@ -158,7 +158,7 @@ def build_plan(spec: Spec) -> Plan:
             "Evaluate",
             "processing",
             script="evaluate.py",
-            config={"data": {"label": label}, "evaluate": cfg["evaluate"], "gate": cfg["gate"]},
+            config={"data": {"label": label}, "evaluate": cfg["evaluate"]},  # the gate reads evaluation.json
             inputs=(Input("model", "train", "model"), Input("test", "preprocess", "test")),
             outputs=("evaluation",),
         ),
