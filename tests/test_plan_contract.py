@@ -3,8 +3,16 @@ step outputs find files through the Plan."""
 
 from __future__ import annotations
 
+import copy
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
 from fraudflow.plan import Plan, build_plan
 from fraudflow.spec.load import load_one
+from tests._steps_util import load_step
 from tests.conftest import ROOT
 
 
@@ -22,3 +30,50 @@ def test_settings_only_the_gate_reads_are_in_no_step_config() -> None:
         for a, b in zip(base.steps, other.steps, strict=True):
             assert (a.config, a.hyperparameters) == (b.config, b.hyperparameters), (change, a.name)
     assert _plan("gate.threshold=0.71").gate.threshold == 0.71
+
+
+# Settings whose schema default a script used to repeat (and sometimes contradict). The plan always passes them.
+FORMERLY_DEFAULTED = [
+    ("preprocess", ("split", "seed"), "FF600"),
+    ("preprocess", ("split", "stratify"), "FF600"),
+    ("preprocess", ("features", "missing", "categorical"), "FF600"),
+    ("preprocess", ("features", "missing", "numeric"), "FF600"),
+    ("evaluate", ("evaluate", "decision_threshold"), "FF630"),
+    ("evaluate", ("evaluate", "bootstrap", "seed"), "FF630"),
+    ("bias", ("bias", "post_training_metrics"), "FF641"),
+    ("bias", ("bias", "probability_threshold"), "FF641"),
+]
+
+
+def _without(config: dict, path: tuple[str, ...]) -> dict:
+    out = copy.deepcopy(config)
+    node = out
+    for part in path[:-1]:
+        node = node[part]
+    del node[path[-1]]
+    return out
+
+
+def _read_config(step: str, config: dict, tmp_path: Path) -> None:
+    """Run the part of the script that reads the setting, as far as the config takes it."""
+    module = load_step(step)
+    if step == "preprocess":
+        frame = pd.DataFrame({"fraud": [0, 1] * 10, "kind": ["a", None] * 10, "x": range(20)})
+        module.split_frame(frame, config)
+        module.fit(frame, config)
+    elif step == "evaluate":
+        module.evaluate(config, tmp_path, tmp_path)
+    else:
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        module.load_settings(str(tmp_path / "config.json"))
+
+
+@pytest.mark.parametrize(("step", "path", "code"), FORMERLY_DEFAULTED)
+def test_a_setting_the_plan_always_passes_has_no_second_default_in_the_script(
+    step: str, path: tuple[str, ...], code: str, tmp_path: Path
+) -> None:
+    config = _plan().step(step).config
+    with pytest.raises(Exception) as err:
+        _read_config(step, _without(config, path), tmp_path)
+    assert getattr(err.value, "ff_code", None) == code, err.value
+    assert ".".join(path) in str(err.value)

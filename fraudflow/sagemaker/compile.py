@@ -396,7 +396,7 @@ class _Compiler:
         """The model's environment: the inference script, and the decision threshold evaluate used (the same
         fixed value or pipeline parameter) for the `decision` of raw records."""
         param = self.params.get("evaluate.decision_threshold")
-        threshold = self.plan.step("evaluate").config["evaluate"].get("decision_threshold", 0.5)
+        threshold = self.plan.step("evaluate").config["evaluate"]["decision_threshold"]
         return {
             "FRAUDFLOW_DECISION_THRESHOLD": (
                 {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{param.name}"}]}}
