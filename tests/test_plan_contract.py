@@ -4,13 +4,14 @@ step outputs find files through the Plan."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from fraudflow.plan import Plan, build_plan
+from fraudflow.plan import FileRef, Input, Plan, build_plan
 from fraudflow.spec.load import load_one
 from tests._steps_util import load_step
 from tests.conftest import ROOT
@@ -77,3 +78,36 @@ def test_a_setting_the_plan_always_passes_has_no_second_default_in_the_script(
         _read_config(step, _without(config, path), tmp_path)
     assert getattr(err.value, "ff_code", None) == code, err.value
     assert ".".join(path) in str(err.value)
+
+
+def _renamed(plan: Plan, names: dict[str, str]) -> Plan:
+    """The same plan with every step's local name changed (titles, the SageMaker names, kept)."""
+
+    def inp(i: Input) -> Input:
+        return dataclasses.replace(i, step=names.get(i.step, i.step) if i.step else None)
+
+    steps = tuple(
+        dataclasses.replace(s, name=names[s.name], inputs=tuple(inp(i) for i in s.inputs)) for s in plan.steps
+    )
+    file = dataclasses.replace(plan.gate.file, step=names[plan.gate.file.step])
+    return dataclasses.replace(plan, steps=steps, gate=dataclasses.replace(plan.gate, file=file))
+
+
+def test_the_compiler_knows_no_step_by_name(aws_data: Path) -> None:
+    """Both backends read steps through the Plan: renaming every step leaves the definition as it was."""
+    from fraudflow.sagemaker.compile import compile_plan
+
+    plan = build_plan(load_one(str(ROOT / "pipelines.yaml"), env="aws-sample", overrides=[], pipeline=None))
+    names = {s.name: f"step-{i}" for i, s in enumerate(plan.steps)}
+    renamed = _renamed(plan, names)
+    assert {s.name for s in renamed.steps}.isdisjoint(names)
+    assert compile_plan(renamed).text == compile_plan(plan).text
+
+
+def test_plan_file_names_the_files_the_readers_use() -> None:
+    plan = _plan()
+    assert plan.file("evaluate", "evaluation") == FileRef("evaluate", "evaluation", "evaluation.json")
+    assert plan.gate.file == plan.file("evaluate", "evaluation")
+    assert plan.file("preprocess", "feature_schema").output == "schema"
+    with pytest.raises(KeyError):
+        plan.file("evaluate", "nothing")
