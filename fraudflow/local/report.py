@@ -17,11 +17,11 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
 
     ctx: dict[str, Any] = {"summary": summary, "spec": plan.spec.config}
 
-    def path(ref: FileRef) -> Path:
+    def where(ref: FileRef) -> Path:
         return dirs[ref.step] / "output" / ref.output / ref.name
 
     def read(ref: FileRef) -> Any:
-        return json.loads(path(ref).read_text())
+        return json.loads(where(ref).read_text())
 
     # Each section reads the files of the steps that ran, found through the Plan by what they hold.
     for step in plan.steps:
@@ -32,7 +32,7 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
             ctx["data"] = read(plan.file(step.name, "report"))
         if "evaluation" in labels:
             ctx["evaluation"] = read(plan.file(step.name, "evaluation"))
-            ctx["roc"] = _roc_points(path(plan.file(step.name, "predictions")))
+            ctx["roc"] = _roc_points(where(plan.file(step.name, "predictions")))
         if "analysis" in labels:
             _analysis_section(ctx, step.kind, read(plan.file(step.name, "analysis")))
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html", "j2"]))

@@ -211,7 +211,8 @@ class _Runner:
             ) from None
 
     def _input_path(self, step: Step, name: str) -> Path:
-        inp = next(i for i in step.inputs if i.name == name)
+        inp = step.input(name)
+        assert inp.step is not None, f"{step.name}.{name} is a data source"
         base = self.dirs[inp.step] / "output"
         return base if inp.output == "*" else base / inp.output
 

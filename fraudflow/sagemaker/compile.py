@@ -278,6 +278,8 @@ class _Compiler:
         script = step.script_path()
         assert script is not None and step.settings is not None
         inputs = self.inputs(step)
+        outputs = {o.name: o.path for o in step.outputs if o.path is not None}
+        assert len(outputs) == len(step.outputs), f"{step.name}: every processing output has a container path"
         config = step.config
         if any(i.is_source for i in step.inputs):
             # The script reads input-dir/<name>; the config names S3 (not this machine's paths): portable.
@@ -308,8 +310,8 @@ class _Compiler:
                 ],
                 "ProcessingOutputConfig": {
                     "Outputs": [
-                        self.s3_output(o.name, self.output_uri(step.title, o.name), o.path)
-                        for o in step.outputs
+                        self.s3_output(name, self.output_uri(step.title, name), path)
+                        for name, path in outputs.items()
                     ]
                 },
             },
