@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -111,3 +112,26 @@ def test_plan_file_names_the_files_the_readers_use() -> None:
     assert plan.file("preprocess", "feature_schema").output == "schema"
     with pytest.raises(KeyError):
         plan.file("evaluate", "nothing")
+
+
+@pytest.mark.slow
+def test_the_local_runner_knows_no_step_by_name(tmp_path: Path) -> None:
+    """A plan whose steps all have other names runs, gates, registers and deploys as the reference one does."""
+    from fraudflow.local.runner import run_plan
+    from tests.conftest import run_cli
+
+    shutil.copy(ROOT / "pipelines.yaml", tmp_path / "pipelines.yaml")
+    assert run_cli("sample-data", "data", "--rows", "1000", cwd=tmp_path).returncode == 0
+    spec = load_one(
+        str(tmp_path / "pipelines.yaml"), env=None, overrides=["gate.threshold=0.5"], pipeline=None
+    )
+    plan = build_plan(spec)
+    names = {s.name: f"step-{i}" for i, s in enumerate(plan.steps)}
+    result = run_plan(_renamed(plan, names))
+    assert result.status == "succeeded", result
+    assert [(s.name, s.status) for s in result.steps] == [(names[s.name], "ran") for s in plan.steps], (
+        result.steps
+    )
+    assert result.gate and result.gate["passed"] and result.model_package and result.endpoint
+    assert (result.run_dir / "report.html").is_file()
+    assert "roc_auc" in " ".join(s.detail.get("note", "") for s in result.steps)

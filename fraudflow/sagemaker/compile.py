@@ -476,7 +476,7 @@ class _Compiler:
             },
             **self.cache,
             "CheckType": check_type,
-            "ModelPackageGroupName": self.cfg["register"]["model_package_group"],
+            "ModelPackageGroupName": self.plan.of_kind("register")[0].config["model_package_group"],
             "SkipCheck": False,
             "FailOnViolation": fail,
             # The first registration has no approved baseline to compare with: record this run's as the baseline.
@@ -531,7 +531,7 @@ class _Compiler:
             },
             **metrics,
         }
-        deploy = self.cfg.get("deploy")
+        deploys = self.plan.of_kind("deploy")
         spec: dict[str, Any] = {
             "Containers": [
                 {"Image": self.xgb_image, "Environment": self.serving_env, "ModelDataUrl": self.model_data}
@@ -539,9 +539,9 @@ class _Compiler:
             "SupportedContentTypes": SERVING_TYPES,
             "SupportedResponseMIMETypes": SERVING_TYPES,
         }
-        if deploy:
-            spec["SupportedRealtimeInferenceInstanceTypes"] = [deploy["instance_type"]]
-            spec["SupportedTransformInstanceTypes"] = [deploy["instance_type"]]
+        if deploys:
+            spec["SupportedRealtimeInferenceInstanceTypes"] = [deploys[0].config["instance_type"]]
+            spec["SupportedTransformInstanceTypes"] = [deploys[0].config["instance_type"]]
         args: dict[str, Any] = {
             "ModelPackageGroupName": reg["model_package_group"],
             "ModelMetrics": model_metrics,
