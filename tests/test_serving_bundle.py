@@ -52,6 +52,13 @@ def _schema_channel(folder: Path, text: str = '{"features": ["a", "b", "c"]}') -
 
 
 # -- train.py packs the serving bundle ----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _output_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.py's SM_OUTPUT_DATA_DIR default is /opt/ml/output/data: writing there from a test leaks into the
+    machine (and into the container-contract test's check that /opt/ml stays private to its jobs)."""
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output-data"))
+
+
 def test_train_with_a_schema_channel_packs_code(tmp_path: Path) -> None:
     train = load_step("train")
     data, schema = _csv_channel(tmp_path / "train"), _schema_channel(tmp_path / "schema")
