@@ -6,6 +6,7 @@ of the pipeline (which steps exist, what each one reads, what the gate compares)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,19 +30,22 @@ STEP_CODE = _step_code_dir()
 # inference script and the preprocessing it encodes raw records with. The schema channel brings the feature schema.
 SERVING_CODE = ("inference.py", "preprocess.py")
 
-# Where each gate metric sits in evaluation.json (evaluate.py writes it; the gate and SageMaker's JsonGet read it).
-EVALUATION_FILE = "evaluation.json"
+PROC = "/opt/ml/processing"  # where SageMaker Processing mounts a job's inputs and outputs
+CONFIG_PATH = f"{PROC}/input/config"  # every processing script's --config folder (config.json)
+THRESHOLD_PATH = "evaluate.decision_threshold"  # the served model's decision threshold, as evaluate used it
 
 
 def metric_json_path(metric: str) -> str:
+    """Where each gate metric sits in evaluation.json (evaluate.py writes it; the gate and JsonGet read it)."""
     return f"classification_metrics.{metric}.value"
 
 
 @dataclass(frozen=True)
 class Input:
-    name: str  # what the step calls it: a channel or a subfolder of its input dir
+    name: str  # what the step calls it: a channel, or the folder the container mounts it at
     step: str | None  # producing step, or None for a data source
-    output: str  # the producing step's output name, or the data source name
+    output: str  # the producing step's output name ("*": all of them), or the data source name
+    path: str | None = None  # processing: the container path the script's argument defaults to
 
     @property
     def is_source(self) -> bool:
@@ -49,17 +53,47 @@ class Input:
 
 
 @dataclass(frozen=True)
+class Output:
+    name: str
+    path: str | None = None  # processing: the container folder uploaded as this output
+    files: dict[str, str] = field(default_factory=dict)  # what readers call a file → its name in the folder
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of the script's local call: `--flag` and what it points at, `config`, `input:NAME`,
+    `inputs` (the folder holding every input), `output:NAME` or `outputs` (the folder of every output).
+    In the container the script's defaults are the same places (the Plan's container paths)."""
+
+    flag: str
+    to: str
+
+
+@dataclass(frozen=True)
+class FileRef:
+    step: str
+    output: str
+    name: str
+
+
+@dataclass(frozen=True)
 class Step:
     name: str  # local folder name and stable id: preprocess, train, evaluate, bias, explain, register, deploy
     title: str  # SageMaker step name
-    kind: str  # processing | training | bias | explain | register | deploy
+    kind: str  # processing | training | bias | explain | register | deploy: one handler per kind in a backend
     script: str | None = None  # file in step_code/
     config: dict[str, Any] = field(
         default_factory=dict
-    )  # the JSON config the script reads (or the step's settings)
+    )  # exactly what the script reads (or the step's settings)
     hyperparameters: dict[str, Any] = field(default_factory=dict)  # training: script-mode arguments
     inputs: tuple[Input, ...] = ()
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    args: tuple[Arg, ...] = ()  # the local call's arguments (hyperparameters follow them as `--name value`)
+    parameter_args: tuple[
+        tuple[str, str], ...
+    ] = ()  # (--flag, spec path): a pipeline parameter as an argument
+    settings: str | None = None  # the sagemaker.<section> of its instances
+    image: str | None = None  # sklearn | xgboost | clarify
     gated: bool = False  # runs only when the gate passes
     extra_code: tuple[str, ...] = ()  # files of step_code/ shipped beside the script
 
@@ -68,12 +102,18 @@ class Step:
         """The script and the files shipped with it (what SageMaker's sourcedir holds)."""
         return tuple(STEP_CODE / f for f in ((self.script,) if self.script else ()) + self.extra_code)
 
-    @property
-    def depends_on(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(i.step for i in self.inputs if i.step))
-
     def script_path(self) -> Path | None:
         return STEP_CODE / self.script if self.script else None
+
+    def input(self, name: str) -> Input:
+        return next(i for i in self.inputs if i.name == name)
+
+    def output(self, name: str) -> Output:
+        return next(o for o in self.outputs if o.name == name)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
 
 
 @dataclass(frozen=True)
@@ -81,8 +121,7 @@ class Gate:
     title: str
     metric: str
     threshold: float
-    step: str  # the step whose output holds evaluation.json
-    output: str
+    file: FileRef  # evaluation.json
 
     @property
     def json_path(self) -> str:
@@ -116,6 +155,18 @@ class Plan:
     def has(self, name: str) -> bool:
         return any(s.name == name for s in self.steps)
 
+    def file(self, step: str, label: str) -> FileRef:
+        """Where a step's named file is: `plan.file("evaluate", "evaluation")` → evaluate/evaluation/evaluation.json.
+        Readers (gate, registration, report, notes, the SageMaker definition) never spell a file name."""
+        return find_file(self.steps, step, label)
+
+    @property
+    def decision_threshold(self) -> float:
+        return float(self.spec.config["evaluate"]["decision_threshold"])
+
+    def of_kind(self, kind: str) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.kind == kind)
+
     @property
     def parameters(self) -> tuple[Parameter, ...]:
         return tuple(
@@ -124,6 +175,18 @@ class Plan:
 
     def parameter_for(self, path: str) -> Parameter | None:
         return next((p for p in self.parameters if p.path == path), None)
+
+
+def find_file(steps: Iterable[Step], step: str, label: str) -> FileRef:
+    for s in steps:
+        for out in s.outputs if s.name == step else ():
+            if label in out.files:
+                return FileRef(step, out.name, out.files[label])
+    raise KeyError(f"{step} has no file {label!r}")
+
+
+def _processing_outputs(*names: str, **files: dict[str, str]) -> tuple[Output, ...]:
+    return tuple(Output(n, f"{PROC}/output/{n}", files.get(n, {})) for n in names)
 
 
 def build_plan(spec: Spec) -> Plan:
@@ -136,8 +199,21 @@ def build_plan(spec: Spec) -> Plan:
             "processing",
             script="preprocess.py",
             config=spec.section("data", "features", "split"),
-            inputs=tuple(Input(src, None, src) for src in cfg["data"]["sources"]),
-            outputs=("train", "validation", "test", "schema", "baseline", "report"),
+            inputs=tuple(Input(src, None, src, f"{PROC}/input/{src}") for src in cfg["data"]["sources"]),
+            outputs=_processing_outputs(
+                "train",
+                "validation",
+                "test",
+                "schema",
+                "baseline",
+                "report",
+                schema={"feature_schema": "feature_schema.json"},
+                baseline={"statistics": "statistics.json", "clarify_dataset": "test_with_header.csv"},
+                report={"report": "preprocess.json"},
+            ),
+            args=(Arg("--config", "config"), Arg("--input-dir", "inputs"), Arg("--output-dir", "outputs")),
+            settings="processing",
+            image="sklearn",
         ),
         Step(
             "train",
@@ -150,7 +226,17 @@ def build_plan(spec: Spec) -> Plan:
                 Input("validation", "preprocess", "validation"),
                 Input("schema", "preprocess", "schema"),  # feature_schema.json, packed with the model
             ),
-            outputs=("model",),
+            # model: SM_MODEL_DIR (model.tar.gz); data: SM_OUTPUT_DATA_DIR (output.tar.gz), kept out of the model
+            outputs=(Output("model"), Output("data", files={"training": "training.json"})),
+            args=(
+                Arg("--train", "input:train"),
+                Arg("--validation", "input:validation"),
+                Arg("--model-dir", "output:model"),
+                Arg("--output-data-dir", "output:data"),
+                Arg("--schema", "input:schema"),  # the channel SageMaker mounts at SM_CHANNEL_SCHEMA
+            ),
+            settings="training",
+            image="xgboost",
             extra_code=SERVING_CODE,
         ),
         Step(
@@ -158,11 +244,31 @@ def build_plan(spec: Spec) -> Plan:
             "Evaluate",
             "processing",
             script="evaluate.py",
-            config={"data": {"label": label}, "evaluate": cfg["evaluate"], "gate": cfg["gate"]},
-            inputs=(Input("model", "train", "model"), Input("test", "preprocess", "test")),
-            outputs=("evaluation",),
+            config={"data": {"label": label}, "evaluate": cfg["evaluate"]},  # the gate reads evaluation.json
+            inputs=(
+                Input("model", "train", "model", f"{PROC}/model"),
+                Input("test", "preprocess", "test", f"{PROC}/test"),
+            ),
+            outputs=(
+                Output(
+                    "evaluation",
+                    f"{PROC}/evaluation",
+                    {"evaluation": "evaluation.json", "predictions": "predictions.csv"},
+                ),
+            ),
+            args=(
+                Arg("--config", "config"),
+                Arg("--model-dir", "input:model"),
+                Arg("--test-dir", "input:test"),
+                Arg("--output-dir", "output:evaluation"),
+            ),
+            # the config file is fixed at render time; an argument can carry a pipeline parameter
+            parameter_args=(("--decision-threshold", THRESHOLD_PATH),),
+            settings="processing",
+            image="xgboost",
         ),
     ]
+    analysis = {"analysis": "analysis.json"}
     if cfg.get("bias"):
         steps.append(
             Step(
@@ -176,7 +282,15 @@ def build_plan(spec: Spec) -> Plan:
                     Input("predictions", "evaluate", "evaluation"),
                     Input("model", "train", "model"),
                 ),
-                outputs=("analysis",),
+                outputs=(Output("analysis", files=analysis),),
+                args=(
+                    Arg("--config", "config"),
+                    Arg("--data-dir", "input:data"),
+                    Arg("--predictions-dir", "input:predictions"),
+                    Arg("--output-dir", "output:analysis"),
+                ),
+                settings="clarify",
+                image="clarify",
                 gated=True,
             )
         )
@@ -189,7 +303,15 @@ def build_plan(spec: Spec) -> Plan:
                 script="explain.py",
                 config={"data": {"label": label}, "explain": cfg["explain"]},
                 inputs=(Input("model", "train", "model"), Input("data", "preprocess", "*")),
-                outputs=("analysis",),
+                outputs=(Output("analysis", files=analysis),),
+                args=(
+                    Arg("--config", "config"),
+                    Arg("--model-dir", "input:model"),
+                    Arg("--data-dir", "input:data"),
+                    Arg("--output-dir", "output:analysis"),
+                ),
+                settings="clarify",
+                image="clarify",
                 gated=True,
             )
         )
@@ -206,7 +328,7 @@ def build_plan(spec: Spec) -> Plan:
             "register",
             config=dict(cfg["register"]),
             inputs=tuple(report_inputs),
-            outputs=("model_package",),
+            outputs=(Output("model_package"),),
             gated=True,
         )
     )
@@ -221,9 +343,8 @@ def build_plan(spec: Spec) -> Plan:
                 gated=True,
             )
         )
-    gate = Gate(
-        "CheckMetric", cfg["gate"]["metric"], float(cfg["gate"]["threshold"]), "evaluate", "evaluation"
-    )
+    evaluation = find_file(steps, "evaluate", "evaluation")
+    gate = Gate("CheckMetric", cfg["gate"]["metric"], float(cfg["gate"]["threshold"]), evaluation)
     return Plan(spec, tuple(steps), gate)
 
 
@@ -251,6 +372,6 @@ def _parameter(name: str, path: str, cfg: dict[str, Any]) -> Parameter:
     for part in path.split("."):
         node = node[part]
     kind = _PARAM_TYPES.get(type(node), "String")
-    if path == "gate.threshold" or path == "evaluate.decision_threshold":
+    if path in ("gate.threshold", THRESHOLD_PATH):
         kind, node = "Float", float(node)
     return Parameter(name, path, kind, node)

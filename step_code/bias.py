@@ -55,8 +55,8 @@ POST_DESCRIPTIONS = {
     "FT": "Flip Test (FT)",
     "GE": "Generalized Entropy (GE)",
 }
-DEFAULT_PRE = ["CI", "DPL", "KL", "JS", "LP", "TVD", "KS"]
-DEFAULT_POST = ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "TE", "GE"]
+REQUIRED = ("facet", "facet_values", "label_values", "pre_training_metrics", "post_training_metrics",
+            "probability_threshold")  # fmt: skip
 
 
 class StepError(Exception):
@@ -390,11 +390,12 @@ def load_settings(path: str) -> Settings:
     if not isinstance(bias, dict):
         raise StepError("FF641", "config has no `bias` section", file=path)
     label = (config.get("data") or {}).get("label")
-    for key in ("facet", "facet_values", "label_values"):
+    # The plan passes every key (the schema's defaults filled in): a missing one is a config error, not a default.
+    for key in REQUIRED:
         if key not in bias:
             raise StepError("FF641", f"bias.{key} is required", file=path)
-    pre = list(bias.get("pre_training_metrics", DEFAULT_PRE))
-    post = list(bias.get("post_training_metrics", DEFAULT_POST))
+    pre = list(bias["pre_training_metrics"])
+    post = list(bias["post_training_metrics"])
     for names, known, key in ((pre, PRE_METRICS, "pre"), (post, POST_METRICS, "post")):
         unknown = [n for n in names if n not in known]
         if unknown:
@@ -404,7 +405,7 @@ def load_settings(path: str) -> Settings:
                 file=path,
                 hint=f"known {key}-training metrics: {', '.join(known)}",
             )
-    threshold = float(bias.get("probability_threshold", 0.5))
+    threshold = float(bias["probability_threshold"])
     return Settings(
         label=str(label) if label else "label",
         facet=str(bias["facet"]),

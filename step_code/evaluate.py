@@ -123,9 +123,9 @@ def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, bootstrap:
     ci = bootstrap_auc(
         labels,
         scores,
-        int(bootstrap.get("samples", 1000)),
-        float(bootstrap.get("confidence", 0.95)),
-        int(bootstrap.get("seed", 0)),
+        int(bootstrap["samples"]),
+        float(bootstrap["confidence"]),
+        int(bootstrap["seed"]),
     )
     return {
         "roc_auc": {"value": float(roc_auc_score(labels, scores)), "confidence_interval": ci},
@@ -245,11 +245,28 @@ def read_test(test_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------------------------------------- step
 
 
+BOOTSTRAP = ("samples", "confidence", "seed")
+
+
+def _section(config: dict, name: str, keys: tuple[str, ...]) -> dict:
+    """The plan passes every key (the schema's defaults filled in): a missing one is a config error."""
+    section: object = config
+    for part in name.split("."):
+        section = section.get(part) if isinstance(section, dict) else None
+    if not isinstance(section, dict):
+        raise StepError(E_CONFIG, f"config key '{name}' is missing", file="config.json")
+    for key in keys:
+        if key not in section:
+            raise StepError(E_CONFIG, f"config key '{name}.{key}' is missing", file="config.json")
+    return section
+
+
 def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple[dict, pd.DataFrame]:
     import xgboost as xgb
 
-    settings = config.get("evaluate") or {}
-    threshold = float(settings.get("decision_threshold", 0.5))
+    settings = _section(config, "evaluate", ("decision_threshold", "bootstrap"))
+    threshold = float(settings["decision_threshold"])
+    bootstrap = _section(config, "evaluate.bootstrap", BOOTSTRAP)
     if not 0.0 <= threshold <= 1.0:
         raise StepError(
             E_CONFIG,
@@ -275,7 +292,7 @@ def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple
         )
     scores = booster.predict(xgb.DMatrix(x)).astype("float64")
     result = {
-        "classification_metrics": metrics(y, scores, threshold, settings.get("bootstrap") or {}),
+        "classification_metrics": metrics(y, scores, threshold, bootstrap),
         "decision_threshold": threshold,
         "rows": int(len(y)),
         "positives": int(y.sum()),

@@ -517,8 +517,12 @@ def _load_bundle(code: Path) -> tuple:
 
 def decision_threshold(environ: dict | None = None) -> float:
     text = (os.environ if environ is None else environ).get(THRESHOLD_ENV)
-    if text is None or text.strip() == "":
-        return 0.5  # evaluate.py's default
+    if text is None or text.strip() == "":  # render always sets it: its absence is a deployment error
+        raise StepError(
+            E_THRESHOLD,
+            f"{THRESHOLD_ENV} is not set",
+            hint="fraudflow render sets it from evaluate.decision_threshold (the schema's default: 0.5)",
+        )
     try:
         value = float(text)
     except ValueError:

@@ -111,6 +111,15 @@ def _get(cfg: dict, dotted: str, default: object = ..., kind: type | tuple | Non
     return node
 
 
+def _required(cfg: dict, dotted: str) -> object:
+    """A key that must be present but may be null (null is a setting, not an absent key)."""
+    *parents, last = dotted.split(".")
+    node = _get(cfg, ".".join(parents), kind=dict) if parents else cfg
+    if not isinstance(node, dict) or last not in node:
+        raise StepError(E_CONFIG, f"config key '{dotted}' is missing", file="config.json")
+    return node[last]
+
+
 def _split_ratios(cfg: dict) -> tuple[float, float, float]:
     ratios = tuple(float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test"))
     if min(ratios) <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
@@ -472,8 +481,8 @@ def split_frame(df: pd.DataFrame, config: dict) -> tuple[pd.DataFrame, pd.DataFr
 
     label = str(_get(config, "data.label"))
     _, val_ratio, test_ratio = _split_ratios(config)
-    seed = int(_get(config, "split.seed", 0))
-    stratify = bool(_get(config, "split.stratify", True))
+    seed = int(_get(config, "split.seed", kind=int))
+    stratify = bool(_get(config, "split.stratify", kind=bool))
     n = len(df)
     n_test, n_val = int(round(test_ratio * n)), int(round(val_ratio * n))
     if min(n_test, n_val, n - n_test - n_val) < 1:
@@ -545,8 +554,8 @@ def fit(df: pd.DataFrame, config: dict) -> dict:
         str(k): [_key(v) for v in vals] for k, vals in _get(config, "features.ordinal", {}, kind=dict).items()
     }
     drop_encoded = [str(c) for c in _get(config, "features.drop_encoded", [], kind=list)]
-    cat_fill = _get(config, "features.missing.categorical", None)
-    num_fill = str(_get(config, "features.missing.numeric", "none"))
+    cat_fill = _required(config, "features.missing.categorical")  # null: leave missing
+    num_fill = str(_get(config, "features.missing.numeric", kind=str))
     if num_fill not in NUMERIC_FILLS:
         raise StepError(
             E_CONFIG, f"features.missing.numeric must be one of {NUMERIC_FILLS}, got {num_fill!r}"

@@ -178,7 +178,9 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         for i in pre.inputs
     ]
     inputs.append(config_input(pre))
-    outputs = [ProcessingOutput(output_name=o, source=f"/opt/ml/processing/output/{o}") for o in pre.outputs]
+    outputs = [
+        ProcessingOutput(output_name=o, source=f"/opt/ml/processing/output/{o}") for o in pre.output_names
+    ]
     step_pre = ProcessingStep(
         name=pre.title,
         step_args=sk.run(code=str(pre.script_path()), inputs=inputs, outputs=outputs),

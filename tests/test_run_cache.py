@@ -403,3 +403,17 @@ def test_a_fifo_the_validation_does_not_read_stops_the_run_before_it_blocks(tmp_
     proc = run_cli("run", *SETS, cwd=ws, timeout=120)
     assert proc.returncode == 1 and "FF694" in proc.stderr and "FIFO" in proc.stderr, proc.stderr
     assert "stream.csv" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_changing_the_gate_threshold_runs_no_step_again(tmp_path: Path) -> None:
+    """The gate reads evaluation.json; no step reads gate.threshold, so no step's key covers it."""
+    ws = _workspace(tmp_path, 1000)
+    first = run_cli("run", *SETS, cwd=ws)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = run_cli("run", *SETS, "--set", "gate.threshold=0.51", cwd=ws)
+    assert second.returncode == 0, second.stdout + second.stderr
+    steps = _steps(ws)
+    for name in ("preprocess", "train", "evaluate", "bias", "explain"):
+        assert steps[name] == "cached", (name, second.stdout)
+    assert _summary(ws)["gate"]["threshold"] == 0.51

@@ -52,6 +52,13 @@ def _schema_channel(folder: Path, text: str = '{"features": ["a", "b", "c"]}') -
 
 
 # -- train.py packs the serving bundle ----------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _output_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train.py's SM_OUTPUT_DATA_DIR default is /opt/ml/output/data: writing there from a test leaks into the
+    machine (and into the container-contract test's check that /opt/ml stays private to its jobs)."""
+    monkeypatch.setenv("SM_OUTPUT_DATA_DIR", str(tmp_path / "output-data"))
+
+
 def test_train_with_a_schema_channel_packs_code(tmp_path: Path) -> None:
     train = load_step("train")
     data, schema = _csv_channel(tmp_path / "train"), _schema_channel(tmp_path / "schema")
@@ -207,7 +214,10 @@ def test_model_fn_with_a_broken_bundle_is_ff661(inference, tmp_path: Path) -> No
         inference.model_fn(str(model))
 
 
-def test_a_model_without_a_bundle_serves_rows_and_refuses_records(inference, tmp_path: Path) -> None:
+def test_a_model_without_a_bundle_serves_rows_and_refuses_records(
+    inference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRAUDFLOW_DECISION_THRESHOLD", "0.5")
     model = inference.model_fn(str(_tiny_model(tmp_path / "m")))
     ok = inference.output_fn(inference.predict_fn(inference.input_fn("1,2,3\n", "text/csv"), model), "*/*")
     assert ok[1] == "text/csv" and 0 <= float(ok[0]) <= 1
@@ -221,6 +231,19 @@ def test_a_model_without_a_bundle_serves_rows_and_refuses_records(inference, tmp
 def test_a_bad_threshold_is_ff662(inference, tmp_path: Path, monkeypatch, value: str) -> None:
     monkeypatch.setenv("FRAUDFLOW_DECISION_THRESHOLD", value)
     with pytest.raises(RuntimeError, match=r"error\[FF662\]: FRAUDFLOW_DECISION_THRESHOLD"):
+        inference.model_fn(str(_tiny_model(tmp_path / "m")))
+
+
+@pytest.mark.parametrize("value", [None, "", " "])
+def test_an_unset_threshold_is_ff662_not_a_second_default(
+    inference, tmp_path: Path, monkeypatch, value
+) -> None:
+    """The schema holds the one default (0.5) and render always sets the variable: unset is a deployment error."""
+    if value is None:
+        monkeypatch.delenv("FRAUDFLOW_DECISION_THRESHOLD", raising=False)
+    else:
+        monkeypatch.setenv("FRAUDFLOW_DECISION_THRESHOLD", value)
+    with pytest.raises(RuntimeError, match=r"error\[FF662\]: FRAUDFLOW_DECISION_THRESHOLD is not set"):
         inference.model_fn(str(_tiny_model(tmp_path / "m")))
 
 

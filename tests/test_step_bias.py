@@ -84,6 +84,7 @@ def write_config(path: Path, **bias_overrides) -> Path:
             "label_values": [1],
             "pre_training_metrics": PRE,
             "post_training_metrics": POST,
+            "probability_threshold": 0.5,
             **bias_overrides,
         },
     }

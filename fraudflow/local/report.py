@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.local.store import atomic_write_text
-from fraudflow.plan import EVALUATION_FILE, Plan
+from fraudflow.plan import FileRef, Plan
 
 TEMPLATE = Path(__file__).parent / "templates" / "report.html.j2"
 
@@ -16,24 +16,39 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     ctx: dict[str, Any] = {"summary": summary, "spec": plan.spec.config}
-    if "preprocess" in dirs:
-        ctx["data"] = json.loads((dirs["preprocess"] / "output" / "report" / "preprocess.json").read_text())
-    if "evaluate" in dirs:
-        out = dirs["evaluate"] / "output" / "evaluation"
-        ctx["evaluation"] = json.loads((out / EVALUATION_FILE).read_text())
-        ctx["roc"] = _roc_points(out / "predictions.csv")
-    if "explain" in dirs:
-        analysis = json.loads((dirs["explain"] / "output" / "analysis" / "analysis.json").read_text())
-        ctx["shap"] = _global_shap(analysis)[:20]
-    if "bias" in dirs:
-        analysis = json.loads((dirs["bias"] / "output" / "analysis" / "analysis.json").read_text())
-        ctx["bias"] = _bias_rows(analysis)
-        ctx["label_convention"] = analysis.get("label_convention")
+
+    def where(ref: FileRef) -> Path:
+        return dirs[ref.step] / "output" / ref.output / ref.name
+
+    def read(ref: FileRef) -> Any:
+        return json.loads(where(ref).read_text())
+
+    # Each section reads the files of the steps that ran, found through the Plan by what they hold.
+    for step in plan.steps:
+        if step.name not in dirs:
+            continue
+        labels = {label for out in step.outputs for label in out.files}
+        if "report" in labels:
+            ctx["data"] = read(plan.file(step.name, "report"))
+        if "evaluation" in labels:
+            ctx["evaluation"] = read(plan.file(step.name, "evaluation"))
+            ctx["roc"] = _roc_points(where(plan.file(step.name, "predictions")))
+        if "analysis" in labels:
+            _analysis_section(ctx, step.kind, read(plan.file(step.name, "analysis")))
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html", "j2"]))
     html = env.get_template(TEMPLATE.name).render(**ctx)
     path = run_dir / "report.html"
     atomic_write_text(path, html)
     return path
+
+
+def _analysis_section(ctx: dict[str, Any], kind: str, analysis: dict[str, Any]) -> None:
+    """A check's analysis.json (Clarify's layout): SHAP values of an explain step, metrics of a bias step."""
+    if kind == "explain":
+        ctx["shap"] = _global_shap(analysis)[:20]
+    else:
+        ctx["bias"] = _bias_rows(analysis)
+        ctx["label_convention"] = analysis.get("label_convention")
 
 
 def _roc_points(predictions: Path, size: int = 260) -> dict[str, Any]:

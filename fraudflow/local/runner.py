@@ -26,11 +26,11 @@ from typing import Any
 from fraudflow import exits
 from fraudflow.errors import Diagnostic, UserError
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
-from fraudflow.plan import EVALUATION_FILE, Plan, Step, build_plan
+from fraudflow.plan import FileRef, Plan, Step, build_plan
 
-# train's output data folder (SageMaker's SM_OUTPUT_DATA_DIR, uploaded as output.tar.gz): training.json
-TRAINING_DATA = "data"
-CACHEABLE = ("processing", "training", "bias", "explain")
+CACHEABLE = ("processing", "training", "bias", "explain")  # the kinds that run a script
+# The registration's inputs that carry a check's analysis → the registry's field for it.
+REGISTRY_REPORTS = {"bias": "bias", "explain": "explainability"}
 
 
 @dataclass
@@ -132,12 +132,9 @@ class _Runner:
         label = f"[{index}/{total}] {step.name:<10}"
         t0 = time.perf_counter()
         try:
-            if step.kind in CACHEABLE:
-                status, path, detail = self._script_step(step)
-            elif step.kind == "register":
-                status, path, detail = self._register(step)
-            else:
-                status, path, detail = self._deploy(step)
+            handlers = {"register": self._register, "deploy": self._deploy}  # one handler per step kind
+            handler = self._script_step if step.kind in CACHEABLE else handlers[step.kind]
+            status, path, detail = handler(step)
         except BaseException:
             self.result.steps.append(StepRecord(step.name, "failed", time.perf_counter() - t0))
             self.say(f"{label} failed")
@@ -214,7 +211,8 @@ class _Runner:
             ) from None
 
     def _input_path(self, step: Step, name: str) -> Path:
-        inp = next(i for i in step.inputs if i.name == name)
+        inp = step.input(name)
+        assert inp.step is not None, f"{step.name}.{name} is a data source"
         base = self.dirs[inp.step] / "output"
         return base if inp.output == "*" else base / inp.output
 
@@ -223,116 +221,57 @@ class _Runner:
         config = scratch / "config.json"
         with _state_write("the step's config", config):
             config.write_text(json.dumps(step.config, indent=2, sort_keys=True))
+        inputs = scratch / "input"  # data sources, linked under their names as the container mounts them
         aliases: dict[str, str] = {}  # paths the script sees → paths the user knows, for error messages
-        if step.name == "preprocess":
-            inputs = scratch / "input"
-            inputs.mkdir()
-            for inp in step.inputs:
+        for inp in step.inputs:
+            if inp.is_source:
+                inputs.mkdir(exist_ok=True)
                 uri = self.plan.spec.config["data"]["sources"][inp.output]
                 _check_local_source(uri, inp.output)
                 os.symlink(uri, inputs / inp.name)
                 aliases[str(inputs / inp.name)] = uri
-            argv = ["--config", str(config), "--input-dir", str(inputs), "--output-dir", str(out)]
-        elif step.kind == "training":
-            argv = [
-                "--train",
-                str(self._input_path(step, "train")),
-                "--validation",
-                str(self._input_path(step, "validation")),
-                "--model-dir",
-                str(out / "model"),
-                "--output-data-dir",  # SageMaker's SM_OUTPUT_DATA_DIR: training.json, kept out of the model
-                str(out / TRAINING_DATA),
-            ]
-            if any(
-                i.name == "schema" for i in step.inputs
-            ):  # the channel SageMaker mounts at SM_CHANNEL_SCHEMA
-                argv += ["--schema", str(self._input_path(step, "schema"))]
-            for key, value in step.hyperparameters.items():
-                argv += [f"--{key}", _hp_text(value)]
-        elif step.name == "evaluate":
-            argv = [
-                "--config",
-                str(config),
-                "--model-dir",
-                str(self._input_path(step, "model")),
-                "--test-dir",
-                str(self._input_path(step, "test")),
-                "--output-dir",
-                str(out / "evaluation"),
-            ]
-        elif step.kind == "bias":
-            argv = [
-                "--config",
-                str(config),
-                "--data-dir",
-                str(self._input_path(step, "data")),
-                "--predictions-dir",
-                str(self._input_path(step, "predictions")),
-                "--output-dir",
-                str(out / "analysis"),
-            ]
-        elif step.kind == "explain":
-            argv = [
-                "--config",
-                str(config),
-                "--model-dir",
-                str(self._input_path(step, "model")),
-                "--data-dir",
-                str(self._input_path(step, "data")),
-                "--output-dir",
-                str(out / "analysis"),
-            ]
-        else:  # pragma: no cover - the plan only makes the kinds above
-            raise AssertionError(step.kind)
+        places = {"config": config, "inputs": inputs, "outputs": out}
+        argv: list[str] = []
+        for arg in step.args:
+            kind, _, name = arg.to.partition(":")
+            if kind == "input":
+                path = inputs / name if step.input(name).is_source else self._input_path(step, name)
+            else:
+                path = out / name if kind == "output" else places[kind]
+            argv += [arg.flag, str(path)]
+        for key, value in step.hyperparameters.items():
+            argv += [f"--{key}", _hp_text(value)]
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
         run_script(step, argv, log, aliases)
         with _state_write("the step's log", scratch / "log.txt"):
             shutil.copy(log, scratch / "log.txt")
 
+    def _file(self, ref: FileRef, base: Path | None = None) -> Path:
+        return (base or self.dirs[ref.step]) / "output" / ref.output / ref.name
+
     def _note(self, step: Step, path: Path) -> dict:
-        out = path / "output"
-        try:
-            if step.name == "preprocess":
-                rep = json.loads((out / "report" / "preprocess.json").read_text())
-                splits = rep.get("splits", {})
-                sizes = "/".join(
-                    str(splits[k]["rows"]) for k in ("train", "validation", "test") if k in splits
-                )
-                note = f"{rep.get('joined_rows', '?')} rows → {sizes}"
-                missing = {
-                    name: src["rows_with_missing_key"]
-                    for name, src in rep.get("sources", {}).items()
-                    if src.get("rows_with_missing_key")
-                }
-                if missing:  # such rows match nothing: worth seeing at once
-                    counts = ", ".join(f"{name} {n}" for name, n in missing.items())
-                    note += f"; rows with a missing join key: {counts}"
-                return {"note": note}
-            if step.kind == "training":
-                t = json.loads((out / TRAINING_DATA / "training.json").read_text())
-                return {"note": f"{t.get('rounds_trained', '?')} trees"}
-            if step.name == "evaluate":
-                ev = json.loads((out / "evaluation" / EVALUATION_FILE).read_text())["classification_metrics"]
-                ci = ev["roc_auc"].get("confidence_interval") or {}
-                ci_text = f" [{ci['lower']:.3f}, {ci['upper']:.3f}]" if "lower" in ci else ""
-                return {"note": f"roc_auc {ev['roc_auc']['value']:.4f}{ci_text}"}
-        except (OSError, KeyError, ValueError, TypeError):
-            pass
-        return {}
+        """A one-line summary of the files of the step that have a note formatter (NOTES: by file, not step)."""
+        notes = []
+        for out in step.outputs:
+            for label, name in out.files.items():
+                if label in NOTES:
+                    with contextlib.suppress(OSError, KeyError, ValueError, TypeError):  # a note is optional
+                        doc = json.loads((path / "output" / out.name / name).read_text())
+                        notes.append(NOTES[label](doc))
+        return {"note": "; ".join(notes)} if notes else {}
 
     # ---------------------------------------------------------------------------------------------- gate
     def _gate(self, index: int, total: int) -> bool:
         gate = self.plan.gate
-        path = self.dirs[gate.step] / "output" / gate.output / EVALUATION_FILE
+        path = self._file(gate.file)
         value: Any = json.loads(path.read_text())
         for part in gate.json_path.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if not isinstance(value, (int, float)):
             raise UserError.single(
                 "FF692",
-                f"{EVALUATION_FILE} has no number at {gate.json_path}",
+                f"{gate.file.name} has no number at {gate.json_path}",
                 file=str(path),
                 hint="evaluate.py writes the gate metrics",
             )
@@ -357,19 +296,20 @@ class _Runner:
         return Registry(self.store.root)
 
     def _register(self, step: Step) -> tuple[str, Path | None, dict]:
-        pre = self.dirs["preprocess"] / "output"
-        evaluation = json.loads(
-            (self.dirs["evaluate"] / "output" / "evaluation" / EVALUATION_FILE).read_text()
-        )
-
-        def report(name: str) -> dict | None:
-            if name not in self.dirs:
-                return None
-            return json.loads((self.dirs[name] / "output" / "analysis" / "analysis.json").read_text())
-
-        stats = pre / "baseline" / "statistics.json"
-        cfg = step.config
-        model_dir, schema = self.dirs["train"] / "output" / "model", pre / "schema" / "feature_schema.json"
+        """Registers the inputs' files, each found through the Plan: the model folder, the data step's feature
+        schema and baseline statistics, the evaluation, and the analysis of each check step that ran."""
+        plan, cfg = self.plan, step.config
+        data, evaluation = step.input("data").step, step.input("evaluation").step
+        assert data and evaluation
+        stats = self._file(plan.file(data, "statistics"))
+        checks = {
+            REGISTRY_REPORTS[i.name]: json.loads(self._file(plan.file(i.step, "analysis")).read_text())
+            for i in step.inputs
+            if i.name in REGISTRY_REPORTS and i.step in self.dirs
+        }
+        model_dir = self._input_path(step, "model")
+        schema = self._file(plan.file(data, "feature_schema"))
+        metrics = json.loads(self._file(plan.file(evaluation, "evaluation")).read_text())
         registry = self._registry()
         try:
             # A rerun that reproduces the newest version (the same model, schema, metrics, reports, baselines and
@@ -379,9 +319,9 @@ class _Runner:
                 cfg["model_package_group"],
                 model_dir=model_dir,
                 feature_schema=schema,
-                metrics=evaluation,
-                bias=report("bias"),
-                explainability=report("explain"),
+                metrics=metrics,
+                bias=checks.get("bias"),
+                explainability=checks.get("explainability"),
                 baselines=json.loads(stats.read_text()) if stats.exists() else None,
                 approval_status=cfg["approval_status"],
                 pipeline=self.plan.name,
@@ -549,6 +489,36 @@ def _state_write(what: str, path: Path | None) -> Any:
             file=str(exc.filename or path),
             hint="free disk space or fix the folder's permissions, then run again (finished steps are cached)",
         ) from None
+
+
+def _data_note(rep: dict[str, Any]) -> str:
+    splits = rep.get("splits", {})
+    sizes = "/".join(str(splits[k]["rows"]) for k in ("train", "validation", "test") if k in splits)
+    note = f"{rep.get('joined_rows', '?')} rows → {sizes}"
+    missing = {
+        name: src["rows_with_missing_key"]
+        for name, src in rep.get("sources", {}).items()
+        if src.get("rows_with_missing_key")
+    }
+    if missing:  # such rows match nothing: worth seeing at once
+        counts = ", ".join(f"{name} {n}" for name, n in missing.items())
+        note += f"; rows with a missing join key: {counts}"
+    return note
+
+
+def _training_note(t: dict[str, Any]) -> str:
+    return f"{t.get('rounds_trained', '?')} trees"
+
+
+def _evaluation_note(ev: dict[str, Any]) -> str:
+    auc = ev["classification_metrics"]["roc_auc"]
+    ci = auc.get("confidence_interval") or {}
+    ci_text = f" [{ci['lower']:.3f}, {ci['upper']:.3f}]" if "lower" in ci else ""
+    return f"roc_auc {auc['value']:.4f}{ci_text}"
+
+
+# The run's one-line notes, by the file (a label in the Plan's outputs) they summarise.
+NOTES = {"report": _data_note, "training": _training_note, "evaluation": _evaluation_note}
 
 
 def _hp_text(value: Any) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import UserError
-from fraudflow.plan import EVALUATION_FILE, STEP_CODE, Plan, Step
+from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Step
 from fraudflow.sagemaker import clarify, images, partition
 
 FORMAT_VERSION = "2020-12-01"
@@ -33,7 +33,6 @@ MODEL_STEP = "CreateModel"
 FAIL_STEP = "GateFailed"
 DEPLOY_OUTPUTS = ("action", "endpoint_name", "model_name")
 DEPLOY_VARIANT_OUTPUTS = ("endpoint_config_name", "variants")  # declared when `variants` is passed
-PROC = "/opt/ml/processing"
 CHANNEL_TYPES = {"schema": "application/json"}  # training channels that are not the CSV data
 # Script-mode serving (step_code/inference.py, packed by train.py into model.tar.gz's code/): the variables the
 # XGBoost image's serving stack reads (sagemaker-containers' ServingEnv), as the SDK sets them for a repacked
@@ -41,7 +40,6 @@ CHANNEL_TYPES = {"schema": "application/json"}  # training channels that are not
 INFERENCE_PROGRAM = "inference.py"
 SERVING_SUBMIT_DIRECTORY = "/opt/ml/model/code"
 SERVING_TYPES = ["text/csv", "application/json"]
-CLARIFY_DATASET = "test_with_header.csv"  # preprocess's baseline/ file both ClarifyChecks read
 EXECUTION_ID = {"Get": "Execution.PipelineExecutionId"}
 
 
@@ -148,6 +146,10 @@ class _Compiler:
         self._check_partition(plan.name)
         self.name = self.sm.get("pipeline_name") or plan.name
         self.uploads: dict[str, Upload] = {}
+        self.data_uris: dict[str, str] = {}
+        self.metrics: dict[str, Any] = {}  # ModelMetrics entries of the checks, for the registration
+        self.drift: dict[str, Any] = {}  # DriftCheckBaselines entries of the checks
+        self.function: LambdaFunction | None = None  # the deployer Lambda, when the plan deploys
         self.params = {p.path: p for p in plan.parameters}
         self.cache = (
             {"CacheConfig": {"Enabled": True, "ExpireAfter": self.sm["cache"]["expire_after"]}}
@@ -252,74 +254,87 @@ class _Compiler:
             }
         }
 
-    def processing(
-        self, step: Step, image: str, inputs: list[dict[str, Any]], config: dict[str, Any]
-    ) -> dict:
+    def image(self, step: Step) -> str:
+        if step.image == "sklearn":
+            return images.sklearn(self.sm["processing"]["framework_version"], self.region, self.file)
+        return self.xgb_image  # the XGBoost framework image (training's framework version)
+
+    def inputs(self, step: Step) -> list[dict[str, Any]]:
+        """Each input at the container path the Plan gives it: a data source (uploaded, or a parameter), or an
+        earlier step's output."""
+        out = []
+        for i in step.inputs:
+            assert i.path is not None
+            if i.is_source:
+                uri = self.data_uri(self.cfg["data"]["sources"][i.output], i.output)
+                self.data_uris[i.output] = uri
+                out.append(self.s3_input(i.name, self.ref(f"data.sources.{i.output}", uri), i.path))
+            else:
+                assert i.step is not None
+                out.append(self.s3_input(i.name, self.step_output(self.plan.step(i.step), i.output), i.path))
+        return out
+
+    def processing(self, step: Step) -> dict[str, Any]:
         script = step.script_path()
-        assert script is not None
+        assert script is not None and step.settings is not None
+        inputs = self.inputs(step)
+        outputs = {o.name: o.path for o in step.outputs if o.path is not None}
+        assert len(outputs) == len(step.outputs), f"{step.name}: every processing output has a container path"
+        config = step.config
+        if any(i.is_source for i in step.inputs):
+            # The script reads input-dir/<name>; the config names S3 (not this machine's paths): portable.
+            sources = {i.output: self.data_uris[i.output] for i in step.inputs if i.is_source}
+            config = {**config, "data": {**config["data"], "sources": sources}}
         code = self.upload("code", script.name, script.read_bytes(), f"{step.name} code")
         conf = self.upload("config", "config.json", json_bytes(config), f"{step.name} config")
-        locals_ = {o: f"{PROC}/output/{o}" for o in step.outputs}
-        app: dict[str, Any] = {"ImageUri": image}
-        if step.name == "evaluate":
-            locals_ = {"evaluation": f"{PROC}/evaluation"}
-            threshold = self.params.get("evaluate.decision_threshold")
-            if threshold:  # the config file is fixed at render time; an argument can carry a parameter
-                join = {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{threshold.name}"}]}}
-                app["ContainerArguments"] = ["--decision-threshold", join]
+        app: dict[str, Any] = {"ImageUri": self.image(step)}
+        arguments: list[Any] = []
+        for flag, path in step.parameter_args:  # the config is fixed at render time; an argument is not
+            param = self.plan.parameter_for(path)
+            if param:
+                arguments += [flag, {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{param.name}"}]}}]
+        if arguments:
+            app["ContainerArguments"] = arguments
         app["ContainerEntrypoint"] = ["python3", f"{PROC}/input/code/{script.name}"]
-        return {
+        out: dict[str, Any] = {
             "Name": step.title,
             "Type": "Processing",
             "Arguments": {
-                "ProcessingResources": self.resources("processing"),
+                "ProcessingResources": self.resources(step.settings),
                 "AppSpecification": app,
                 "RoleArn": self.role,
                 "ProcessingInputs": [
                     *inputs,
-                    self.s3_input("config", conf, f"{PROC}/input/config"),
+                    self.s3_input("config", conf, CONFIG_PATH),
                     self.s3_input("code", code, f"{PROC}/input/code"),
                 ],
                 "ProcessingOutputConfig": {
                     "Outputs": [
-                        self.s3_output(o, self.output_uri(step.title, o), local)
-                        for o, local in locals_.items()
+                        self.s3_output(name, self.output_uri(step.title, name), path)
+                        for name, path in outputs.items()
                     ]
                 },
             },
             **self.cache,
         }
+        gate = self.plan.gate.file
+        if gate.step == step.name:  # the gate's JsonGet reads this step's file
+            out["PropertyFiles"] = [
+                {"PropertyFileName": PROPERTY_FILE, "OutputName": gate.output, "FilePath": gate.name}
+            ]
+        return out
 
-    # -- steps ---------------------------------------------------------------------------------------------
-    def preprocess(self) -> dict[str, Any]:
-        step = self.plan.step("preprocess")
-        sources = self.cfg["data"]["sources"]
-        uris = {name: self.data_uri(src, name) for name, src in sources.items()}
-        inputs = [
-            self.s3_input(
-                i.name, self.ref(f"data.sources.{i.output}", uris[i.output]), f"{PROC}/input/{i.name}"
-            )
-            for i in step.inputs
-        ]
-        # The script reads input-dir/<name>; the config names S3 (not this machine's paths) so it is portable.
-        config = {**step.config, "data": {**step.config["data"], "sources": uris}}
-        self.data_uris = uris
-        image = images.sklearn(self.sm["processing"]["framework_version"], self.region, self.file)
-        return self.processing(step, image, inputs, config)
-
-    def train(self) -> dict[str, Any]:
-        step = self.plan.step("train")
-        pre = self.plan.step("preprocess")
+    def training(self, step: Step) -> dict[str, Any]:
         script = step.script_path()
-        assert script is not None
-        # train.py plus the serving code it packs into the model folder (fraudflow/plan.py's SERVING_CODE)
+        assert script is not None and step.settings is not None
+        # the script plus the files shipped beside it (train.py: the serving code it packs into the model)
         tar = sourcedir_tar([(p.name, p.read_bytes()) for p in step.code_paths])
-        submit = self.upload("code", "sourcedir.tar.gz", tar, "train code (script mode)")
-        tcfg = self.sm["training"]
+        submit = self.upload("code", "sourcedir.tar.gz", tar, f"{step.name} code (script mode)")
+        tcfg = self.sm[step.settings]
         # Script mode JSON-encodes each value; the training toolkit decodes it and passes `--name value`.
         hps: dict[str, Any] = {}
         for k, v in step.hyperparameters.items():
-            p = self.params.get(f"train.hyperparameters.{k}")
+            p = self.plan.parameter_for(f"train.hyperparameters.{k}")
             hps[k] = (
                 {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{p.name}"}]}} if p else json.dumps(v)
             )
@@ -341,8 +356,12 @@ class _Compiler:
                 "StoppingCondition": {"MaxRuntimeInSeconds": tcfg["max_runtime_s"]},
                 "ResourceConfig": {
                     "VolumeSizeInGB": tcfg["volume_size_gb"],
-                    "InstanceCount": self.ref("sagemaker.training.instance_count", tcfg["instance_count"]),
-                    "InstanceType": self.ref("sagemaker.training.instance_type", tcfg["instance_type"]),
+                    "InstanceCount": self.ref(
+                        f"sagemaker.{step.settings}.instance_count", tcfg["instance_count"]
+                    ),
+                    "InstanceType": self.ref(
+                        f"sagemaker.{step.settings}.instance_type", tcfg["instance_type"]
+                    ),
                 },
                 "RoleArn": self.role,
                 "InputDataConfig": [
@@ -350,7 +369,7 @@ class _Compiler:
                         "DataSource": {
                             "S3DataSource": {
                                 "S3DataType": "S3Prefix",
-                                "S3Uri": self.step_output(pre, i.output),
+                                "S3Uri": self.step_output(self.plan.step(i.step or ""), i.output),
                                 "S3DataDistributionType": "FullyReplicated",
                             }
                         },
@@ -365,38 +384,21 @@ class _Compiler:
             **self.cache,
         }
 
-    def evaluate(self) -> dict[str, Any]:
-        step = self.plan.step("evaluate")
-        local = {"model": f"{PROC}/model", "test": f"{PROC}/test"}
-        inputs = [
-            self.s3_input(i.name, self.step_output(self.plan.step(i.step), i.output), local[i.name])
-            for i in step.inputs
-            if i.step
-        ]
-        out = self.processing(step, self.xgb_image, inputs, step.config)
-        out["PropertyFiles"] = [
-            {
-                "PropertyFileName": PROPERTY_FILE,
-                "OutputName": self.plan.gate.output,
-                "FilePath": EVALUATION_FILE,
-            }
-        ]
-        return out
-
     @property
     def xgb_image(self) -> str:
         return images.xgboost(self.sm["training"]["framework_version"], self.region, self.file)
 
     @property
     def model_data(self) -> dict[str, Any]:
-        return self.step_output(self.plan.step("train"), "model")
+        model = self.plan.of_kind("register")[0].input("model")
+        return self.step_output(self.plan.step(model.step or ""), model.output)
 
     @property
     def serving_env(self) -> dict[str, Any]:
         """The model's environment: the inference script, and the decision threshold evaluate used (the same
         fixed value or pipeline parameter) for the `decision` of raw records."""
-        param = self.params.get("evaluate.decision_threshold")
-        threshold = self.plan.step("evaluate").config["evaluate"].get("decision_threshold", 0.5)
+        param = self.plan.parameter_for(THRESHOLD_PATH)
+        threshold = self.plan.decision_threshold
         return {
             "FRAUDFLOW_DECISION_THRESHOLD": (
                 {"Std:Join": {"On": "", "Values": [{"Get": f"Parameters.{param.name}"}]}}
@@ -431,10 +433,11 @@ class _Compiler:
         )
         # The rows the local step reads: bias.py's post-training metrics and explain.py's SHAP use the test
         # split, so both checks score the test split (with header, label first) on the shadow endpoint.
+        data = self.plan.file(step.input("data").step or "", "clarify_dataset")
         dataset = {
             "Std:Join": {
                 "On": "/",
-                "Values": [self.step_output(self.plan.step("preprocess"), "baseline"), CLARIFY_DATASET],
+                "Values": [self.step_output(self.plan.step(data.step), data.output), data.name],
             }
         }
         output = {
@@ -473,7 +476,7 @@ class _Compiler:
             },
             **self.cache,
             "CheckType": check_type,
-            "ModelPackageGroupName": self.cfg["register"]["model_package_group"],
+            "ModelPackageGroupName": self.plan.of_kind("register")[0].config["model_package_group"],
             "SkipCheck": False,
             "FailOnViolation": fail,
             # The first registration has no approved baseline to compare with: record this run's as the baseline.
@@ -482,56 +485,53 @@ class _Compiler:
             "ModelName": {"Get": f"Steps.{MODEL_STEP}-CreateModel.ModelName"},
         }
 
-    def checks(self) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-        """ClarifyCheck steps plus the ModelMetrics and DriftCheckBaselines entries they feed."""
-        steps, metrics, drift = [], {}, {}
-        label = self.cfg["data"]["label"]
+    def _clarify_prop(self, step: Step, name: str) -> dict[str, Any]:
+        return {"ContentType": "application/json", "S3Uri": {"Get": f"Steps.{step.title}.{name}"}}
+
+    def _monitor(self, doc: dict[str, Any], name: str) -> dict[str, Any]:
+        uri = self.upload("clarify", "analysis_config.json", json_bytes(doc), f"{name} monitoring config")
+        return {"S3Uri": uri, "ContentType": "application/json"}
+
+    def bias(self, step: Step) -> dict[str, Any]:
+        """A ClarifyCheck (MODEL_BIAS); its reports feed the registration's ModelMetrics and drift baselines."""
+        label, bias = step.config["data"]["label"], step.config["bias"]
         pred = clarify.predictor(self.sm["clarify"]["instance_type"])
-        json_ct = "application/json"
+        self.metrics["Bias"] = {
+            "PostTrainingReport": self._clarify_prop(step, "CalculatedBaselineConstraints")
+        }
+        self.drift["Bias"] = {
+            "ConfigFile": self._monitor(clarify.bias_monitor_config(label, bias), "bias"),
+            "PostTrainingConstraints": self._clarify_prop(step, "BaselineUsedForDriftCheckConstraints"),
+        }
+        return self.check(step, "MODEL_BIAS", clarify.bias_job_config(label, bias, pred))
 
-        def prop(step: Step, name: str) -> dict[str, Any]:
-            return {"ContentType": json_ct, "S3Uri": {"Get": f"Steps.{step.title}.{name}"}}
+    def explain(self, step: Step) -> dict[str, Any]:
+        """A ClarifyCheck (MODEL_EXPLAINABILITY), likewise."""
+        label, explain = step.config["data"]["label"], step.config["explain"]
+        pred = clarify.predictor(self.sm["clarify"]["instance_type"])
+        out = self.check(step, "MODEL_EXPLAINABILITY", clarify.explain_job_config(label, explain, pred))
+        self.metrics["Explainability"] = {"Report": self._clarify_prop(step, "CalculatedBaselineConstraints")}
+        self.drift["Explainability"] = {
+            "Constraints": self._clarify_prop(step, "BaselineUsedForDriftCheckConstraints"),
+            "ConfigFile": self._monitor(clarify.explain_monitor_config(explain, pred), "explainability"),
+        }
+        return out
 
-        def monitor(doc: dict[str, Any], name: str) -> dict[str, Any]:
-            uri = self.upload("clarify", "analysis_config.json", json_bytes(doc), f"{name} monitoring config")
-            return {"S3Uri": uri, "ContentType": json_ct}
-
-        if self.plan.has("bias"):
-            s = self.plan.step("bias")
-            bias = s.config["bias"]
-            steps.append(self.check(s, "MODEL_BIAS", clarify.bias_job_config(label, bias, pred)))
-            metrics["Bias"] = {"PostTrainingReport": prop(s, "CalculatedBaselineConstraints")}
-            drift["Bias"] = {
-                "ConfigFile": monitor(clarify.bias_monitor_config(label, bias), "bias"),
-                "PostTrainingConstraints": prop(s, "BaselineUsedForDriftCheckConstraints"),
-            }
-        if self.plan.has("explain"):
-            s = self.plan.step("explain")
-            explain = s.config["explain"]
-            steps.append(
-                self.check(s, "MODEL_EXPLAINABILITY", clarify.explain_job_config(label, explain, pred))
-            )
-            metrics["Explainability"] = {"Report": prop(s, "CalculatedBaselineConstraints")}
-            drift["Explainability"] = {
-                "Constraints": prop(s, "BaselineUsedForDriftCheckConstraints"),
-                "ConfigFile": monitor(clarify.explain_monitor_config(explain, pred), "explainability"),
-            }
-        return steps, metrics, drift
-
-    def register(self, metrics: dict[str, Any], drift: dict[str, Any]) -> dict[str, Any]:
-        step = self.plan.step("register")
+    def register(self, step: Step) -> dict[str, Any]:
+        metrics, drift = self.metrics, self.drift
         reg = step.config
-        evaluation = self.step_output(self.plan.step(self.plan.gate.step), self.plan.gate.output)
+        ev = self.plan.file(step.input("evaluation").step or "", "evaluation")
+        evaluation = self.step_output(self.plan.step(ev.step), ev.output)
         model_metrics = {
             "ModelQuality": {
                 "Statistics": {
                     "ContentType": "application/json",
-                    "S3Uri": {"Std:Join": {"On": "/", "Values": [evaluation, EVALUATION_FILE]}},
+                    "S3Uri": {"Std:Join": {"On": "/", "Values": [evaluation, ev.name]}},
                 }
             },
             **metrics,
         }
-        deploy = self.cfg.get("deploy")
+        deploys = self.plan.of_kind("deploy")
         spec: dict[str, Any] = {
             "Containers": [
                 {"Image": self.xgb_image, "Environment": self.serving_env, "ModelDataUrl": self.model_data}
@@ -539,9 +539,9 @@ class _Compiler:
             "SupportedContentTypes": SERVING_TYPES,
             "SupportedResponseMIMETypes": SERVING_TYPES,
         }
-        if deploy:
-            spec["SupportedRealtimeInferenceInstanceTypes"] = [deploy["instance_type"]]
-            spec["SupportedTransformInstanceTypes"] = [deploy["instance_type"]]
+        if deploys:
+            spec["SupportedRealtimeInferenceInstanceTypes"] = [deploys[0].config["instance_type"]]
+            spec["SupportedTransformInstanceTypes"] = [deploys[0].config["instance_type"]]
         args: dict[str, Any] = {
             "ModelPackageGroupName": reg["model_package_group"],
             "ModelMetrics": model_metrics,
@@ -555,8 +555,7 @@ class _Compiler:
             args["ModelPackageDescription"] = reg["description"]
         return {"Name": f"{step.title}-RegisterModel", "Type": "RegisterModel", "Arguments": args}
 
-    def deploy(self) -> tuple[dict[str, Any], LambdaFunction]:
-        step = self.plan.step("deploy")
+    def deploy(self, step: Step) -> dict[str, Any]:
         d = step.config
         variants = d.get("variants") or []
         lam = self.sm.get("lambda") or {}
@@ -583,7 +582,7 @@ class _Compiler:
             int(lam.get("timeout_s", LAMBDA_TIMEOUT_S)),
             self.uploads[zkey],
         )
-        register = self.plan.step("register")
+        register = self.plan.step(step.input("model_package").step or "")
         variant = (variants or [{"name": "AllTraffic"}])[0]
         arguments = {
             "model_package_arn": {"Get": f"Steps.{register.title}-RegisterModel.ModelPackageArn"},
@@ -615,11 +614,12 @@ class _Compiler:
             "FunctionArn": arn,
             "OutputParameters": [{"OutputName": n, "OutputType": "String"} for n in outputs],
         }
-        return out, function
+        self.function = function
+        return out
 
     def gate(self, if_steps: list[dict[str, Any]]) -> dict[str, Any]:
         g = self.plan.gate
-        evaluate = self.plan.step(g.step)
+        evaluate = self.plan.step(g.file.step)
         metric = {
             "Std:JsonGet": {
                 "PropertyFile": {"Get": f"Steps.{evaluate.title}.PropertyFiles.{PROPERTY_FILE}"},
@@ -658,14 +658,19 @@ class _Compiler:
         return out
 
     def compile(self) -> Rendered:
-        steps = [self.preprocess(), self.train(), self.evaluate()]
-        checks, metrics, drift = self.checks()
-        if_steps = [self.model(), *checks, self.register(metrics, drift)]
-        function = None
-        if self.plan.has("deploy"):
-            deploy, function = self.deploy()
-            if_steps.append(deploy)
+        # One template per step kind; the gated steps run inside the Condition, after the model they serve.
+        handlers = {
+            "processing": self.processing,
+            "training": self.training,
+            "bias": self.bias,
+            "explain": self.explain,
+            "register": self.register,
+            "deploy": self.deploy,
+        }
+        steps = [handlers[s.kind](s) for s in self.plan.steps if not s.gated]
+        if_steps = [self.model(), *(handlers[s.kind](s) for s in self.plan.steps if s.gated)]
         steps.append(self.gate(if_steps))
+        function = self.function
         definition = {
             "Version": FORMAT_VERSION,
             "Metadata": {},

@@ -10,9 +10,11 @@ FF513, located in the CSV file, as preprocess refuses it.
 
 from __future__ import annotations
 
+import ast
 import csv
 import dataclasses
 import difflib
+import functools
 import io
 import math
 import os
@@ -503,6 +505,19 @@ def _check_facet(
             warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=hint)
 
 
+@functools.cache
+def missing_words() -> frozenset[str]:
+    """The cell texts preprocess reads as missing: its NA_VALUES, read from the script's source (the one list;
+    importing the script would import pandas into validate)."""
+    from fraudflow.plan import STEP_CODE
+
+    tree = ast.parse((STEP_CODE / "preprocess.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "NA_VALUES" for t in node.targets):
+            return frozenset(ast.literal_eval(node.value))
+    raise LookupError("step_code/preprocess.py defines no NA_VALUES")  # pragma: no cover - a packaging error
+
+
 def _column_values(
     column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path
 ) -> tuple[set[str] | None, bool]:
@@ -521,7 +536,7 @@ def _column_values(
                     for n, row in enumerate(reader):
                         if n >= FACET_SCAN_ROWS:
                             return values, False
-                        if idx < len(row) and row[idx] not in ("", "None", "NA", "NaN", "nan", "null"):
+                        if idx < len(row) and row[idx] not in missing_words():
                             values.add(row[idx])
             except (OSError, UnicodeDecodeError, csv.Error):
                 return None, False
