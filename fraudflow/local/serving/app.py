@@ -118,9 +118,10 @@ class EndpointApp:
         self._stop.set()
 
     def _poll_loop(self) -> None:
-        registry = None
-        failed_gen = None
+        registry: Registry | None = None
+        failed_gen: int | None = None
         while not self._stop.wait(self.poll):
+            gen: int | None = None  # bound before anything can fail: the handlers below read it
             try:
                 if registry is None:
                     registry = Registry(self.state_dir)
