@@ -14,7 +14,9 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -159,7 +161,7 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         raise StepError(E_MODEL, f"cannot extract the model archive: {exc}", file=str(archive)) from None
 
 
-def load_model(model_dir: str | Path):  # noqa: ANN201 - xgboost.Booster
+def load_model(model_dir: str | Path) -> Any:  # xgboost.Booster (xgboost is imported lazily)
     """The booster in model_dir (extracting model.tar.gz first, as SageMaker hands the training output over)."""
     import xgboost as xgb
 
@@ -283,7 +285,7 @@ def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple
     return result, pd.DataFrame({"label": y, "score": scores})
 
 
-def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
     """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
     output_dir = Path(output_dir)
     if not output_dir.exists():
@@ -322,7 +324,7 @@ def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: s
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
         raise StepError(E_CONFIG, f"bad arguments: {message}")
 
 

@@ -27,7 +27,13 @@ import importlib.util
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.TypeGuard is 3.10+; the containers run 3.8/3.9 (annotations stay strings there)
+    from typing import TypeGuard
 
 import numpy as np
 
@@ -209,7 +215,7 @@ def json_records(doc: dict) -> list:
     return recs
 
 
-def is_records(doc: object) -> bool:
+def is_records(doc: object) -> TypeGuard[dict]:
     return isinstance(doc, dict) and "records" in doc
 
 
@@ -237,7 +243,9 @@ def decode(body: bytes, media: str, n_features: int) -> Decoded:
     return Decoded(media, rows=json_rows(doc, n_features))
 
 
-def records_to_rows(records: list, schema: dict | None, transform, n_features: int, ref: str) -> np.ndarray:  # noqa: ANN001
+def records_to_rows(
+    records: list, schema: dict | None, transform: Callable[..., Any], n_features: int, ref: str
+) -> np.ndarray:
     """Raw records -> model rows with the training run's own preprocess.transform."""
     import pandas as pd
 
@@ -259,7 +267,7 @@ def records_to_rows(records: list, schema: dict | None, transform, n_features: i
     return x
 
 
-def predict(booster, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001 - xgboost.Booster
+def predict(booster: Any, rows: np.ndarray) -> np.ndarray:  # booster: xgboost.Booster
     # inplace_predict skips DMatrix construction: the fast path for small batches.
     return np.asarray(booster.inplace_predict(rows), dtype=np.float64).reshape(-1)
 
@@ -294,7 +302,9 @@ def encode(scores: np.ndarray, request: Decoded, accept: str, threshold: float, 
 class ServedModel:
     """What model_fn loads: the booster, the feature schema, the preprocess transform and the threshold."""
 
-    def __init__(self, booster, schema: dict | None, transform, threshold: float, ref: str):  # noqa: ANN001
+    def __init__(
+        self, booster: Any, schema: dict | None, transform: Callable[..., Any], threshold: float, ref: str
+    ) -> None:
         self.booster, self.schema, self.transform, self.threshold, self.ref = (
             booster,
             schema,
@@ -308,15 +318,16 @@ class ServedModel:
         return score(self, request)
 
 
-def score(model, request: Decoded) -> np.ndarray:  # noqa: ANN001 - a ServedModel or fraudflow's LoadedModel
+def score(model: Any, request: Decoded) -> np.ndarray:  # a ServedModel or fraudflow's LoadedModel
     """Scores of a decoded request; records are first encoded with the model's preprocess.transform."""
     rows = request.rows
     if request.records is not None:
         rows = records_to_rows(request.records, model.schema, model.transform, model.n_features, model.ref)
+    assert rows is not None, "a decoded request holds rows or records"
     return predict(model.booster, rows)
 
 
-def load_module(path: Path):  # noqa: ANN201
+def load_module(path: Path) -> ModuleType:
     """Import a file by path under a name unique to its content (preprocess.py is not a package)."""
     key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(f"_fraudflow_preprocess_{key}", str(path))
@@ -326,7 +337,7 @@ def load_module(path: Path):  # noqa: ANN201
     return module
 
 
-def _load_booster(model_dir: Path):  # noqa: ANN202
+def _load_booster(model_dir: Path) -> Any:  # xgboost.Booster
     import xgboost as xgb
 
     path = next((model_dir / f for f in MODEL_FILES if (model_dir / f).is_file()), None)
@@ -420,7 +431,7 @@ def model_fn(model_dir: str) -> ServedModel:
         raise RuntimeError(exc.render()) from None
 
 
-def input_fn(input_data, content_type: str | None) -> Invocation:  # noqa: ANN001 - str or bytes
+def input_fn(input_data: str | bytes | None, content_type: str | None) -> Invocation:
     try:
         media = request_media(content_type)
     except BadRequest as exc:
@@ -445,7 +456,7 @@ def predict_fn(invocation: Invocation, model: ServedModel) -> Invocation:
     return invocation
 
 
-def output_fn(invocation: Invocation, accept: str | None):  # noqa: ANN201 - (bytes, type) or a server response
+def output_fn(invocation: Invocation, accept: str | None) -> Any:  # (bytes, type) or a server response
     try:
         if invocation.error is not None and invocation.error.status == 415:
             raise invocation.error
@@ -458,7 +469,7 @@ def output_fn(invocation: Invocation, accept: str | None):  # noqa: ANN201 - (by
         return reject(exc)
 
 
-def reject(exc: BadRequest):  # noqa: ANN201
+def reject(exc: BadRequest) -> Any:  # (bytes, type) or a server response
     """Turn a client error into a 4xx the way each of the XGBoost image's servers allows.
 
     - Single-model endpoints run sagemaker-containers' Flask worker under gunicorn: it wraps every handler in

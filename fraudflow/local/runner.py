@@ -131,6 +131,7 @@ class _Runner:
     def _step(self, step: Step, index: int, total: int) -> None:
         label = f"[{index}/{total}] {step.name:<10}"
         t0 = time.perf_counter()
+        path: Path | None
         try:
             if step.kind in CACHEABLE:
                 status, path, detail = self._script_step(step)
@@ -215,6 +216,7 @@ class _Runner:
 
     def _input_path(self, step: Step, name: str) -> Path:
         inp = next(i for i in step.inputs if i.name == name)
+        assert inp.step is not None, f"{step.name}.{name} is a data source, not a step output"
         base = self.dirs[inp.step] / "output"
         return base if inp.output == "*" else base / inp.output
 
@@ -489,10 +491,11 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
     except Exception as exc:
         with contextlib.suppress(OSError):  # the step's own error matters more than its log
             log.write_text(buffer.getvalue() + traceback.format_exc())
-        if getattr(exc, "ff_code", None):
+        ff_code = getattr(exc, "ff_code", None)  # the scripts' StepError, which cannot import fraudflow
+        if ff_code:
             raise UserError(
                 Diagnostic(
-                    exc.ff_code,
+                    ff_code,
                     f"{step.name}: {getattr(exc, 'message', str(exc))}",
                     file=getattr(exc, "file", None),
                     line=getattr(exc, "line", None),

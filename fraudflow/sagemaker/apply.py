@@ -310,7 +310,8 @@ def wait(c: Clients, arn: str, out: Any = sys.stdout, poll_s: float | None = Non
     import botocore.exceptions as bx
 
     poll = poll_s if poll_s is not None else float(os.environ.get("FRAUDFLOW_POLL_S", "15"))
-    t0, last, seen_steps = time.monotonic(), None, {}
+    t0, last = time.monotonic(), None
+    seen_steps: dict[str, Any] = {}
     steps_supported = True
     while True:
         with aws_errors("describe pipeline execution"):

@@ -585,7 +585,7 @@ class _Compiler:
             "require_approval": bool(d.get("require_approval", False)),
             "role_arn": self.role,
         }
-        outputs = DEPLOY_OUTPUTS
+        outputs: tuple[str, ...] = DEPLOY_OUTPUTS
         # One variant serving the newest version needs nothing beyond variant_name, and renders as it always did
         # (the SDK conformance test covers that shape). Anything else travels as a JSON string.
         if len(variants) > 1 or any(str(v.get("model_version", "latest")) != "latest" for v in variants):

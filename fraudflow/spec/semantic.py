@@ -177,19 +177,19 @@ def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Dia
                 hint="use instance_count: 1 (a larger instance_type scales up instead)",
             )
     for pname, target in _mapping(cfg.get("parameters")).items():
-        job = str(target).split(".")
+        parts = str(target).split(".")
         if (
-            len(job) == 3
-            and job[0] == "sagemaker"
-            and job[1] in SINGLE_INSTANCE_JOBS
-            and job[2] == "instance_count"
+            len(parts) == 3
+            and parts[0] == "sagemaker"
+            and parts[1] in SINGLE_INSTANCE_JOBS
+            and parts[2] == "instance_count"
         ):
             err(
                 "FF516",
                 f"parameter {pname} would let an execution set {target} above 1, where every instance repeats "
                 "the same work (nothing shards the data or distributes training)",
                 ("parameters", pname),
-                hint=f"remove the parameter, or parameterise sagemaker.{job[1]}.instance_type to scale up instead",
+                hint=f"remove the parameter, or parameterise sagemaker.{parts[1]}.instance_type to scale up instead",
             )
     return out
 
@@ -464,11 +464,11 @@ def _check_facet(
             f"bias facet {facet!r} is not produced by one-hot encoding {column!r} "
             f"(it produces {', '.join(options[:12])})"
         )
-        hint = f"did you mean {close[0]!r}?" if close else None
+        suggestion = f"did you mean {close[0]!r}?" if close else None
         if complete:
-            err("FF503", text, path, hint=hint)
+            err("FF503", text, path, hint=suggestion)
         else:
-            warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=hint)
+            warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=suggestion)
 
 
 def _column_values(

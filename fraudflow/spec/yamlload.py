@@ -100,7 +100,7 @@ class Positions:
         return self.labels.get(mark) if mark is not None and self.labels else None
 
 
-def _resolver_class() -> type:
+def _resolver_class() -> type[yaml.resolver.BaseResolver]:
     class PlainResolver(yaml.resolver.BaseResolver):
         def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:  # noqa: D102
             if kind is yaml.ScalarNode:
@@ -113,7 +113,7 @@ def _resolver_class() -> type:
 def _loader_class() -> type:
     # The C parser is several times faster; the pure one gives identical nodes and marks.
     # `yaml.CParser` is not exported (cyaml's __all__ lacks it): look in yaml.cyaml, present when libyaml is.
-    parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+    parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)
     resolver = _resolver_class()
     if parser is not None:
 

@@ -15,13 +15,22 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import protocol as P
 from fraudflow.local.serving.model import LoadedModel, load_model
+
+# ASGI's callables, as uvicorn calls them
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Response = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]  # status, content type, body, headers
 
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is refused without reading it
 _OFFLOAD_ROWS = 64  # bigger batches run in a thread so one large request does not stall the others
@@ -67,7 +76,7 @@ class EndpointApp:
         endpoint: str | None = None,
         model_version: str | None = None,
         poll: float = 1.0,
-        log=None,
+        log: IO[str] | None = None,
     ):
         self.state_dir = Path(state_dir)
         self.poll = poll
@@ -139,7 +148,7 @@ class EndpointApp:
                 self._event("poll_error", error=f"{type(exc).__name__}: {exc}")
                 registry = None
 
-    def _event(self, event: str, **fields) -> None:
+    def _event(self, event: str, **fields: Any) -> None:
         self._write({"ts": round(time.time(), 3), "event": event, **fields})
 
     def _write(self, rec: dict) -> None:
@@ -150,7 +159,7 @@ class EndpointApp:
             pass  # a closed log must not fail requests
 
     # -- ASGI -------------------------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -164,7 +173,7 @@ class EndpointApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _http(self, scope, receive, send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
         method, path = scope["method"], scope["path"]
         runtime = path.startswith("/endpoints/")
@@ -259,7 +268,7 @@ class _ValidationError(P.BadRequest):
         super().__init__(status, "ValidationError", message)
 
 
-def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None):
+def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None) -> Response:
     """On the container path: the status itself. On the runtime path, SageMaker wraps the container's 4xx in
     ModelError (HTTP 424, with OriginalStatusCode); routing and payload-size errors stay its own."""
     if not (runtime and in_model):
@@ -287,11 +296,11 @@ def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _headers(scope) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _read_body(receive, hdr: dict) -> bytes:
+async def _read_body(receive: Receive, hdr: dict[str, str]) -> bytes:
     length = hdr.get("content-length")
     if length is not None:
         try:
@@ -318,7 +327,7 @@ async def _read_body(receive, hdr: dict) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _drain(receive) -> None:
+async def _drain(receive: Receive) -> None:
     size = 0
     while True:
         msg = await receive()
