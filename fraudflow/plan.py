@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraudflow.spec.config_types import DeployConfig, PipelineConfig, TrainConfig
 from fraudflow.spec.model import Spec
 
 
@@ -227,7 +228,7 @@ def build_plan(spec: Spec) -> Plan:
     return Plan(spec, tuple(steps), gate)
 
 
-def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
+def training_hyperparameters(train: TrainConfig) -> dict[str, Any]:
     """train.py's script-mode arguments: XGBoost's parameters plus early stopping and CV made explicit."""
     hp = dict(train["hyperparameters"])
     if train.get("early_stopping"):
@@ -238,7 +239,7 @@ def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
-def deploy_config(deploy: dict[str, Any]) -> dict[str, Any]:
+def deploy_config(deploy: DeployConfig) -> dict[str, Any]:
     variants = deploy.get("variants") or [{"name": "AllTraffic", "weight": 1.0, "model_version": "latest"}]
     return {**deploy, "variants": [{"model_version": "latest", **v} for v in variants]}
 
@@ -246,7 +247,7 @@ def deploy_config(deploy: dict[str, Any]) -> dict[str, Any]:
 _PARAM_TYPES = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
 
 
-def _parameter(name: str, path: str, cfg: dict[str, Any]) -> Parameter:
+def _parameter(name: str, path: str, cfg: PipelineConfig) -> Parameter:
     node: Any = cfg
     for part in path.split("."):
         node = node[part]

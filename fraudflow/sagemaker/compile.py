@@ -17,7 +17,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fraudflow.errors import UserError
 from fraudflow.plan import EVALUATION_FILE, STEP_CODE, Plan, Step
@@ -141,8 +141,8 @@ class _Compiler:
         self.sm = self.cfg["sagemaker"]
         self.file = str(plan.spec.file)
         self.bucket = self.sm["bucket"]
-        self.prefix = self.sm.get("prefix") if self.sm.get("prefix") is not None else plan.name
-        self.prefix = self.prefix.strip("/")
+        prefix = self.sm.get("prefix")
+        self.prefix = (prefix if prefix is not None else plan.name).strip("/")
         self.region = self.sm["region"]
         self.role = self.sm["role_arn"]
         self._check_partition(plan.name)
@@ -242,7 +242,7 @@ class _Compiler:
             "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
         }
 
-    def resources(self, section: str) -> dict[str, Any]:
+    def resources(self, section: Literal["processing", "training", "clarify"]) -> dict[str, Any]:
         res = self.sm[section]
         return {
             "ClusterConfig": {
