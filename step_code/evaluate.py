@@ -153,9 +153,9 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     raise StepError(E_MODEL, f"unsafe path {member.name!r} in the archive", file=str(archive))
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
-                elif member.isfile():
+                elif member.isfile() and (src := tar.extractfile(member)) is not None:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(target, "wb") as out:  # type: ignore[union-attr]
+                    with src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise StepError(E_MODEL, f"cannot extract the model archive: {exc}", file=str(archive)) from None

@@ -228,7 +228,9 @@ class Decoded:
         self.media, self.rows, self.records = media, rows, records
 
     def __len__(self) -> int:
-        return len(self.records) if self.records is not None else len(self.rows)  # type: ignore[arg-type]
+        if self.records is not None:
+            return len(self.records)
+        return 0 if self.rows is None else len(self.rows)
 
 
 def decode(body: bytes, media: str, n_features: int) -> Decoded:

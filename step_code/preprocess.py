@@ -114,14 +114,17 @@ def _get(cfg: dict, dotted: str, default: Any = ..., kind: type | tuple | None =
 
 
 def _split_ratios(cfg: dict) -> tuple[float, float, float]:
-    ratios = tuple(float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test"))
+    train, validation, test = (
+        float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test")
+    )
+    ratios = (train, validation, test)
     if min(ratios) <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
         raise StepError(
             E_CONFIG,
             f"split ratios train/validation/test must be positive and sum to 1, got {ratios}",
             file="config.json",
         )
-    return ratios  # type: ignore[return-value]
+    return ratios
 
 
 # ---------------------------------------------------------------------------------------------- reading

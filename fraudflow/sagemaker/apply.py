@@ -189,9 +189,9 @@ def changes(c: Clients, r: Rendered) -> Changes:
         if text != r.text:
             ch.pipeline_action = "update"
     ch.lines = [f"+ upload s3://{r.bucket}/{u.key} ({u.what})" for u in ch.uploads]
-    if ch.lambda_action:
+    if ch.lambda_action and r.lambda_function:  # an action only for a function the definition has
         ch.lines.append(
-            f"{'+' if ch.lambda_action == 'create' else '~'} Lambda {r.lambda_function.name}: "  # type: ignore[union-attr]
+            f"{'+' if ch.lambda_action == 'create' else '~'} Lambda {r.lambda_function.name}: "
             f"{ch.lambda_action}"
         )
     if ch.pipeline_action:

@@ -116,7 +116,7 @@ def _loader_class() -> type:
     parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)
     resolver = _resolver_class()
     if parser is not None:
-
+        # bases chosen at run time (libyaml's parser if present): mypy cannot check a variable base class
         class CLoader(parser, yaml.constructor.BaseConstructor, resolver):  # type: ignore[misc, valid-type]
             def __init__(self, stream: str) -> None:
                 parser.__init__(self, stream)
@@ -131,7 +131,7 @@ def _loader_class() -> type:
         yaml.parser.Parser,
         yaml.composer.Composer,
         yaml.constructor.BaseConstructor,
-        resolver,  # type: ignore[misc, valid-type]
+        resolver,  # type: ignore[misc, valid-type]  # a class made at run time: mypy cannot check a variable base
     ):
         def __init__(self, stream: str) -> None:
             yaml.reader.Reader.__init__(self, stream)
