@@ -211,7 +211,7 @@ class _PipeGuard:
 
 def main(argv: Sequence[str] | None = None) -> int:
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _PipeGuard(sys.stdout), _PipeGuard(sys.stderr)  # type: ignore[assignment]
+    sys.stdout, sys.stderr = _PipeGuard(sys.stdout), _PipeGuard(sys.stderr)
     try:
         return _main(argv)
     finally:  # also when argparse exits (--help, --version, a usage error) into a closed pipe

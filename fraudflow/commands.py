@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from fraudflow import exits
 from fraudflow.errors import Diagnostic, Report, UserError
@@ -15,7 +16,8 @@ def validate(args: argparse.Namespace) -> int:
     files = [args.file, *getattr(args, "more_files", [])]
     if len(files) == 1:
         return _validate_one(files[0], args)
-    codes, docs = [], []  # several files in JSON: one list of the per-file documents
+    codes: list[int] = []
+    docs: list[Any] = []  # several files in JSON: one list of the per-file documents
     for file in files:
         try:
             codes.append(_validate_one(file, args, docs))
@@ -49,9 +51,9 @@ def _validate_one(file: str, args: argparse.Namespace, sink: list[dict] | None =
             n = len(result.errors)
             print(f"{file}: {n} error{'s' if n != 1 else ''}", file=sys.stderr)
         else:
-            names = ", ".join(s.name for s in result.specs)
+            listed = ", ".join(s.name for s in result.specs)
             print(
-                f"{file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {names})"
+                f"{file}: valid ({len(result.specs)} pipeline{'s' if len(result.specs) != 1 else ''}: {listed})"
             )
     return exits.ERROR if result.errors else exits.OK
 

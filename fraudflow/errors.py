@@ -73,8 +73,18 @@ class UserError(Exception):
         super().__init__("\n".join(d.render() for d in self.diagnostics))
 
     @classmethod
-    def single(cls, code: str, message: str, **where: object) -> UserError:
-        return cls(Diagnostic(code, message, **where))  # type: ignore[arg-type]
+    def single(
+        cls,
+        code: str,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        path: str | None = None,
+        hint: str | None = None,
+    ) -> UserError:
+        return cls(Diagnostic(code, message, file=file, line=line, column=column, path=path, hint=hint))
 
 
 class UsageError(UserError):

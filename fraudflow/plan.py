@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from fraudflow.spec.config_types import DeployConfig, PipelineConfig, TrainConfig
 from fraudflow.spec.model import Spec
+
+Settings = Literal["processing", "training", "clarify"]  # the sagemaker.<section>s that size a job
 
 
 def _step_code_dir() -> Path:
@@ -92,7 +95,7 @@ class Step:
     parameter_args: tuple[
         tuple[str, str], ...
     ] = ()  # (--flag, spec path): a pipeline parameter as an argument
-    settings: str | None = None  # the sagemaker.<section> of its instances
+    settings: Settings | None = None  # the sagemaker.<section> of its instances
     image: str | None = None  # sklearn | xgboost | clarify
     gated: bool = False  # runs only when the gate passes
     extra_code: tuple[str, ...] = ()  # files of step_code/ shipped beside the script
@@ -348,7 +351,7 @@ def build_plan(spec: Spec) -> Plan:
     return Plan(spec, tuple(steps), gate)
 
 
-def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
+def training_hyperparameters(train: TrainConfig) -> dict[str, Any]:
     """train.py's script-mode arguments: XGBoost's parameters plus early stopping and CV made explicit."""
     hp = dict(train["hyperparameters"])
     if train.get("early_stopping"):
@@ -359,7 +362,7 @@ def training_hyperparameters(train: dict[str, Any]) -> dict[str, Any]:
     return hp
 
 
-def deploy_config(deploy: dict[str, Any]) -> dict[str, Any]:
+def deploy_config(deploy: DeployConfig) -> dict[str, Any]:
     variants = deploy.get("variants") or [{"name": "AllTraffic", "weight": 1.0, "model_version": "latest"}]
     return {**deploy, "variants": [{"model_version": "latest", **v} for v in variants]}
 
@@ -367,7 +370,7 @@ def deploy_config(deploy: dict[str, Any]) -> dict[str, Any]:
 _PARAM_TYPES = {bool: "Boolean", int: "Integer", float: "Float", str: "String"}
 
 
-def _parameter(name: str, path: str, cfg: dict[str, Any]) -> Parameter:
+def _parameter(name: str, path: str, cfg: PipelineConfig) -> Parameter:
     node: Any = cfg
     for part in path.split("."):
         node = node[part]

@@ -23,6 +23,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -118,6 +119,13 @@ class Groups:
     ) -> None:
         self.d, self.y, self.yhat = d, y, yhat
         self.group = group  # Clarify's group_variable, for CDDL/CDDPL
+
+    @property
+    def pred(self) -> np.ndarray:
+        """Predicted positives, which the post-training metrics read (they run only with predictions)."""
+        if self.yhat is None:
+            raise ValueError("a post-training metric needs predictions")
+        return self.yhat
 
     def count(self, *masks: np.ndarray) -> int:
         out = np.ones(len(self.d), dtype=bool)
@@ -219,13 +227,13 @@ def m_cddl(g: Groups, c: Calc) -> float | None:
 
 
 def m_dppl(g: Groups, c: Calc) -> float:
-    return _dpl(g, g.yhat, c)
+    return _dpl(g, g.pred, c)
 
 
 def m_di(g: Groups, c: Calc) -> float:
     a, d = ~g.d, g.d
-    qa = g.count(a, g.yhat) / a.sum()
-    qd = g.count(d, g.yhat) / d.sum()
+    qa = g.count(a, g.pred) / a.sum()
+    qd = g.count(d, g.pred) / d.sum()
     return c.div(qd, qa, "DI: predicted positive rate of facet a")
 
 
@@ -234,49 +242,49 @@ def _rate(g: Groups, num: tuple, den: tuple, c: Calc, what: str) -> float:
 
 
 def m_dca(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     ca = _rate(g, (y, a), (yh, a), c, "conditional acceptance of a (labelled/predicted positives)")
     cd = _rate(g, (y, d), (yh, d), c, "conditional acceptance of d (labelled/predicted positives)")
     return _diff(ca, cd, c)
 
 
 def m_dcr(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     ra = _rate(g, (~y, a), (~yh, a), c, "conditional rejection of a (labelled/predicted negatives)")
     rd = _rate(g, (~y, d), (~yh, d), c, "conditional rejection of d (labelled/predicted negatives)")
     return _diff(rd, ra, c)
 
 
 def m_rd(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     rec_a = _rate(g, (y, yh, a), (y, a), c, "recall of a")
     rec_d = _rate(g, (y, yh, d), (y, d), c, "recall of d")
     return _diff(rec_a, rec_d, c)
 
 
 def m_sd(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     sp_a = _rate(g, (~y, ~yh, a), (~y, a), c, "specificity of a")
     sp_d = _rate(g, (~y, ~yh, d), (~y, d), c, "specificity of d")
     return _diff(sp_d, sp_a, c)
 
 
 def m_dar(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     ar_a = _rate(g, (y, yh, a), (yh, a), c, "precision of a")
     ar_d = _rate(g, (y, yh, d), (yh, d), c, "precision of d")
     return _diff(ar_a, ar_d, c)
 
 
 def m_drr(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     rr_a = _rate(g, (~y, ~yh, a), (~yh, a), c, "rejection rate of a")
     rr_d = _rate(g, (~y, ~yh, d), (~yh, d), c, "rejection rate of d")
     return _diff(rr_d, rr_a, c)
 
 
 def m_ad(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     correct = y == yh
     acc_a = _rate(g, (correct, a), (a,), c, "accuracy of a")
     acc_d = _rate(g, (correct, d), (d,), c, "accuracy of d")
@@ -284,19 +292,19 @@ def m_ad(g: Groups, c: Calc) -> float:
 
 
 def m_te(g: Groups, c: Calc) -> float:
-    a, d, y, yh = ~g.d, g.d, g.y, g.yhat
+    a, d, y, yh = ~g.d, g.d, g.y, g.pred
     tau_a = _rate(g, (y, ~yh, a), (~y, yh, a), c, "false negatives/false positives of a")
     tau_d = _rate(g, (y, ~yh, d), (~y, yh, d), c, "false negatives/false positives of d")
     return _diff(tau_d, tau_a, c)
 
 
 def m_cddpl(g: Groups, c: Calc) -> float | None:
-    return _cdd(g, g.yhat, c)
+    return _cdd(g, g.pred, c)
 
 
 def m_ge(g: Groups, c: Calc) -> float | None:
     """Generalized entropy index with alpha = 2 over benefits yhat - y + 1 (Clarify's choice of alpha)."""
-    benefit = g.yhat.astype(float) - g.y.astype(float) + 1.0
+    benefit = g.pred.astype(float) - g.y.astype(float) + 1.0
     mean = benefit.mean()
     if mean == 0:
         c.notes.append("every prediction is a false negative")
@@ -367,7 +375,7 @@ class Settings:
     """The `bias` config, checked. (Plain classes, not dataclasses: the runner may load this file without
     registering it in sys.modules, which dataclasses need under postponed annotations.)"""
 
-    def __init__(self, **values: object) -> None:
+    def __init__(self, **values: Any) -> None:
         self.label: str = values["label"]
         self.facet: str = values["facet"]
         self.facet_values: list = values["facet_values"]
@@ -559,7 +567,7 @@ def _replace_facet(settings: Settings, name: str) -> Settings:
 def group_stats(g: Groups) -> dict:
     def side(mask: np.ndarray) -> dict:
         n = int(mask.sum())
-        out = {"rows": n, "positive_labels": g.count(mask, g.y)}
+        out: dict[str, Any] = {"rows": n, "positive_labels": g.count(mask, g.y)}
         out["positive_label_rate"] = out["positive_labels"] / n if n else None
         if g.yhat is not None:
             out["predicted_positives"] = g.count(mask, g.yhat)

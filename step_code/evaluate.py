@@ -14,7 +14,9 @@ import shutil
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -151,15 +153,15 @@ def _safe_extract(archive: Path, dest: Path) -> None:
                     raise StepError(E_MODEL, f"unsafe path {member.name!r} in the archive", file=str(archive))
                 if member.isdir():
                     target.mkdir(parents=True, exist_ok=True)
-                elif member.isfile():
+                elif member.isfile() and (src := tar.extractfile(member)) is not None:
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with tar.extractfile(member) as src, open(target, "wb") as out:  # type: ignore[union-attr]
+                    with src, open(target, "wb") as out:
                         shutil.copyfileobj(src, out)
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise StepError(E_MODEL, f"cannot extract the model archive: {exc}", file=str(archive)) from None
 
 
-def load_model(model_dir: str | Path):  # noqa: ANN201 - xgboost.Booster
+def load_model(model_dir: str | Path) -> Any:  # xgboost.Booster (xgboost is imported lazily)
     """The booster in model_dir (extracting model.tar.gz first, as SageMaker hands the training output over)."""
     import xgboost as xgb
 
@@ -300,7 +302,7 @@ def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple
     return result, pd.DataFrame({"label": y, "score": scores})
 
 
-def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
     """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
     output_dir = Path(output_dir)
     if not output_dir.exists():
@@ -339,7 +341,7 @@ def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: s
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
         raise StepError(E_CONFIG, f"bad arguments: {message}")
 
 

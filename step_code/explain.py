@@ -25,6 +25,7 @@ import os
 import sys
 import tarfile
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -88,7 +89,7 @@ def load_settings(path: str) -> dict:
     return {"agg_method": agg, "num_samples": explain.get("num_samples")}
 
 
-def load_booster(model_dir: str):
+def load_booster(model_dir: str) -> Any:  # xgboost.Booster (xgboost is imported lazily)
     """`xgboost-model` from the model dir, or from the model.tar.gz that SageMaker training leaves there."""
     import xgboost as xgb
 
@@ -115,8 +116,9 @@ def _from_tar(path: str) -> bytes:
     try:
         with tarfile.open(path, "r:gz") as tar:
             for member in tar.getmembers():
-                if member.isfile() and os.path.basename(member.name) == "xgboost-model":
-                    return tar.extractfile(member).read()
+                file = tar.extractfile(member) if member.isfile() else None
+                if file is not None and os.path.basename(member.name) == "xgboost-model":
+                    return file.read()
     except (tarfile.TarError, OSError) as exc:
         raise StepError("FF652", f"cannot read the model archive: {exc}", file=path) from None
     raise StepError("FF652", "the model archive holds no xgboost-model file", file=path)
@@ -164,7 +166,7 @@ def load_test(data_dir: str, n_features: int) -> np.ndarray:
     return frame.to_numpy()[:, 1:]
 
 
-def check_model_fits(booster, names: list[str], model_dir: str) -> None:
+def check_model_fits(booster: Any, names: list[str], model_dir: str) -> None:
     if booster.num_features() != len(names):
         raise StepError(
             "FF655",
@@ -181,7 +183,7 @@ def check_model_fits(booster, names: list[str], model_dir: str) -> None:
 # SHAP
 
 
-def tree_shap(booster, X: np.ndarray) -> np.ndarray:
+def tree_shap(booster: Any, X: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP in margin units: one column per feature, then the bias."""
     import xgboost as xgb
 

@@ -32,6 +32,11 @@ import json
 import math
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typing.TypeGuard is 3.10+; the containers run 3.8/3.9 (annotations stay strings there)
+    from typing import TypeGuard
 
 import numpy as np
 
@@ -209,7 +214,7 @@ class TooLargeNumber:
         return f"an integer of {self.digits} digits"
 
 
-def _parse_int(text: str):  # noqa: ANN202 - int | TooLargeNumber
+def _parse_int(text: str) -> int | TooLargeNumber:
     digits = len(text) - text.startswith("-")  # JSON has no leading zeros: every digit counts
     if digits < _FLOAT_DIGITS:  # every such integer converts to a float: the fast path
         return int(text)
@@ -306,7 +311,7 @@ def record_error(index: int, problem: str, *, key: str | None = None) -> BadRequ
     return BadRequest(400, "InvalidRecords", f"{where} {problem}", ff_code=E_RECORD, record=index)
 
 
-def is_records(doc: object) -> bool:
+def is_records(doc: object) -> TypeGuard[dict]:
     return isinstance(doc, dict) and "records" in doc
 
 
@@ -319,7 +324,9 @@ class Decoded:
         self.media, self.rows, self.records = media, rows, records
 
     def __len__(self) -> int:
-        return len(self.records) if self.records is not None else len(self.rows)  # type: ignore[arg-type]
+        if self.records is not None:
+            return len(self.records)
+        return 0 if self.rows is None else len(self.rows)
 
 
 def decode(body: bytes, media: str, n_features: int) -> Decoded:
@@ -341,14 +348,14 @@ def raw_columns(schema: dict) -> list:
     parts = [schema[p] for p in ("numeric", "ordinal", "one_hot") if p in schema]
     if not parts:
         parts = [schema.get("features")]
-    cols = []
+    cols: list[str] = []
     for spec in parts:
         if isinstance(spec, (dict, list)):
             cols.extend(str(c) for c in spec)
     return list(dict.fromkeys(cols))
 
 
-def records_frame(records: list, columns: list):  # noqa: ANN201 - pandas.DataFrame
+def records_frame(records: list, columns: list) -> Any:  # a pandas.DataFrame
     """A DataFrame of exactly len(records) rows holding only `columns` (the model's raw input columns): an
     absent key is a missing value, an unknown key is never read, so neither empty records nor thousands of
     distinct keys change the work or memory a request takes (it is O(records x known columns))."""
@@ -358,7 +365,7 @@ def records_frame(records: list, columns: list):  # noqa: ANN201 - pandas.DataFr
     return pd.DataFrame(data, index=pd.RangeIndex(len(records)), columns=list(columns))
 
 
-def encode_records(model, records: list) -> np.ndarray:  # noqa: ANN001 - a ServedModel or a LoadedModel
+def encode_records(model: Any, records: list) -> np.ndarray:  # a ServedModel or a LoadedModel
     """Raw records -> model rows with the model's own preprocess.transform: one row per record."""
     frame = records_frame(records, model.raw_columns)
     x = np.ascontiguousarray(np.asarray(model.transform(frame, model.schema), dtype=np.float64))
@@ -367,7 +374,7 @@ def encode_records(model, records: list) -> np.ndarray:  # noqa: ANN001 - a Serv
     return x
 
 
-def records_to_rows(model, records: list) -> np.ndarray:  # noqa: ANN001
+def records_to_rows(model: Any, records: list) -> np.ndarray:
     """Raw records -> model rows, or a 400 naming the first record the preprocess code cannot encode."""
     if model.transform is None or model.schema is None:
         raise BadRequest(
@@ -385,7 +392,7 @@ def records_to_rows(model, records: list) -> np.ndarray:  # noqa: ANN001
     return x
 
 
-def _bad_record(model, records: list) -> Exception:  # noqa: ANN001
+def _bad_record(model: Any, records: list) -> Exception:
     """Bisect to the first record that fails on its own (O(log n) encodings, on the error path only)."""
     lo, hi = 0, len(records)
     while hi - lo > 1:
@@ -405,7 +412,7 @@ def _bad_record(model, records: list) -> Exception:  # noqa: ANN001
     return RuntimeError("records fail to encode together but not one by one")
 
 
-def predict(booster, rows: np.ndarray) -> np.ndarray:  # noqa: ANN001 - xgboost.Booster
+def predict(booster: Any, rows: np.ndarray) -> np.ndarray:  # an xgboost.Booster
     # inplace_predict skips DMatrix construction: the fast path for small batches.
     return np.asarray(booster.inplace_predict(rows), dtype=np.float64).reshape(-1)
 
@@ -441,7 +448,7 @@ class ServedModel:
     """What model_fn loads: the booster, the feature schema, the preprocess transform (None when the schema
     names no raw input column: encoded rows only), the raw columns a record is read at, and the threshold."""
 
-    def __init__(self, booster, schema: dict | None, transform, threshold: float, ref: str):  # noqa: ANN001
+    def __init__(self, booster: Any, schema: dict | None, transform: Any, threshold: float, ref: str) -> None:
         self.raw_columns = raw_columns(schema) if schema is not None and transform is not None else []
         self.booster, self.schema, self.threshold, self.ref = booster, schema, threshold, ref
         self.transform = transform if self.raw_columns else None
@@ -451,9 +458,10 @@ class ServedModel:
         return score(self, request)
 
 
-def score(model, request: Decoded) -> np.ndarray:  # noqa: ANN001 - a ServedModel or fraudflow's LoadedModel
+def score(model: Any, request: Decoded) -> np.ndarray:  # a ServedModel or fraudflow's LoadedModel
     """Scores of a decoded request; records are first encoded with the model's preprocess.transform."""
     if request.records is None:
+        assert request.rows is not None  # a decoded request holds rows or records
         return predict(model.booster, request.rows)
     scores = predict(model.booster, records_to_rows(model, request.records))
     if len(scores) != len(request.records):
@@ -461,7 +469,7 @@ def score(model, request: Decoded) -> np.ndarray:  # noqa: ANN001 - a ServedMode
     return scores
 
 
-def load_module(path: Path):  # noqa: ANN201
+def load_module(path: Path) -> ModuleType:
     """Import a file by path under a name unique to its content (preprocess.py is not a package)."""
     key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     spec = importlib.util.spec_from_file_location(f"_fraudflow_preprocess_{key}", str(path))
@@ -471,7 +479,7 @@ def load_module(path: Path):  # noqa: ANN201
     return module
 
 
-def _load_booster(model_dir: Path):  # noqa: ANN202
+def _load_booster(model_dir: Path) -> Any:  # xgboost.Booster
     import xgboost as xgb
 
     path = next((model_dir / f for f in MODEL_FILES if (model_dir / f).is_file()), None)
@@ -592,7 +600,7 @@ def model_fn(model_dir: str) -> ServedModel:
         raise RuntimeError(exc.render()) from None
 
 
-def input_fn(input_data, content_type: str | None) -> Invocation:  # noqa: ANN001 - str or bytes
+def input_fn(input_data: str | bytes | None, content_type: str | None) -> Invocation:
     try:
         media = request_media(content_type)
     except BadRequest as exc:
@@ -617,7 +625,7 @@ def predict_fn(invocation: Invocation, model: ServedModel) -> Invocation:
     return invocation
 
 
-def output_fn(invocation: Invocation, accept: str | None):  # noqa: ANN201 - (bytes, type) or a server response
+def output_fn(invocation: Invocation, accept: str | None) -> Any:  # (bytes, type) or a server response
     try:
         if invocation.error is not None and invocation.error.status == 415:
             raise invocation.error
@@ -630,7 +638,7 @@ def output_fn(invocation: Invocation, accept: str | None):  # noqa: ANN201 - (by
         return reject(exc)
 
 
-def reject(exc: BadRequest):  # noqa: ANN201
+def reject(exc: BadRequest) -> Any:  # (bytes, type) or a server response
     """Turn a client error into a 4xx the way each of the XGBoost image's servers allows.
 
     - Single-model endpoints run sagemaker-containers' Flask worker under gunicorn: it wraps every handler in

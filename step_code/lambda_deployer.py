@@ -385,7 +385,8 @@ def converge(
     sm: Any, endpoint: str, config: str, sleep: Callable[[float], None], remaining: Callable[[], float]
 ) -> tuple[str, list[str]]:
     """Drive the endpoint to InService serving `config`; returns (action, notes). Raises EndpointError."""
-    did, events = _Attempt(), []
+    did = _Attempt()
+    events: list[str] = []
     while True:
         current = _exists(sm.describe_endpoint, EndpointName=endpoint)
         status = None if current is None else current.get("EndpointStatus")

@@ -22,7 +22,9 @@ import shutil
 import stat
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -95,7 +97,7 @@ class StepError(Exception):
 # ---------------------------------------------------------------------------------------------- config
 
 
-def _get(cfg: dict, dotted: str, default: object = ..., kind: type | tuple | None = None) -> object:
+def _get(cfg: dict, dotted: str, default: Any = ..., kind: type | tuple | None = None) -> Any:
     """Read `a.b.c` from the config; a missing required key or a wrong type is a located config error."""
     node: object = cfg
     for part in dotted.split("."):
@@ -121,14 +123,17 @@ def _required(cfg: dict, dotted: str) -> object:
 
 
 def _split_ratios(cfg: dict) -> tuple[float, float, float]:
-    ratios = tuple(float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test"))
+    train, validation, test = (
+        float(_get(cfg, f"split.{k}", kind=(int, float))) for k in ("train", "validation", "test")
+    )
+    ratios = (train, validation, test)
     if min(ratios) <= 0 or abs(sum(ratios) - 1.0) > 1e-6:
         raise StepError(
             E_CONFIG,
             f"split ratios train/validation/test must be positive and sum to 1, got {ratios}",
             file="config.json",
         )
-    return ratios  # type: ignore[return-value]
+    return ratios
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -300,7 +305,7 @@ def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFra
     """Read one source (a CSV or a folder of CSVs with the same header), tagging each row with file and line."""
     files = _source_files(input_dir, name, configured)
     shown = _display(files, configured, name)
-    frames = []
+    frames: list[pd.DataFrame] = []
     for i, (path, label) in enumerate(zip(files, shown)):  # noqa: B905 - no strict= on the containers' Python 3.8/3.9
         df = _read_csv(path, label)
         if frames and list(df.columns) != list(frames[0].columns[:-2]):  # [:-2]: less _FILE, _LINE
@@ -740,7 +745,7 @@ def _write_csv(path: Path, frame: pd.DataFrame, header: bool) -> None:
     frame.to_csv(path, header=header, index=False)
 
 
-def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
     """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
     output_dir = Path(output_dir)
     if not output_dir.exists():
@@ -802,7 +807,7 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
         raise StepError(E_CONFIG, f"bad arguments: {message}")
 
 

@@ -16,7 +16,9 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -140,7 +142,7 @@ def _channel_files(channel: str | None, name: str) -> list[Path]:
 
 def read_channel(channel: str | None, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Header-less CSVs, label first (the layout SageMaker's XGBoost reads) -> (X, y)."""
-    frames = []
+    frames: list[pd.DataFrame] = []
     for path in _channel_files(channel, name):
         try:
             df = pd.read_csv(path, header=None, **EXACT_FLOATS)
@@ -213,12 +215,12 @@ def _metric_columns(cv: pd.DataFrame) -> tuple[str, str]:
 
 
 def cross_validate(
-    params: dict, dtrain, num_round: int, folds: int, early_stopping: int | None, seed: int
+    params: dict, dtrain: Any, num_round: int, folds: int, early_stopping: int | None, seed: int
 ) -> dict:
     import xgboost as xgb
 
     try:
-        cv = xgb.cv(
+        cv: pd.DataFrame = xgb.cv(  # as_pandas (the default): a DataFrame when pandas is installed
             params,
             dtrain,
             num_boost_round=num_round,
@@ -252,12 +254,20 @@ def _first_line(exc: Exception) -> str:
     return (lines[0] if lines else text)[:300]
 
 
-def train(params: dict, x_train, y_train, x_val=None, y_val=None) -> tuple[object, dict]:
+def train(
+    params: dict,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+) -> tuple[Any, dict]:  # (xgboost.Booster, summary)
     """Train as the hyperparameters say -> (booster holding exactly the kept rounds, training summary)."""
     import xgboost as xgb
 
     params = dict(params)
     num_round = _positive_int(params, "num_round", 100)
+    if num_round is None:  # an explicit null
+        raise StepError(E_CONFIG, "hyperparameter num_round must be a positive integer, got None")
     early_stopping = _positive_int(params, "early_stopping_rounds")
     folds = _positive_int(params, "cv_folds")
     if folds is not None and folds < 2:
@@ -267,7 +277,7 @@ def train(params: dict, x_train, y_train, x_val=None, y_val=None) -> tuple[objec
     _check_binary(y_train, "train", objective)
     dtrain = xgb.DMatrix(x_train, label=y_train)
     evals = [(dtrain, "train")]
-    if x_val is not None:
+    if x_val is not None and y_val is not None:  # read_channel gives both
         if x_val.shape[1] != x_train.shape[1]:
             raise StepError(
                 E_BAD_DATA,
@@ -327,7 +337,7 @@ def portable_model(model_json: bytes) -> bytes:
     return json.dumps(model, separators=(",", ":")).encode()
 
 
-def publish(output_dir: Path, write) -> None:  # noqa: ANN001 - write: Callable[[Path], None]
+def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
     """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
     output_dir = Path(output_dir)
     if not output_dir.exists():
@@ -436,7 +446,7 @@ def run(
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit; a step must return
+    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
         raise StepError(E_CONFIG, f"bad arguments: {message}")
 
 

@@ -279,8 +279,8 @@ def test_inference_script_carries_the_step_error_and_no_fraudflow() -> None:
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     # the serving stack's own packages are imported only to answer a 4xx through it (see reject)
-    assert imported <= {"__future__", "hashlib", "importlib", "json", "math", "os", "pathlib", "numpy", "pandas",
-                        "xgboost", "flask", "sagemaker_inference"}  # fmt: skip
+    assert imported <= {"__future__", "collections", "hashlib", "importlib", "json", "math", "os", "pathlib",
+                        "types", "typing", "numpy", "pandas", "xgboost", "flask", "sagemaker_inference"}  # fmt: skip
 
 
 def test_train_packs_exactly_what_the_plan_ships_beside_it() -> None:

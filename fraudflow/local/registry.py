@@ -292,10 +292,10 @@ class Registry:
             with self._tx(self._conn) as c:
                 if c.execute("SELECT 1 FROM groups WHERE name=?", (group,)).fetchone() is None:
                     c.execute("INSERT INTO groups (name, created) VALUES (?, ?)", (group, created))
-                version = c.execute(
+                next_version = c.execute(
                     "SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE grp=?", (group,)
                 )
-                version = int(version.fetchone()[0])
+                version = int(next_version.fetchone()[0])
                 if (
                     reuse_identical
                     and version > 1

@@ -25,7 +25,7 @@ def command(args: argparse.Namespace) -> int:
     version = None if args.action == "list" else parse_version_number(args.version)
     reg = Registry(state_dir)
     try:
-        if args.action == "list":
+        if version is None:
             return _list(reg, args)
         if args.action == "show":
             return _show(reg.get(args.group, version), args.format)

@@ -131,6 +131,7 @@ class _Runner:
     def _step(self, step: Step, index: int, total: int) -> None:
         label = f"[{index}/{total}] {step.name:<10}"
         t0 = time.perf_counter()
+        path: Path | None
         try:
             handlers = {"register": self._register, "deploy": self._deploy}  # one handler per step kind
             handler = self._script_step if step.kind in CACHEABLE else handlers[step.kind]
@@ -423,10 +424,11 @@ def run_script(step: Step, argv: list[str], log: Path, aliases: dict[str, str] |
     except Exception as exc:
         with contextlib.suppress(OSError):  # the step's own error matters more than its log
             log.write_text(buffer.getvalue() + traceback.format_exc())
-        if getattr(exc, "ff_code", None):
+        ff_code = getattr(exc, "ff_code", None)  # the scripts' StepError, which cannot import fraudflow
+        if ff_code:
             raise UserError(
                 Diagnostic(
-                    exc.ff_code,
+                    ff_code,
                     f"{step.name}: {getattr(exc, 'message', str(exc))}",
                     file=getattr(exc, "file", None),
                     line=getattr(exc, "line", None),

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from fraudflow.errors import UserError
 
@@ -42,7 +43,7 @@ def command(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    common = dict(lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=30)
+    common: dict[str, Any] = dict(lifespan="on", access_log=False, log_level="warning", timeout_keep_alive=30)
     if args.workers == 1:
         uvicorn.Server(uvicorn.Config(app, **common)).run(sockets=[sock])
         return 0

@@ -127,7 +127,7 @@ class Store:
         """Remove scratch folders left by processes that are gone (killed mid-step). A folder is removed only
         when its name says it belongs to this host and its owning process no longer runs: a live run's
         scratch, or another host's on a shared file system, is never touched."""
-        removed = []
+        removed: list[Path] = []
         if not self.steps.is_dir():
             return removed
         host = _host_tag()

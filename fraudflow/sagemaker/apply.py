@@ -233,9 +233,9 @@ def changes(c: Clients, r: Rendered) -> Changes:
         if text != r.text:
             ch.pipeline_action = "update"
     ch.lines = [f"+ upload s3://{r.bucket}/{u.key} ({u.what})" for u in ch.uploads]
-    if ch.lambda_action:
+    if ch.lambda_action and r.lambda_function:  # an action only for a function the definition has
         ch.lines.append(
-            f"{'+' if ch.lambda_action == 'create' else '~'} Lambda {r.lambda_function.name}: "  # type: ignore[union-attr]
+            f"{'+' if ch.lambda_action == 'create' else '~'} Lambda {r.lambda_function.name}: "
             f"{ch.lambda_action}"
         )
     if ch.pipeline_action:
@@ -357,7 +357,8 @@ def wait(c: Clients, arn: str, out: Any = None, poll_s: float | None = None) -> 
     import botocore.exceptions as bx
 
     poll = poll_s if poll_s is not None else float(os.environ.get("FRAUDFLOW_POLL_S", "15"))
-    t0, last, seen_steps = time.monotonic(), None, {}
+    t0, last = time.monotonic(), None
+    seen_steps: dict[str, Any] = {}
     steps_supported = True
     while True:
         with aws_errors("describe pipeline execution"):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import UserError
-from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Step
+from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Settings, Step
 from fraudflow.sagemaker import clarify, images, partition
 
 FORMAT_VERSION = "2020-12-01"
@@ -139,8 +139,8 @@ class _Compiler:
         self.sm = self.cfg["sagemaker"]
         self.file = str(plan.spec.file)
         self.bucket = self.sm["bucket"]
-        self.prefix = self.sm.get("prefix") if self.sm.get("prefix") is not None else plan.name
-        self.prefix = self.prefix.strip("/")
+        prefix = self.sm.get("prefix")
+        self.prefix = (prefix if prefix is not None else plan.name).strip("/")
         self.region = self.sm["region"]
         self.role = self.sm["role_arn"]
         self._check_partition(plan.name)
@@ -244,7 +244,7 @@ class _Compiler:
             "S3Output": {"S3Uri": uri, "LocalPath": local, "S3UploadMode": "EndOfJob"},
         }
 
-    def resources(self, section: str) -> dict[str, Any]:
+    def resources(self, section: Settings) -> dict[str, Any]:
         res = self.sm[section]
         return {
             "ClusterConfig": {
@@ -330,6 +330,7 @@ class _Compiler:
         # the script plus the files shipped beside it (train.py: the serving code it packs into the model)
         tar = sourcedir_tar([(p.name, p.read_bytes()) for p in step.code_paths])
         submit = self.upload("code", "sourcedir.tar.gz", tar, f"{step.name} code (script mode)")
+        assert step.settings == "training", step.settings  # script mode runs in the training section's image
         tcfg = self.sm[step.settings]
         # Script mode JSON-encodes each value; the training toolkit decodes it and passes `--name value`.
         hps: dict[str, Any] = {}
@@ -593,7 +594,7 @@ class _Compiler:
             "require_approval": bool(d.get("require_approval", False)),
             "role_arn": self.role,
         }
-        outputs = DEPLOY_OUTPUTS
+        outputs: tuple[str, ...] = DEPLOY_OUTPUTS
         # One variant serving the newest version needs nothing beyond variant_name, and renders as it always did
         # (the SDK conformance test covers that shape). Anything else travels as a JSON string.
         if len(variants) > 1 or any(str(v.get("model_version", "latest")) != "latest" for v in variants):

@@ -111,7 +111,7 @@ def _pattern(value: Any, params: dict[str, Any]) -> str | None:
         return "*"
     if isinstance(value, dict) and "Std:Join" in value:
         parts = [_pattern(v, params) for v in value["Std:Join"]["Values"]]
-        return None if any(p is None for p in parts) else value["Std:Join"]["On"].join(parts)  # type: ignore[arg-type]
+        return None if any(p is None for p in parts) else value["Std:Join"]["On"].join(parts)
     return None
 
 

@@ -89,7 +89,7 @@ def load(
             hint="start with `version: 1` and `pipelines:`",
         )
     result = LoadResult()
-    envs = doc.get("environments") if isinstance(doc.get("environments"), dict) else {}
+    envs = _mapping_at(doc, "environments")
     overlay: dict = {}
     if env is not None:
         if env not in envs:
@@ -118,7 +118,7 @@ def load(
     pos.labels.update(renderer.labels())  # values made from environment variables are never quoted
 
     result.diagnostics += sch.validate(rendered, pos)
-    pipelines = rendered.get("pipelines") if isinstance(rendered.get("pipelines"), dict) else {}
+    pipelines = _mapping_at(rendered, "pipelines")
     if pipeline is not None and pipeline not in pipelines:
         raise UsageError.single(
             "FF405",
@@ -127,7 +127,7 @@ def load(
             path="pipelines",
             hint="pipelines in this file: " + (", ".join(pipelines) or "none"),
         )
-    all_envs = rendered.get("environments") if isinstance(rendered.get("environments"), dict) else {}
+    all_envs = _mapping_at(rendered, "environments")
     env_overlay = all_envs.get(env, {}) if env else {}
     # Every environment, not only the chosen one: a typo in the prod overlay should fail in CI, before prod.
     for env_name, overlay_ in all_envs.items():
@@ -284,6 +284,12 @@ def _copy_positions(value: Any, origin: PathT, rel: PathT, src: Positions, dst: 
         if key_mark:
             dst.keys[(*rel, k)] = key_mark
         _copy_positions(v, (*origin, k), (*rel, k), src, dst)
+
+
+def _mapping_at(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    """doc[key] when it is a mapping, else {} (the schema check reports the wrong shape)."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _merge_dicts(base: Any, over: Any) -> Any:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from fraudflow.spec.config_types import PipelineConfig
 
 
 def is_remote(uri: str) -> bool:
@@ -15,9 +17,9 @@ def is_remote(uri: str) -> bool:
 @dataclass(frozen=True)
 class Spec:
     name: str
-    config: dict[
-        str, Any
-    ]  # the pipeline as in pipelines.yaml: templates, environment, --set and defaults applied
+    # the pipeline as in pipelines.yaml: templates, environment, --set and defaults applied; schema-valid, so
+    # typed by the TypedDicts generated from the schema
+    config: PipelineConfig
     file: Path  # the pipelines.yaml it came from
     env: str | None = None
 
@@ -29,8 +31,9 @@ class Spec:
             key: uri if is_remote(uri) or Path(uri).is_absolute() else str((base / uri).resolve())
             for key, uri in config["data"]["sources"].items()
         }
-        config = {**config, "data": {**config["data"], "sources": sources}}
-        return cls(name=name, config=config, file=file.resolve(), env=env)
+        resolved = {**config, "data": {**config["data"], "sources": sources}}
+        # the loader creates a Spec only from a config that passed the resolved-pipeline schema
+        return cls(name=name, config=cast(PipelineConfig, resolved), file=file.resolve(), env=env)
 
     @property
     def workspace(self) -> Path:
@@ -39,7 +42,8 @@ class Spec:
 
     def section(self, *keys: str) -> dict[str, Any]:
         """The subset of the config a step needs, e.g. spec.section("data", "features", "split")."""
-        return {k: self.config[k] for k in keys if k in self.config}
+        config = cast(dict[str, Any], self.config)  # keys chosen at run time
+        return {k: config[k] for k in keys if k in config}
 
     def to_json(self) -> str:
         return json.dumps(self.config, indent=2, sort_keys=True)

@@ -75,7 +75,8 @@ def _text(value: Any) -> str:
 
 def _filter_estimate(name: str, budget: Budget, args: tuple, kwargs: dict[str, Any]) -> int | None:
     """The output size of the filters that can make much from little, from their arguments."""
-    value, rest = (args[0] if args else None), args[1:]
+    value: Any = args[0] if args else None  # a filter's input: any template value
+    rest = args[1:]
 
     def arg(i: int, key: str, default: Any) -> Any:
         return rest[i] if len(rest) > i else kwargs.get(key, default)
@@ -120,7 +121,8 @@ def _method_estimate(obj: Any, args: tuple, kwargs: dict[str, Any], budget: Budg
             return max(n, int(args[0]) if args else 0)
         if name == "expandtabs":
             tab = args[0] if args else kwargs.get("tabsize", 8)
-            return n + owner.count("\t" if isinstance(owner, str) else b"\t") * max(int(tab), 0)
+            tabs = owner.count("\t") if isinstance(owner, str) else owner.count(b"\t")
+            return n + tabs * max(int(tab), 0)
         if name == "replace" and len(args) >= 2:
             old, new = args[0], args[1]
             k = n + 1 if not old else owner.count(old)
@@ -153,7 +155,7 @@ class _Checks(NodeTransformer):
         return node
 
 
-def _call(name: str, arg: nodes.Expr) -> nodes.Call:
+def _call(name: str, arg: nodes.Node) -> nodes.Call:
     return nodes.Call(
         nodes.EnvironmentAttribute(name, lineno=arg.lineno), [arg], [], None, None, lineno=arg.lineno
     )

@@ -19,10 +19,18 @@ import io
 import math
 import os
 import stat
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
+from fraudflow.spec import schema as sch
+from fraudflow.spec.config_types import (
+    BiasConfig,
+    DataConfig,
+    FeaturesConfig,
+    PipelineConfig,
+)
 from fraudflow.spec.yamlload import PathT, Positions
 
 FACET_SCAN_ROWS = 200_000
@@ -49,24 +57,40 @@ def csv_categories(values: set[str]) -> list[object]:
         return list(values)
 
 
+RESOLVED = "#/$defs/resolvedPipeline"
+
+
 def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> list[Diagnostic]:
-    """Every semantic problem. Runs even after schema errors (to report everything at once): a check that meets a
-    value of the wrong type skips, since the schema check already reported it."""
+    """Every semantic problem. Runs even after schema errors (to report everything at once), over the sections the
+    schema accepted: a rejected section was reported already, and checking a wrong shape would only add noise.
+
+    So a section, even a required one, may be absent from what the checks see (they read sections with .get), and
+    every section present has a shape the schema allows: each check handles all of those, and an exception from
+    one is a bug, which surfaces instead of silently dropping the check's other findings."""
+    rejected = rejected_sections(cfg)
+    valid = cast(PipelineConfig, {k: v for k, v in cfg.items() if k not in rejected})
     out: list[Diagnostic] = []
-    checks = (
-        _check_split,
-        _check_data,
-        _check_deploy,
-        _check_parameters,
-        _check_instance_count,
-        _check_roles,
-    )
-    for part in checks:
-        try:
-            out += part(cfg, pos, base_dir)
-        except (KeyError, TypeError, AttributeError, ValueError):
-            continue
+    out += _check_split(valid, pos, base_dir)
+    out += _check_data(valid, pos, base_dir)
+    out += _check_deploy(valid, pos, base_dir)
+    # parameters are checked one by one: a pattern error in one entry rejects the section, not the others
+    targets = _parameter_targets(cfg.get("parameters"))
+    out += _check_parameters(valid, targets, pos, rejected)
+    out += _check_instance_count(valid, targets, pos)
+    out += _check_roles(valid, pos, base_dir)
     return out
+
+
+def _parameter_targets(value: Any) -> dict[str, str]:
+    """Each parameter whose target is a string (a wrong type was reported by the schema check)."""
+    return {k: v for k, v in value.items() if isinstance(v, str)} if isinstance(value, dict) else {}
+
+
+def rejected_sections(cfg: dict[str, Any]) -> set[str]:
+    """The top-level sections holding a schema error of the resolved pipeline."""
+    if sch.is_valid(cfg, RESOLVED):
+        return set()
+    return {str(e.absolute_path[0]) for e in sch.check_value(cfg, {"$ref": RESOLVED}) if e.absolute_path}
 
 
 def _reporters(pos: Positions, out: list[Diagnostic]) -> tuple[Any, Any]:
@@ -80,10 +104,12 @@ def _reporters(pos: Positions, out: list[Diagnostic]) -> tuple[Any, Any]:
     return err, warn
 
 
-def _check_split(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_split(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, _ = _reporters(pos, out)
-    split = cfg["split"]
+    split = cfg.get("split")
+    if split is None:
+        return out
     total = split["train"] + split["validation"] + split["test"]
     if not math.isclose(total, 1.0, abs_tol=1e-9):
         err(
@@ -93,16 +119,19 @@ def _check_split(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
             ("split",),
             hint="adjust them so that train + validation + test = 1",
         )
-    if cfg["train"].get("early_stopping") and split["validation"] <= 0:
+    if (cfg.get("train") or {}).get("early_stopping") and split["validation"] <= 0:
         err("FF508", "early stopping needs a validation split", ("train", "early_stopping"))
     return out
 
 
-def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_data(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, warn = _reporters(pos, out)
-    data, feats = cfg["data"], cfg["features"]
-    one_hot, ordinal = _names(feats.get("one_hot")), _mapping(feats.get("ordinal"))
+    data = cfg.get("data")
+    if data is None:
+        return out
+    feats: FeaturesConfig = cfg.get("features") or {}  # rejected: check the data alone
+    one_hot, ordinal = feats.get("one_hot", []), feats.get("ordinal", {})
     for col in sorted(set(one_hot) & set(ordinal)):
         err(
             "FF505",
@@ -112,7 +141,7 @@ def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
             hint="choose one encoding",
         )
     label = data["label"]
-    for where, cols in (("drop", _names(data.get("drop"))), ("one_hot", one_hot), ("ordinal", list(ordinal))):
+    for where, cols in (("drop", data.get("drop", [])), ("one_hot", one_hot), ("ordinal", list(ordinal))):
         if label in cols:
             err("FF505", f"the label {label!r} cannot be in {where}", ("data", "label"))
 
@@ -126,18 +155,19 @@ def _check_data(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
         )
     headers = _read_headers(sources, base_dir, pos, out)
     if headers is not None:
-        _check_columns(cfg, headers, base_dir, pos, err)
+        _check_columns(data, feats, headers, err)
 
     bias = cfg.get("bias")
     if bias:
-        _check_facet(bias, cfg, headers, base_dir, pos, err, warn)
+        _check_facet(bias, data, feats, headers, base_dir, err, warn)
     return out
 
 
-def _check_deploy(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_deploy(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, _ = _reporters(pos, out)
-    variants = (cfg.get("deploy") or {}).get("variants") or []
+    deploy = cfg.get("deploy")
+    variants = (deploy.get("variants") if deploy else None) or []
     if variants:  # the deployer's own check (fraudflow/variants.py), so the rule is written once
         from fraudflow.variants import variant_problems
 
@@ -147,12 +177,16 @@ def _check_deploy(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]
     return out
 
 
-def _check_parameters(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_parameters(
+    cfg: PipelineConfig, targets: dict[str, str], pos: Positions, rejected: set[str]
+) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, _ = _reporters(pos, out)
-    for pname, target in (cfg.get("parameters") or {}).items():
-        value = _get(cfg, target.split("."))
-        if value is None:
+    for pname, target in targets.items():
+        parts = target.split(".")
+        if parts[0] in rejected:
+            continue  # the value's section has a schema error, reported already
+        if _get(cfg, parts) is None:
             err(
                 "FF506",
                 f"parameter {pname} points at {target!r}, which this pipeline does not set",
@@ -164,15 +198,15 @@ def _check_parameters(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnos
 
 # Jobs that would only repeat the same work on every instance: nothing shards their input (S3DataDistributionType
 # is FullyReplicated) and train.py trains on one host. Clarify and the endpoint really scale out, so not these.
-SINGLE_INSTANCE_JOBS = ("processing", "training")
+SINGLE_INSTANCE_JOBS: tuple[Literal["processing", "training"], ...] = ("processing", "training")
 
 
-def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_instance_count(cfg: PipelineConfig, targets: dict[str, str], pos: Positions) -> list[Diagnostic]:
     out: list[Diagnostic] = []
     err, _ = _reporters(pos, out)
-    sm = _mapping(cfg.get("sagemaker"))
+    sm = cfg.get("sagemaker", {})
     for job in SINGLE_INSTANCE_JOBS:
-        count = _mapping(sm.get(job)).get("instance_count")
+        count = (sm.get(job) or {}).get("instance_count")
         if isinstance(count, int) and not isinstance(count, bool) and count > 1:
             err(
                 "FF515",
@@ -181,33 +215,33 @@ def _check_instance_count(cfg: dict, pos: Positions, base_dir: Path) -> list[Dia
                 ("sagemaker", job, "instance_count"),
                 hint="use instance_count: 1 (a larger instance_type scales up instead)",
             )
-    for pname, target in _mapping(cfg.get("parameters")).items():
-        job = str(target).split(".")
+    for pname, target in targets.items():
+        parts = target.split(".")
         if (
-            len(job) == 3
-            and job[0] == "sagemaker"
-            and job[1] in SINGLE_INSTANCE_JOBS
-            and job[2] == "instance_count"
+            len(parts) == 3
+            and parts[0] == "sagemaker"
+            and parts[1] in SINGLE_INSTANCE_JOBS
+            and parts[2] == "instance_count"
         ):
             err(
                 "FF516",
                 f"parameter {pname} would let an execution set {target} above 1, where every instance repeats "
                 "the same work (nothing shards the data or distributes training)",
                 ("parameters", pname),
-                hint=f"remove the parameter, or parameterise sagemaker.{job[1]}.instance_type to scale up instead",
+                hint=f"remove the parameter, or parameterise sagemaker.{parts[1]}.instance_type to scale up instead",
             )
     return out
 
 
-def _check_roles(cfg: dict, pos: Positions, base_dir: Path) -> list[Diagnostic]:
+def _check_roles(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Diagnostic]:
     """On SageMaker the deployer Lambda creates endpoints: it gets a role of its own, not the jobs' role, so that
     code running in a training or processing container cannot deploy past the gate."""
     out: list[Diagnostic] = []
     err, warn = _reporters(pos, out)
-    sm = _mapping(cfg.get("sagemaker"))
+    sm = cfg.get("sagemaker")
     if not cfg.get("deploy") or not sm:
         return out
-    role = _mapping(sm.get("lambda")).get("role_arn")
+    role = (sm.get("lambda") or {}).get("role_arn")
     if not role:
         err(
             "FF520",
@@ -398,10 +432,7 @@ def duplicate_column(row: list[str]) -> tuple[int, int] | None:
     return None
 
 
-def _check_columns(
-    cfg: dict, headers: dict[str, list[str]], base_dir: Path, pos: Positions, err: Any
-) -> None:
-    data, feats = cfg["data"], cfg["features"]
+def _check_columns(data: DataConfig, feats: FeaturesConfig, headers: dict[str, list[str]], err: Any) -> None:
     all_cols = list(dict.fromkeys(c for cols in headers.values() for c in cols))  # linear on wide headers
 
     def missing(col: str, path: PathT, what: str, among: list[str] | None = None, key: bool = False) -> None:
@@ -423,17 +454,16 @@ def _check_columns(
             for k in keys:
                 if k not in cols:
                     missing(k, ("data", "join", "on"), f"join key (in source {source})", cols)
-    if isinstance(data["label"], str):
-        missing(data["label"], ("data", "label"), "label")
-    for i, col in enumerate(_names(data.get("drop"))):
+    missing(data["label"], ("data", "label"), "label")
+    for i, col in enumerate(data.get("drop", [])):
         missing(col, ("data", "drop", i), "dropped column")
-    for i, col in enumerate(_names(feats.get("one_hot"))):
+    for i, col in enumerate(feats.get("one_hot", [])):
         missing(col, ("features", "one_hot", i), "one-hot column")
-    for col in _mapping(feats.get("ordinal")):
+    for col in feats.get("ordinal", {}):
         missing(col, ("features", "ordinal", col), "ordinal column", key=True)
-    dropped = set(_names(data.get("drop")))
-    for i, col in enumerate(_names(feats.get("drop_encoded"))):
-        producers = [c for c in _names(feats.get("one_hot")) if col.startswith(c + "_")]
+    dropped = set(data.get("drop", []))
+    for i, col in enumerate(feats.get("drop_encoded", [])):
+        producers = [c for c in feats.get("one_hot", []) if col.startswith(c + "_")]
         if not producers and col not in all_cols:
             err(
                 "FF504",
@@ -446,30 +476,28 @@ def _check_columns(
 
 
 def _check_facet(
-    bias: dict,
-    cfg: dict,
+    bias: BiasConfig,
+    data: DataConfig,
+    feats: FeaturesConfig,
     headers: dict[str, list[str]] | None,
     base_dir: Path,
-    pos: Positions,
     err: Any,
     warn: Any,
 ) -> None:
-    facet, feats, data = bias["facet"], cfg["features"], cfg["data"]
+    facet, one_hot = bias["facet"], feats.get("one_hot", [])
     path = ("bias", "facet")
-    if not isinstance(feats.get("one_hot", []), list) or not isinstance(facet, str):
-        return  # the schema check reported the wrong type; a facet check on it would only add noise
     if facet == data["label"]:
         err("FF503", "the bias facet cannot be the label", path)
         return
-    if facet in _names(feats.get("drop_encoded")) or facet in _names(data.get("drop")):
+    if facet in feats.get("drop_encoded", []) or facet in data.get("drop", []):
         err("FF503", f"bias facet {facet!r} is dropped before training", path)
         return
-    producers = [c for c in _names(feats.get("one_hot")) if facet.startswith(c + "_")]
+    producers = [c for c in one_hot if facet.startswith(c + "_")]
     raw_kept = (
         headers is not None
         and any(facet in cols for cols in headers.values())
-        and facet not in _names(feats.get("one_hot"))
-        and facet not in _mapping(feats.get("ordinal"))
+        and facet not in one_hot
+        and facet not in feats.get("ordinal", {})
     )
     if not producers:
         if headers is None or raw_kept:
@@ -477,8 +505,8 @@ def _check_facet(
                 warn("FF503", f"bias facet {facet!r} cannot be checked without the data", path)
             return
         hint = "a facet is a model column: a numeric column, or <column>_<value> of a one-hot column"
-        if feats.get("one_hot"):
-            hint += f" (one-hot columns: {', '.join(feats['one_hot'])})"
+        if one_hot:
+            hint += f" (one-hot columns: {', '.join(one_hot)})"
         err("FF503", f"bias facet {facet!r} is not a column the encodings produce", path, hint=hint)
         return
     if headers is None:
@@ -498,11 +526,11 @@ def _check_facet(
             f"bias facet {facet!r} is not produced by one-hot encoding {column!r} "
             f"(it produces {', '.join(options[:12])})"
         )
-        hint = f"did you mean {close[0]!r}?" if close else None
+        suggestion = f"did you mean {close[0]!r}?" if close else None
         if complete:
-            err("FF503", text, path, hint=hint)
+            err("FF503", text, path, hint=suggestion)
         else:
-            warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=hint)
+            warn("FF503", text + f" in the first {FACET_SCAN_ROWS} rows", path, hint=suggestion)
 
 
 @functools.cache
@@ -555,17 +583,7 @@ def _bounded_lines(fh: Any) -> Any:
         yield line
 
 
-def _names(value: Any) -> list[str]:
-    """A list of column names, or nothing when the value has the wrong type (the schema check reports it):
-    iterating a string would report each of its characters as a missing column."""
-    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
-
-
-def _mapping(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _get(cfg: dict, parts: list[str]) -> Any:
+def _get(cfg: Mapping[str, Any], parts: list[str]) -> Any:
     node: Any = cfg
     for p in parts:
         if not isinstance(node, dict) or p not in node:

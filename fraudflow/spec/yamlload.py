@@ -100,7 +100,7 @@ class Positions:
         return self.labels.get(mark) if mark is not None and self.labels else None
 
 
-def _resolver_class() -> type:
+def _resolver_class() -> type[yaml.resolver.BaseResolver]:
     class PlainResolver(yaml.resolver.BaseResolver):
         def resolve(self, kind: type, value: str, implicit: tuple[bool, bool]) -> str:  # noqa: D102
             if kind is yaml.ScalarNode:
@@ -113,10 +113,10 @@ def _resolver_class() -> type:
 def _loader_class() -> type:
     # The C parser is several times faster; the pure one gives identical nodes and marks.
     # `yaml.CParser` is not exported (cyaml's __all__ lacks it): look in yaml.cyaml, present when libyaml is.
-    parser = getattr(getattr(yaml, "cyaml", None), "CParser", None)
+    parser: Any = getattr(getattr(yaml, "cyaml", None), "CParser", None)
     resolver = _resolver_class()
     if parser is not None:
-
+        # bases chosen at run time (libyaml's parser if present): mypy cannot check a variable base class
         class CLoader(parser, yaml.constructor.BaseConstructor, resolver):  # type: ignore[misc, valid-type]
             def __init__(self, stream: str) -> None:
                 parser.__init__(self, stream)
@@ -131,7 +131,7 @@ def _loader_class() -> type:
         yaml.parser.Parser,
         yaml.composer.Composer,
         yaml.constructor.BaseConstructor,
-        resolver,  # type: ignore[misc, valid-type]
+        resolver,  # type: ignore[misc, valid-type]  # a class made at run time: mypy cannot check a variable base
     ):
         def __init__(self, stream: str) -> None:
             yaml.reader.Reader.__init__(self, stream)

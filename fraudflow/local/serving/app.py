@@ -17,13 +17,22 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import protocol as P
 from fraudflow.local.serving.model import LoadedModel, load_model
+
+# ASGI's callables, as uvicorn calls them
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Response = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]  # status, content type, body, headers
 
 _DRAIN_LIMIT = 64 * 1024 * 1024  # past this, an oversized body is refused without reading it
 _OFFLOAD_ROWS = 64  # bigger batches run in a thread so one large request does not stall the others
@@ -78,7 +87,7 @@ class EndpointApp:
         endpoint: str | None = None,
         model_version: str | None = None,
         poll: float = 1.0,
-        log=None,
+        log: IO[str] | None = None,
     ):
         self.state_dir = Path(state_dir)
         self.poll = poll
@@ -136,6 +145,7 @@ class EndpointApp:
         watch = _FailureLog(self._event, self.poll)
         registry: Registry | None = None
         while not self._stop.wait(self.poll):
+            gen: int | None = None  # bound before anything can fail: the handlers below read it
             try:
                 if registry is None:
                     registry = Registry(self.state_dir)
@@ -161,7 +171,7 @@ class EndpointApp:
             watch.recovered(gen)
             self._event("switch", generation=ep.generation, old=old.describe(), new=new.describe())
 
-    def _event(self, event: str, **fields) -> None:
+    def _event(self, event: str, **fields: Any) -> None:
         self._write({"ts": round(time.time(), 3), "event": event, **fields})
 
     def _write(self, rec: dict) -> None:
@@ -172,7 +182,7 @@ class EndpointApp:
             pass  # a closed log must not fail requests
 
     # -- ASGI -------------------------------------------------------------------------------------------
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             await self._http(scope, receive, send)
         elif scope["type"] == "lifespan":
@@ -186,7 +196,7 @@ class EndpointApp:
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
-    async def _http(self, scope, receive, send) -> None:
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
         method, path = scope["method"], scope["path"]
         runtime = path.startswith("/endpoints/")
@@ -297,7 +307,7 @@ class _FailureLog:
     """Back-off and de-duplication for the poller: one log line per distinct (event, generation, error), and
     a failed generation is retried after poll, 2*poll, 4*poll, ... up to _MAX_BACKOFF seconds."""
 
-    def __init__(self, event, poll: float):
+    def __init__(self, event: Callable[..., None], poll: float) -> None:
         self._event, self._poll = event, poll
         self._logged: tuple | None = None
         self._gen: int | None = None
@@ -307,7 +317,7 @@ class _FailureLog:
     def due(self, gen: int) -> bool:
         return gen != self._gen or time.monotonic() >= self._retry_at
 
-    def failed(self, event: str, gen: int | None, exc: Exception, **fields) -> None:
+    def failed(self, event: str, gen: int | None, exc: Exception, **fields: Any) -> None:
         error = _one_line(exc)
         if gen != self._gen:
             self._gen, self._delay = gen, self._poll
@@ -338,7 +348,7 @@ class _ValidationError(P.BadRequest):
         super().__init__(status, "ValidationError", message)
 
 
-def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None):
+def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None) -> Response:
     """On the container path: the status itself. On the runtime path, SageMaker wraps the container's 4xx in
     ModelError (HTTP 424, with OriginalStatusCode); routing and payload-size errors stay its own."""
     if not (runtime and in_model):
@@ -367,11 +377,11 @@ def _error_body(exc: P.BadRequest, code: str, runtime: bool) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _headers(scope) -> dict[str, str]:
+def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
-async def _read_body(receive, hdr: dict) -> bytes:
+async def _read_body(receive: Receive, hdr: dict[str, str]) -> bytes:
     length = hdr.get("content-length")
     if length is not None:
         try:
@@ -398,7 +408,7 @@ async def _read_body(receive, hdr: dict) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _drain(receive) -> None:
+async def _drain(receive: Receive) -> None:
     size = 0
     while True:
         msg = await receive()

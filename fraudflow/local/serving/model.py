@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def load_model(mv: ModelVersion) -> LoadedModel:
     booster = _load_booster(mv)
     n_features = int(booster.num_features())
     schema = _load_schema(mv)
-    transform, columns = None, []
+    transform: Any = None
+    columns: list[str] = []
     code = mv.artifact_dir / "preprocess.py"
     code = code if code.is_file() else PROJECT_PREPROCESS
     if schema is not None and code.is_file():
@@ -98,7 +100,7 @@ def _damaged(mv: ModelVersion, what: str, path: Path) -> UserError:
     )
 
 
-def _load_booster(mv: ModelVersion):
+def _load_booster(mv: ModelVersion) -> Any:  # an xgboost.Booster
     import xgboost as xgb
 
     model_dir = mv.model_dir

@@ -1,0 +1,322 @@
+"""Typed view of a resolved pipeline's config (`Spec.config`). GENERATED from schemas/pipelines.schema.json by
+tools/gen_config_types.py: edit the schema, then run the tool (tests/test_config_types.py fails when they differ).
+
+Functional TypedDict syntax (ruff's UP013 is off for this file), as `lambda` is a key. `Required[...]` is quoted: typing.Required is Python 3.11+, and
+only the type checker reads it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, TypedDict
+
+if TYPE_CHECKING:
+    from typing_extensions import Required
+
+
+DataJoinConfig = TypedDict(
+    "DataJoinConfig",
+    {
+        "on": "Required[str | list[str]]",
+        "how": Literal["left", "inner"],
+    },
+    total=False,
+)
+
+
+DataConfig = TypedDict(
+    "DataConfig",
+    {
+        "sources": "Required[dict[str, str]]",
+        "join": DataJoinConfig,
+        "label": "Required[str]",
+        "drop": list[str],
+    },
+    total=False,
+)
+
+
+FeaturesMissingConfig = TypedDict(
+    "FeaturesMissingConfig",
+    {
+        "categorical": str | None,
+        "numeric": Literal["none", "zero", "mean", "median"],
+    },
+    total=False,
+)
+
+
+FeaturesConfig = TypedDict(
+    "FeaturesConfig",
+    {
+        "missing": FeaturesMissingConfig,
+        "one_hot": list[str],
+        "ordinal": dict[str, list[str | float | bool]],
+        "drop_encoded": list[str],
+    },
+    total=False,
+)
+
+
+SplitConfig = TypedDict(
+    "SplitConfig",
+    {
+        "train": "Required[float]",
+        "validation": "Required[float]",
+        "test": "Required[float]",
+        "seed": int,
+        "stratify": bool,
+    },
+    total=False,
+)
+
+
+TrainHyperparametersConfig = TypedDict(
+    "TrainHyperparametersConfig",
+    {
+        "objective": Literal["binary:logistic", "binary:logitraw", "binary:hinge"],
+        "eval_metric": Literal["auc", "aucpr", "logloss", "error", "map"]
+        | list[Literal["auc", "aucpr", "logloss", "error", "map"]],
+        "num_round": int,
+        "eta": float,
+        "max_depth": int,
+        "min_child_weight": float,
+        "gamma": float,
+        "subsample": float,
+        "colsample_bytree": float,
+        "colsample_bylevel": float,
+        "colsample_bynode": float,
+        "lambda": float,
+        "alpha": float,
+        "scale_pos_weight": float,
+        "max_delta_step": float,
+        "tree_method": Literal["auto", "exact", "approx", "hist"],
+        "grow_policy": Literal["depthwise", "lossguide"],
+        "max_leaves": int,
+        "max_bin": int,
+        "seed": int,
+        "base_score": float,
+    },
+    total=False,
+)
+
+
+TrainEarlyStoppingConfig = TypedDict(
+    "TrainEarlyStoppingConfig",
+    {
+        "rounds": "Required[int]",
+    },
+    total=False,
+)
+
+
+TrainCvConfig = TypedDict(
+    "TrainCvConfig",
+    {
+        "folds": int,
+        "early_stopping_rounds": int,
+    },
+    total=False,
+)
+
+
+TrainConfig = TypedDict(
+    "TrainConfig",
+    {
+        "hyperparameters": "Required[TrainHyperparametersConfig]",
+        "early_stopping": TrainEarlyStoppingConfig,
+        "cv": TrainCvConfig,
+    },
+    total=False,
+)
+
+
+EvaluateBootstrapConfig = TypedDict(
+    "EvaluateBootstrapConfig",
+    {
+        "samples": int,
+        "confidence": float,
+        "seed": int,
+    },
+    total=False,
+)
+
+
+EvaluateConfig = TypedDict(
+    "EvaluateConfig",
+    {
+        "decision_threshold": float,
+        "bootstrap": EvaluateBootstrapConfig,
+    },
+    total=False,
+)
+
+
+GateConfig = TypedDict(
+    "GateConfig",
+    {
+        "metric": Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy"],
+        "threshold": "Required[float]",
+    },
+    total=False,
+)
+
+
+BiasConfig = TypedDict(
+    "BiasConfig",
+    {
+        "facet": "Required[str]",
+        "facet_values": list[float | str | bool],
+        "label_values": list[float | str | bool],
+        "group_variable": str,
+        "probability_threshold": float,
+        "pre_training_metrics": list[Literal["CI", "DPL", "KL", "JS", "LP", "TVD", "KS", "CDDL"]],
+        "post_training_metrics": list[
+            Literal["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "CDDPL", "TE", "FT", "GE"]
+        ],
+        "fail_on_violation": bool,
+    },
+    total=False,
+)
+
+
+ExplainConfig = TypedDict(
+    "ExplainConfig",
+    {
+        "method": Literal["shap"],
+        "num_samples": int,
+        "agg_method": Literal["mean_abs", "median", "mean_sq"],
+    },
+    total=False,
+)
+
+
+RegisterConfig = TypedDict(
+    "RegisterConfig",
+    {
+        "model_package_group": "Required[str]",
+        "approval_status": Literal["PendingManualApproval", "Approved", "Rejected"],
+        "description": str,
+    },
+    total=False,
+)
+
+
+DeployVariantsItemConfig = TypedDict(
+    "DeployVariantsItemConfig",
+    {
+        "name": "Required[str]",
+        "weight": "Required[float]",
+        "model_version": Literal["latest", "previous"] | int,
+    },
+    total=False,
+)
+
+
+DeployConfig = TypedDict(
+    "DeployConfig",
+    {
+        "endpoint_name": "Required[str]",
+        "instance_type": str,
+        "instance_count": int,
+        "require_approval": bool,
+        "variants": list[DeployVariantsItemConfig],
+    },
+    total=False,
+)
+
+
+SagemakerProcessingConfig = TypedDict(
+    "SagemakerProcessingConfig",
+    {
+        "instance_type": str,
+        "instance_count": int,
+        "volume_size_gb": int,
+        "framework_version": Literal["1.2-1", "1.4-2"],
+    },
+    total=False,
+)
+
+
+SagemakerTrainingConfig = TypedDict(
+    "SagemakerTrainingConfig",
+    {
+        "instance_type": str,
+        "instance_count": int,
+        "volume_size_gb": int,
+        "max_runtime_s": int,
+        "framework_version": Literal["1.7-1"],
+    },
+    total=False,
+)
+
+
+SagemakerClarifyConfig = TypedDict(
+    "SagemakerClarifyConfig",
+    {
+        "instance_type": str,
+        "instance_count": int,
+        "volume_size_gb": int,
+    },
+    total=False,
+)
+
+
+SagemakerLambdaConfig = TypedDict(
+    "SagemakerLambdaConfig",
+    {
+        "function_name": str,
+        "role_arn": str,
+        "timeout_s": int,
+    },
+    total=False,
+)
+
+
+SagemakerCacheConfig = TypedDict(
+    "SagemakerCacheConfig",
+    {
+        "enabled": bool,
+        "expire_after": str,
+    },
+    total=False,
+)
+
+
+SagemakerConfig = TypedDict(
+    "SagemakerConfig",
+    {
+        "region": str,
+        "role_arn": "Required[str]",
+        "bucket": "Required[str]",
+        "prefix": str,
+        "pipeline_name": str,
+        "processing": SagemakerProcessingConfig,
+        "training": SagemakerTrainingConfig,
+        "clarify": SagemakerClarifyConfig,
+        "lambda": SagemakerLambdaConfig,
+        "cache": SagemakerCacheConfig,
+        "tags": dict[str, str],
+    },
+    total=False,
+)
+
+
+PipelineConfig = TypedDict(
+    "PipelineConfig",
+    {
+        "description": str,
+        "data": "Required[DataConfig]",
+        "features": "Required[FeaturesConfig]",
+        "split": "Required[SplitConfig]",
+        "train": "Required[TrainConfig]",
+        "evaluate": EvaluateConfig,
+        "gate": "Required[GateConfig]",
+        "bias": BiasConfig,
+        "explain": ExplainConfig,
+        "register": "Required[RegisterConfig]",
+        "deploy": DeployConfig,
+        "parameters": dict[str, str],
+        "sagemaker": SagemakerConfig,
+    },
+    total=False,
+)
