@@ -48,6 +48,8 @@ def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Complet
 @pytest.fixture(scope="module")
 def namespaces() -> None:
     problem = h.namespace_problem()
+    if problem and os.environ.get("CI"):  # CI runs as root: the proof of the SageMaker backend must not skip
+        pytest.fail(f"the container harness {problem}")
     if problem:
         pytest.skip(f"the container harness {problem}")
 
