@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from fraudflow import exits
 from fraudflow.cli import main
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Registry, VariantSpec
@@ -217,7 +218,7 @@ def test_a_version_that_is_not_a_version_number_is_a_short_ff809(tmp_path, capsy
     reg = Registry(tmp_path / ".fraudflow")
     register(reg, tmp_path)
     reg.close()
-    assert main(["registry", action, "fraud", version, "--workspace", str(tmp_path)]) == 2
+    assert main(["registry", action, "fraud", version, "--workspace", str(tmp_path)]) == exits.USAGE
     err = capsys.readouterr().err
     assert "FF809" in err and len(err) < 300, err
 

@@ -13,6 +13,8 @@ from fraudflow.local.registry import MAX_VERSION, UNPRINTABLE, ModelVersion, Reg
 
 def command(args: argparse.Namespace) -> int:
     state_dir = Path(args.workspace) / ".fraudflow"
+    # the command line first: a bad VERSION is a usage mistake whatever the workspace holds
+    version = None if args.action == "list" else parse_version_number(args.version)
     if not (state_dir / "registry.db").is_file():
         if args.action == "list" and not args.group:
             _print_empty(args)
@@ -22,7 +24,6 @@ def command(args: argparse.Namespace) -> int:
             f"no registry in {state_dir}: nothing is registered yet",
             hint="run the pipeline first, or point --workspace at the folder holding .fraudflow/",
         )
-    version = None if args.action == "list" else parse_version_number(args.version)
     reg = Registry(state_dir)
     try:
         if version is None:
