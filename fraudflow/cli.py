@@ -97,6 +97,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd("fraudflow.local.runner", "run_command"))
 
+    p = sub.add_parser(
+        "logs",
+        help="print a step's log from a run (default: the latest run)",
+        usage="fraudflow logs [-h] [--workspace WORKSPACE] [RUN] STEP",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id or `latest` (default); with one argument, the STEP")
+    p.add_argument("step", nargs="?", metavar="STEP", help="the step whose log to print")
+    _workspace_arg(p)
+    p.set_defaults(func=_cmd("fraudflow.local.runner", "logs_command"))
+
     p = sub.add_parser("sample-data", help="write claims-like sample data (claims.csv, customers.csv)")
     p.add_argument("dir", help="output folder")
     p.add_argument("--rows", type=int, default=5000)

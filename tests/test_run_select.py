@@ -93,6 +93,7 @@ def test_from_train_reuses_preprocessing_and_reruns_the_rest(tmp_path: Path) -> 
     assert statuses["preprocess"] == "cached"
     assert {statuses[n] for n in ("train", "evaluate", "bias", "explain")} == {"ran"}
     assert statuses["deploy"] == "ran"
+    _check_logs(root)
     # a changed input of a reused step has no cached result: refused, nothing re-run on stale data
     claims = root / "data" / "claims.csv"
     claims.write_text(claims.read_text() + claims.read_text().splitlines()[-1] + "\n")
@@ -116,3 +117,34 @@ def test_only_reruns_one_step_on_cached_inputs(tmp_path: Path) -> None:
         "deploy": "skipped",
     }
     assert "bias       ran" in done.stdout
+
+
+def _check_logs(root: Path) -> None:
+    """`fraudflow logs` after a full run and a `--from train` run (the latest): a step that ran prints its log,
+    a reused one the log of the run that computed it, and mistakes are located errors."""
+    runs = root / ".fraudflow" / "runs"
+    latest = (runs / "latest").resolve()
+    first = min(p for p in runs.iterdir() if p.name != "latest")
+    done = run_cli("logs", "train", cwd=root)
+    assert done.returncode == 0 and done.stdout == (latest / "train.log").read_text()
+    assert "rounds_trained" in done.stdout
+    done = run_cli("logs", "latest", "preprocess", "--workspace", str(root))  # reused: the first run's log
+    assert done.returncode == 0 and done.stdout == (first / "preprocess.log").read_text() != ""
+    done = run_cli("logs", first.name, "train", cwd=root)
+    assert done.returncode == 0 and done.stdout == (first / "train.log").read_text()
+    done = run_cli("logs", "latest", "trian", cwd=root)
+    assert done.returncode == 64 and "FF696" in done.stderr and "did you mean 'train'" in done.stderr
+    for bad in ("20990101-000000-abcdef", "../..", "latest/../latest"):
+        done = run_cli("logs", bad, "train", cwd=root)
+        assert done.returncode == 64 and "FF698" in done.stderr and latest.name in done.stderr, bad
+    done = run_cli("logs", "register", cwd=root)
+    assert done.returncode == 1 and "FF699 step 'register' has no log" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_logs_without_any_run(tmp_path: Path) -> None:
+    done = run_cli("logs", "train", cwd=tmp_path)
+    assert done.returncode == 64, done.stderr
+    assert "FF698 no run yet" in done.stderr and "fraudflow run" in done.stderr
+    done = run_cli("logs", "a", "b", "c", cwd=tmp_path)
+    assert done.returncode == 64

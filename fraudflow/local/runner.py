@@ -104,6 +104,55 @@ def select_steps(plan: Plan, *, start: str | None = None, only: str | None = Non
     return {n: AGAIN if n == name else REUSE if n in needed else OMIT for n in names}
 
 
+def logs_command(args: argparse.Namespace) -> int:
+    """`fraudflow logs [RUN] STEP`: print what a step printed in a run (default the latest). A step the run
+    reused from the cache shows the log of the run that computed it."""
+    run, step = (args.run, args.step) if args.step is not None else ("latest", args.run)
+    runs = Store(Path(args.workspace)).runs
+    run_dir = _find_run(runs, run)
+    try:
+        summary = json.loads((run_dir / "run.json").read_text())
+        steps = [str(s["name"]) for s in summary["steps"]]
+        status = {str(s["name"]): str(s["status"]) for s in summary["steps"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        summary, steps, status = {}, [], {}
+    if step not in steps:
+        close = difflib.get_close_matches(step, steps, n=1)
+        raise UsageError.single(
+            "FF696",
+            f"run {run_dir.name} has no step {step!r}",
+            file=str(run_dir / "run.json"),
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + (f"its steps: {', '.join(steps)}" if steps else "the run recorded no step"),
+        )
+    for log in (run_dir / f"{step}.log", run_dir / step / "log.txt"):  # ran here; reused from the cache
+        if log.is_file():
+            sys.stdout.write(log.read_text(errors="replace"))
+            return exits.OK
+    raise UserError.single(
+        "FF699",
+        f"step {step!r} has no log in run {run_dir.name} (status: {status.get(step, '?')})",
+        file=str(run_dir),
+        hint="only the script steps (processing, training, checks) write a log, and only when they ran or were "
+        "reused; see run.json for the others",
+    )
+
+
+def _find_run(runs: Path, run: str) -> Path:
+    """The run folder for a run id or `latest`; a name with a path in it is not a run id."""
+    path = runs / run
+    if "/" not in run and run not in ("", ".", "..") and (path / "run.json").is_file():
+        return path.resolve()
+    known = sorted((p.name for p in runs.glob("*") if (p / "run.json").is_file() and p.name != "latest"))
+    raise UsageError.single(
+        "FF698",
+        f"no run {run!r} in {runs}" if known else f"no run yet in {runs}",
+        hint=f"the newest runs: {', '.join(known[-5:][::-1])} (or `latest`)"
+        if known
+        else "`fraudflow run` first, or point --workspace at the folder holding .fraudflow/",
+    )
+
+
 def run_plan(
     plan: Plan, *, use_cache: bool = True, out: Any = None, modes: dict[str, str] | None = None
 ) -> RunResult:
