@@ -143,7 +143,7 @@ def _find_run(runs: Path, run: str) -> Path:
     path = runs / run
     if "/" not in run and run not in ("", ".", "..") and (path / "run.json").is_file():
         return path.resolve()
-    known = sorted((p.name for p in runs.glob("*") if (p / "run.json").is_file() and p.name != "latest"))
+    known = sorted(p.name for p in runs.glob("*") if (p / "run.json").is_file() and p.name != "latest")
     raise UsageError.single(
         "FF698",
         f"no run {run!r} in {runs}" if known else f"no run yet in {runs}",
