@@ -422,6 +422,8 @@ class _Runner:
     def _register(self, step: Step) -> tuple[str, Path | None, dict]:
         """Registers the inputs' files, each found through the Plan: the model folder, the data step's feature
         schema and baseline statistics, the evaluation, and the analysis of each check step that ran."""
+        from fraudflow.local.registry_cli import servable
+
         plan, cfg = self.plan, step.config
         data, evaluation = step.input("data").step, step.input("evaluation").step
         assert data and evaluation
@@ -452,6 +454,11 @@ class _Runner:
                 run_id=self.run_id,
                 description=cfg.get("description") or self.plan.spec.config.get("description", ""),
                 reuse_identical=self.use_cache,
+                # an Approved version repoints follow-approved endpoints: checked as `registry approve` checks
+                check=functools.partial(
+                    servable,
+                    why="registering it as Approved would switch an endpoint that follows approvals to it",
+                ),
             )
         finally:
             registry.close()
@@ -470,6 +477,7 @@ class _Runner:
 
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
+        from fraudflow.local.registry_cli import servable
 
         cfg = step.config
         pkg = self.result.model_package or {}
@@ -490,6 +498,9 @@ class _Runner:
                 cfg["endpoint_name"],
                 [VariantSpec(c.name, group, c.version, c.weight) for c in chosen.served],
                 follow_approved=bool(cfg.get("require_approval")) and len(chosen.served) == 1,
+                check=functools.partial(  # never point an endpoint at a version that cannot load (FF811)
+                    servable, why=f"the deploy step would point endpoint {cfg['endpoint_name']!r} at it"
+                ),
             )
         finally:
             registry.close()
