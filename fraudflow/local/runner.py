@@ -183,10 +183,10 @@ class _Runner:
         run_dir: Path,
         use_cache: bool,
         out: Any,
-        modes: dict[str, str],
+        modes: dict[str, str] | None = None,
     ):
         self.plan, self.store, self.run_id, self.run_dir = plan, store, run_id, run_dir
-        self.use_cache, self.out, self.modes = use_cache, out, modes
+        self.use_cache, self.out, self.modes = use_cache, out, modes or select_steps(plan)
         self.digests: dict[str, str] = {}
         self.dirs: dict[str, Path] = {}
         self.content = Digests(store.root / "digests.json")
