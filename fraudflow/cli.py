@@ -80,10 +80,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the whole pipeline on this machine")
     _spec_args(p)
-    p.add_argument(
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
         "--no-cache", action="store_true", help="run every step even if an identical one ran before"
     )
+    g.add_argument(
+        "--from",
+        dest="start",
+        metavar="STEP",
+        help="reuse the cached results of the steps before STEP; run STEP and every later step again",
+    )
+    g.add_argument(
+        "--only",
+        metavar="STEP",
+        help="run STEP again on the cached results of the steps it reads; run nothing else",
+    )
     p.set_defaults(func=_cmd("fraudflow.local.runner", "run_command"))
+
+    p = sub.add_parser(
+        "logs",
+        help="print a step's log from a run (default: the latest run)",
+        usage="fraudflow logs [-h] [--workspace WORKSPACE] [RUN] STEP",
+    )
+    p.add_argument("run", metavar="RUN", help="a run id or `latest` (default); with one argument, the STEP")
+    p.add_argument("step", nargs="?", metavar="STEP", help="the step whose log to print")
+    _workspace_arg(p)
+    p.set_defaults(func=_cmd("fraudflow.local.runner", "logs_command"))
 
     p = sub.add_parser("sample-data", help="write claims-like sample data (claims.csv, customers.csv)")
     p.add_argument("dir", help="output folder")

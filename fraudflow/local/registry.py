@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import UserError
+from fraudflow.local.store import LEGACY_SCRATCH_AGE, owner_gone, owner_tag
 from fraudflow.plan import STEP_CODE
 from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
 
@@ -68,6 +69,18 @@ CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, variants TEXT NOT NULL, follow_approved INTEGER NOT NULL,
     generation INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
 """
+
+
+STAGING = (
+    ".staging"  # registry/.staging/<host>-<pid>.<start>-<uuid>: artifacts being copied, owned by a process
+)
+
+
+def _age(path: Path) -> float:
+    try:
+        return datetime.now(timezone.utc).timestamp() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _now() -> str:
@@ -244,13 +257,15 @@ class Registry:
         description: str = "",
         preprocess_code: Path | None = None,
         reuse_identical: bool = False,
+        check: Callable[[ModelVersion], None] | None = None,
     ) -> ModelVersion:
         """Copy the artifacts, then number and insert the version atomically. `preprocess_code` (default: the
         project's step_code/preprocess.py) is snapshotted so serving encodes exactly as this run did.
 
         With `reuse_identical`, the group's newest version is returned instead of a new one when everything
         it records is identical (see `_identical`); `ModelVersion.run_id` then names the run that registered
-        it, not this one."""
+        it, not this one. `check` is called, as by `set_status`, on the version a follow-approved endpoint is
+        about to be repointed to (an Approved registration); if it raises, nothing is registered."""
         check_name("model package group", group)
         self._check_status(approval_status)
         model_dir, feature_schema = Path(model_dir), Path(feature_schema)
@@ -264,7 +279,8 @@ class Registry:
         if preprocess_code is None:
             preprocess_code = STEP_CODE / "preprocess.py"
 
-        staging = self.root / ".staging" / uuid.uuid4().hex
+        self.clean_stale_staging()  # left by registrations killed mid-copy
+        staging = self.root / STAGING / f"{owner_tag()}-{uuid.uuid4().hex}"
         try:
             shutil.copytree(model_dir, staging / "model")
             shutil.copy2(feature_schema, staging / "feature_schema.json")
@@ -342,13 +358,32 @@ class Registry:
                         (group, version, approval_status, f"pipeline:{pipeline}", created, f"run {run_id}"),
                     )
                     if approval_status == "Approved":
-                        self._follow(c, group)
+                        self._follow(c, group, check)
                 except BaseException:
                     shutil.rmtree(final, ignore_errors=True)
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return self.get(group, version)
+
+    def clean_stale_staging(self) -> list[Path]:
+        """Remove staging folders of registrations whose process is gone (killed while copying artifacts), as
+        Store.clean_stale_scratch does for step scratch folders: a folder is removed only when its name says
+        it belongs to this host and its owner no longer runs; an unowned one (older fraudflow) after a week."""
+        removed: list[Path] = []
+        folder = self.root / STAGING
+        if not folder.is_dir():
+            return removed
+        for path in folder.iterdir():
+            parts = path.name.split("-")
+            if len(parts) == 3:
+                stale = owner_gone(parts[0], parts[1])
+            else:
+                stale = len(parts) == 1 and _age(path) > LEGACY_SCRATCH_AGE  # cannot be judged sooner
+            if stale:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        return removed
 
     def _identical(
         self, c: sqlite3.Connection, group: str, version: int, record: dict, staging: Path
@@ -462,12 +497,22 @@ class Registry:
             ) from None
 
     def deploy(
-        self, endpoint: str, variants: list[VariantSpec], *, follow_approved: bool = False
+        self,
+        endpoint: str,
+        variants: list[VariantSpec],
+        *,
+        follow_approved: bool = False,
+        check: Callable[[ModelVersion], None] | None = None,
     ) -> Endpoint:
-        """Point an endpoint at registered versions (creating it if needed); servers switch on their own."""
+        """Point an endpoint at registered versions (creating it if needed); servers switch on their own.
+        `check` is called on each version first (registered versions never change); if it raises, the
+        endpoint is left as it was."""
         check_name("endpoint", endpoint)
         variants = [v if isinstance(v, VariantSpec) else VariantSpec(**v) for v in variants]
         self._check_variants(variants, follow_approved)
+        if check is not None:
+            for v in variants:
+                check(self.get(v.group, v.version))
         with self._tx(self._conn) as c:
             for v in variants:
                 self.get(v.group, v.version)

@@ -54,7 +54,7 @@ def _decide(reg: Registry, group: str, version: int, action: str, reason: str) -
     cannot, nothing changes and the command fails, rather than announce a switch no server can make."""
     status = "Approved" if action == "approve" else "Rejected"
     before = reg.get(group, version).status
-    mv = reg.set_status(group, version, status, reason, check=_servable)
+    mv = reg.set_status(group, version, status, reason, check=servable)
     note = "unchanged" if before == mv.status else f"was {before}"
     print(f"{mv.group} version {mv.version}: {mv.status} ({note})")
     for ep in reg.list_endpoints():
@@ -65,17 +65,25 @@ def _decide(reg: Registry, group: str, version: int, action: str, reason: str) -
     return 0
 
 
-def _servable(mv: ModelVersion) -> None:
+def servable(
+    mv: ModelVersion, why: str = "the change would switch an endpoint that follows approvals to it"
+) -> None:
+    """The check before an endpoint is pointed at `mv` (`registry approve`, and a run's registration and
+    deploy): the model loads as `fraudflow serve` will load it, or FF811 saying `why` nothing changed."""
+    import warnings
+
     from fraudflow.local.serving.model import load_model
 
     try:
-        load_model(mv)
+        with warnings.catch_warnings():  # xgboost's notes on the file format are not the user's concern here
+            warnings.simplefilter("ignore", UserWarning)
+            load_model(mv)
     except UserError as exc:
         cause = exc.diagnostics[0]
         raise UserError.single(
             "FF811",
-            f"{mv.group}:{mv.version} cannot be served ({cause.code} {printable(cause.message)}): the change "
-            "would switch an endpoint that follows approvals to it, so nothing was changed",
+            f"{mv.group}:{mv.version} cannot be served ({cause.code} {printable(cause.message)}): {why}, so "
+            "nothing was changed",
             file=cause.file,
             hint="register the model again (rerun the pipeline); `fraudflow registry list` shows what is served",
         ) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import functools
 import importlib.util
 import io
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow import exits
-from fraudflow.errors import Diagnostic, UserError
+from fraudflow.errors import Diagnostic, UsageError, UserError
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import FileRef, Plan, Step, build_plan
 
@@ -62,16 +63,105 @@ def run_command(args: argparse.Namespace) -> int:
     from fraudflow.spec.load import load_one
 
     spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
-    result = run_plan(build_plan(spec), use_cache=not args.no_cache, out=sys.stdout)
+    plan = build_plan(spec)
+    modes = select_steps(plan, start=getattr(args, "start", None), only=getattr(args, "only", None))
+    result = run_plan(plan, use_cache=not args.no_cache, out=sys.stdout, modes=modes)
     return result.exit_code
 
 
-def run_plan(plan: Plan, *, use_cache: bool = True, out: Any = None) -> RunResult:
+# What a run does with each step: RUN it (reusing an identical cached result), REUSE its cached result (refused
+# when there is none), run it AGAIN whatever the cache holds, or OMIT it (`--only`: not needed).
+RUN, REUSE, AGAIN, OMIT = "run", "reuse", "again", "omit"
+
+
+def select_steps(plan: Plan, *, start: str | None = None, only: str | None = None) -> dict[str, str]:
+    """Each step's mode for `run --from START` (the steps before START reused, START and every later step run
+    again) or `run --only ONLY` (the steps ONLY reads from, transitively, reused; ONLY run again; the rest
+    omitted). Derived from the Plan's order and inputs only, so it holds for any pipeline's steps."""
+    names = [s.name for s in plan.steps]
+    if start is None and only is None:
+        return dict.fromkeys(names, RUN)
+    flag, name = ("--from", start) if start is not None else ("--only", only)
+    assert name is not None
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=1)
+        raise UsageError.single(
+            "FF696",
+            f"{flag} {name!r}: pipeline {plan.name!r} has no such step",
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + f"the steps, in order: {', '.join(names)}",
+        )
+    if start is not None:
+        first = names.index(start)
+        return {n: REUSE if i < first else AGAIN for i, n in enumerate(names)}
+    needed: set[str] = set()
+    todo = [name]
+    while todo:
+        for inp in plan.step(todo.pop()).inputs:
+            if inp.step is not None and inp.step not in needed:
+                needed.add(inp.step)
+                todo.append(inp.step)
+    return {n: AGAIN if n == name else REUSE if n in needed else OMIT for n in names}
+
+
+def logs_command(args: argparse.Namespace) -> int:
+    """`fraudflow logs [RUN] STEP`: print what a step printed in a run (default the latest). A step the run
+    reused from the cache shows the log of the run that computed it."""
+    run, step = (args.run, args.step) if args.step is not None else ("latest", args.run)
+    runs = Store(Path(args.workspace)).runs
+    run_dir = _find_run(runs, run)
+    try:
+        summary = json.loads((run_dir / "run.json").read_text())
+        steps = [str(s["name"]) for s in summary["steps"]]
+        status = {str(s["name"]): str(s["status"]) for s in summary["steps"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        summary, steps, status = {}, [], {}
+    if step not in steps:
+        close = difflib.get_close_matches(step, steps, n=1)
+        raise UsageError.single(
+            "FF696",
+            f"run {run_dir.name} has no step {step!r}",
+            file=str(run_dir / "run.json"),
+            hint=(f"did you mean {close[0]!r}? " if close else "")
+            + (f"its steps: {', '.join(steps)}" if steps else "the run recorded no step"),
+        )
+    for log in (run_dir / f"{step}.log", run_dir / step / "log.txt"):  # ran here; reused from the cache
+        if log.is_file():
+            sys.stdout.write(log.read_text(errors="replace"))
+            return exits.OK
+    raise UserError.single(
+        "FF699",
+        f"step {step!r} has no log in run {run_dir.name} (status: {status.get(step, '?')})",
+        file=str(run_dir),
+        hint="only the script steps (processing, training, checks) write a log, and only when they ran or were "
+        "reused; see run.json for the others",
+    )
+
+
+def _find_run(runs: Path, run: str) -> Path:
+    """The run folder for a run id or `latest`; a name with a path in it is not a run id."""
+    path = runs / run
+    if "/" not in run and run not in ("", ".", "..") and (path / "run.json").is_file():
+        return path.resolve()
+    known = sorted(p.name for p in runs.glob("*") if (p / "run.json").is_file() and p.name != "latest")
+    raise UsageError.single(
+        "FF698",
+        f"no run {run!r} in {runs}" if known else f"no run yet in {runs}",
+        hint=f"the newest runs: {', '.join(known[-5:][::-1])} (or `latest`)"
+        if known
+        else "`fraudflow run` first, or point --workspace at the folder holding .fraudflow/",
+    )
+
+
+def run_plan(
+    plan: Plan, *, use_cache: bool = True, out: Any = None, modes: dict[str, str] | None = None
+) -> RunResult:
     out = out or io.StringIO()
+    modes = modes or select_steps(plan)
     store = Store(plan.spec.workspace)
     run_id, run_dir = store.new_run()
     store.clean_stale_scratch()  # left by runs killed mid-step
-    runner = _Runner(plan, store, run_id, run_dir, use_cache, out)
+    runner = _Runner(plan, store, run_id, run_dir, use_cache, out, modes)
     try:
         result = runner.execute()
     except BaseException:
@@ -85,9 +175,18 @@ def run_plan(plan: Plan, *, use_cache: bool = True, out: Any = None) -> RunResul
 
 
 class _Runner:
-    def __init__(self, plan: Plan, store: Store, run_id: str, run_dir: Path, use_cache: bool, out: Any):
+    def __init__(
+        self,
+        plan: Plan,
+        store: Store,
+        run_id: str,
+        run_dir: Path,
+        use_cache: bool,
+        out: Any,
+        modes: dict[str, str] | None = None,
+    ):
         self.plan, self.store, self.run_id, self.run_dir = plan, store, run_id, run_dir
-        self.use_cache, self.out = use_cache, out
+        self.use_cache, self.out, self.modes = use_cache, out, modes or select_steps(plan)
         self.digests: dict[str, str] = {}
         self.dirs: dict[str, Path] = {}
         self.content = Digests(store.root / "digests.json")
@@ -107,6 +206,12 @@ class _Runner:
         total = len(plan.steps) + 1
         for i, step in enumerate(ungated, 1):
             self._step(step, i, total)
+        if all(self.modes[s.name] == OMIT for s in gated):  # `--only` an ungated step: no gate to pass
+            for i, step in enumerate(gated, len(ungated) + 2):
+                self._step(step, i, total)
+            self.result.status = "succeeded"
+            self.say(f"succeeded in {time.time() - self.started:.1f}s — summary: {self.run_dir / 'run.json'}")
+            return self.result
         passed = self._gate(len(ungated) + 1, total)
         if not passed:
             for step in gated:
@@ -132,6 +237,10 @@ class _Runner:
         label = f"[{index}/{total}] {step.name:<10}"
         t0 = time.perf_counter()
         path: Path | None
+        if self.modes[step.name] == OMIT:
+            self.result.steps.append(StepRecord(step.name, "skipped", detail={"note": "not selected"}))
+            self.say(f"{label} skipped  not selected")
+            return
         try:
             handlers = {"register": self._register, "deploy": self._deploy}  # one handler per step kind
             handler = self._script_step if step.kind in CACHEABLE else handlers[step.kind]
@@ -153,7 +262,10 @@ class _Runner:
     def _script_step(self, step: Step) -> tuple[str, Path, dict]:
         digest = self._digest(step)
         self.digests[step.name] = digest
-        cached = self.store.cached(digest) if self.use_cache else None
+        mode = self.modes[step.name]
+        cached = self.store.cached(digest) if mode == REUSE or (self.use_cache and mode == RUN) else None
+        if cached is None and mode == REUSE:
+            raise self._not_cached(step)
         if cached is not None:
             self.dirs[step.name] = cached
             self.store.link(self.run_dir, step.name, cached)
@@ -170,6 +282,17 @@ class _Runner:
         self.dirs[step.name] = final
         self.store.link(self.run_dir, step.name, final)
         return "ran", final, self._note(step, final)
+
+    def _not_cached(self, step: Step) -> UserError:
+        again = next(n for n, m in self.modes.items() if m == AGAIN)
+        return UserError.single(
+            "FF697",
+            f"step {step.name!r} has no cached result for its current code, config and inputs; running "
+            f"{again!r} again needs it",
+            file=str(self.plan.spec.file),
+            hint="run the whole pipeline first (`fraudflow run` with the same file, --env and --set), then "
+            "this command again",
+        )
 
     def _digest(self, step: Step) -> str:
         """The step's cache key: its code, config, library versions and the content of every file it reads
@@ -299,6 +422,8 @@ class _Runner:
     def _register(self, step: Step) -> tuple[str, Path | None, dict]:
         """Registers the inputs' files, each found through the Plan: the model folder, the data step's feature
         schema and baseline statistics, the evaluation, and the analysis of each check step that ran."""
+        from fraudflow.local.registry_cli import servable
+
         plan, cfg = self.plan, step.config
         data, evaluation = step.input("data").step, step.input("evaluation").step
         assert data and evaluation
@@ -329,6 +454,11 @@ class _Runner:
                 run_id=self.run_id,
                 description=cfg.get("description") or self.plan.spec.config.get("description", ""),
                 reuse_identical=self.use_cache,
+                # an Approved version repoints follow-approved endpoints: checked as `registry approve` checks
+                check=functools.partial(
+                    servable,
+                    why="registering it as Approved would switch an endpoint that follows approvals to it",
+                ),
             )
         finally:
             registry.close()
@@ -347,6 +477,7 @@ class _Runner:
 
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
+        from fraudflow.local.registry_cli import servable
 
         cfg = step.config
         pkg = self.result.model_package or {}
@@ -367,6 +498,9 @@ class _Runner:
                 cfg["endpoint_name"],
                 [VariantSpec(c.name, group, c.version, c.weight) for c in chosen.served],
                 follow_approved=bool(cfg.get("require_approval")) and len(chosen.served) == 1,
+                check=functools.partial(  # never point an endpoint at a version that cannot load (FF811)
+                    servable, why=f"the deploy step would point endpoint {cfg['endpoint_name']!r} at it"
+                ),
             )
         finally:
             registry.close()

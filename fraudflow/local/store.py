@@ -184,6 +184,17 @@ def _owner_tag() -> str:
     return f"{_host_tag()}-{pid}.{_start_time(pid) or 0}"
 
 
+def owner_tag() -> str:
+    """What a folder owned by this process carries in its name: `<host>-<pid>.<start time>`."""
+    return _owner_tag()
+
+
+def owner_gone(host: str, owner: str) -> bool:
+    """Whether the process named by `owner_tag()`'s two parts no longer runs. Only this host's processes can be
+    judged: another host's (a shared file system) are taken as running."""
+    return host == _host_tag() and not _process_alive(owner)
+
+
 def _process_alive(owner: str) -> bool:
     pid_text, _, started = owner.partition(".")
     try:
