@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import UserError
-from fraudflow.plan import STEP_CODE
+from fraudflow.plan import STEP_CODE, STEP_KIT
 from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -270,6 +270,9 @@ class Registry:
             shutil.copy2(feature_schema, staging / "feature_schema.json")
             if preprocess_code.is_file():
                 shutil.copy2(preprocess_code, staging / "preprocess.py")
+                kit = preprocess_code.parent / STEP_KIT  # the helpers preprocess.py imports as a sibling
+                if kit.is_file():
+                    shutil.copy2(kit, staging / STEP_KIT)
             for name, doc in (
                 ("evaluation.json", metrics),
                 ("bias.json", bias),
