@@ -5,6 +5,7 @@ in training's sourcedir.tar.gz and in the model's code/). These tests keep the c
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from pathlib import Path
 
@@ -83,3 +84,27 @@ def test_the_serving_bundle_is_self_contained() -> None:
     for script in ("inference.py", "preprocess.py"):
         siblings = {f"{m}.py" for m in _imported(_tree(script)) & SIBLINGS}
         assert siblings <= set(SERVING_CODE), (script, siblings)
+
+
+FIRST_FLAG = {"train.py": "--train"}  # the processing steps all take --config
+
+
+@pytest.mark.parametrize("script", STEPS)
+def test_a_bad_argument_is_a_located_step_error_in_both_modes(script: str) -> None:
+    """Through stepkit.Parser and stepkit.entry: in-process the StepError propagates (the runner reports it);
+    run as a script beside its stepkit.py, one `error[CODE]` line and exit 2, never a traceback or SystemExit."""
+    from fraudflow.stepcode import load_file
+
+    flag = FIRST_FLAG.get(script, "--config")
+    module = load_file(STEP_CODE / script, f"_ff_contract_{script[:-3]}")
+    with pytest.raises(module.StepError) as err:
+        module.main([flag])  # the flag without its value
+    assert err.value.ff_code.startswith("FF6") and "bad arguments" in err.value.message
+    proc = subprocess.run(
+        [sys.executable, str(STEP_CODE / script), flag], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert (
+        proc.stderr.startswith(f"error[{err.value.ff_code}]: bad arguments")
+        and "Traceback" not in proc.stderr
+    )
