@@ -29,9 +29,12 @@ def _step_code_dir() -> Path:
 
 STEP_CODE = _step_code_dir()
 
+# The step scripts' shared helpers (`import stepkit`): shipped beside every script, to both backends.
+STEP_KIT = "stepkit.py"
 # Shipped with train.py (its sourcedir on SageMaker) and copied by it into the model folder's code/: the endpoint's
-# inference script and the preprocessing it encodes raw records with. The schema channel brings the feature schema.
-SERVING_CODE = ("inference.py", "preprocess.py")
+# inference script, the preprocessing it encodes raw records with, and the helpers both import. The schema channel
+# brings the feature schema.
+SERVING_CODE = ("inference.py", "preprocess.py", STEP_KIT)
 
 PROC = "/opt/ml/processing"  # where SageMaker Processing mounts a job's inputs and outputs
 CONFIG_PATH = f"{PROC}/input/config"  # every processing script's --config folder (config.json)
@@ -201,6 +204,7 @@ def build_plan(spec: Spec) -> Plan:
             "Preprocess",
             "processing",
             script="preprocess.py",
+            extra_code=(STEP_KIT,),
             config=spec.section("data", "features", "split"),
             inputs=tuple(Input(src, None, src, f"{PROC}/input/{src}") for src in cfg["data"]["sources"]),
             outputs=_processing_outputs(
@@ -247,6 +251,7 @@ def build_plan(spec: Spec) -> Plan:
             "Evaluate",
             "processing",
             script="evaluate.py",
+            extra_code=(STEP_KIT,),
             config={"data": {"label": label}, "evaluate": cfg["evaluate"]},  # the gate reads evaluation.json
             inputs=(
                 Input("model", "train", "model", f"{PROC}/model"),
@@ -279,6 +284,7 @@ def build_plan(spec: Spec) -> Plan:
                 "BiasCheck",
                 "bias",
                 script="bias.py",
+                extra_code=(STEP_KIT,),
                 config={"data": {"label": label}, "bias": cfg["bias"]},
                 inputs=(
                     Input("data", "preprocess", "*"),
@@ -304,6 +310,7 @@ def build_plan(spec: Spec) -> Plan:
                 "ExplainabilityCheck",
                 "explain",
                 script="explain.py",
+                extra_code=(STEP_KIT,),
                 config={"data": {"label": label}, "explain": cfg["explain"]},
                 inputs=(Input("model", "train", "model"), Input("data", "preprocess", "*")),
                 outputs=(Output("analysis", files=analysis),),

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import stepkit
+from stepkit import StepError
 
 SPLITS = ("train", "validation", "test")
 INF = float("inf")
@@ -58,37 +60,6 @@ POST_DESCRIPTIONS = {
 }
 REQUIRED = ("facet", "facet_values", "label_values", "pre_training_metrics", "post_training_metrics",
             "probability_threshold")  # fmt: skip
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -387,13 +358,7 @@ class Settings:
 
 
 def load_settings(path: str) -> Settings:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
-    except FileNotFoundError:
-        raise StepError("FF640", "config file not found", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise StepError("FF640", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    config = stepkit.read_config(path, "FF640")
     bias = config.get("bias")
     if not isinstance(bias, dict):
         raise StepError("FF641", "config has no `bias` section", file=path)
@@ -657,7 +622,7 @@ def write_outputs(out_dir: str, analysis: dict, report: dict) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Clarify-style bias metrics (local stand-in).")
+    p = stepkit.Parser("FF640", "Clarify-style bias metrics (local stand-in).")
     p.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
     p.add_argument("--data-dir", default="/opt/ml/processing/input/data")
     p.add_argument("--predictions-dir", default="/opt/ml/processing/input/predictions")
@@ -674,18 +639,15 @@ def run(argv: Sequence[str] | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """In-process (argv given) a StepError propagates to the runner; as a script it is printed and we return 2."""
-    if argv is not None:
-        run(argv)
+    """Entry point (see stepkit.entry: a StepError propagates in-process, is printed as a script)."""
+
+    def work() -> int:
+        report = run(argv)
+        pre = report["pre_training"]["metrics"]
+        print(f"bias: {report['facet']} DPL={pre.get('DPL')} CI={pre.get('CI')}")
         return 0
-    try:
-        report = run(None)
-    except StepError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
-    pre = report["pre_training"]["metrics"]
-    print(f"bias: {report['facet']} DPL={pre.get('DPL')} CI={pre.get('CI')}")
-    return 0
+
+    return stepkit.entry(argv, work)
 
 
 if __name__ == "__main__":

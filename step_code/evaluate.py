@@ -6,20 +6,19 @@ library, numpy, pandas, scikit-learn and xgboost. See docs/step-contract.md for 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import re
 import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import stepkit
+from stepkit import StepError
 
 E_CONFIG = "FF630"  # config or argument is wrong
 E_MODEL = "FF631"  # no model, or one XGBoost cannot read
@@ -32,37 +31,6 @@ MAX_CELLS = 4_000_000  # bootstrap resamples are ranked in batches of at most th
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
 EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------- metrics
@@ -302,33 +270,6 @@ def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple
     return result, pd.DataFrame({"label": y, "score": scores})
 
 
-def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
-    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
-    output_dir = Path(output_dir)
-    if not output_dir.exists():
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-        try:
-            write(tmp)
-            os.replace(tmp, output_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))  # SageMaker creates the folder beforehand
-    try:
-        write(tmp)
-        for entry in sorted(tmp.iterdir()):
-            dest = output_dir / entry.name
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists() or dest.is_symlink():
-                dest.unlink()
-            os.replace(entry, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: str | Path) -> dict:
     result, predictions = evaluate(config, model_dir, test_dir)
 
@@ -336,56 +277,34 @@ def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: s
         (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
         predictions.to_csv(out / "predictions.csv", index=False)
 
-    publish(Path(output_dir), write)
+    stepkit.publish(Path(output_dir), write)
     return result
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
-        raise StepError(E_CONFIG, f"bad arguments: {message}")
-
-
-def _load_config(path: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise StepError(E_CONFIG, "config file not found", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise StepError(
-            E_CONFIG, f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno
-        ) from None
-    if not isinstance(data, dict):
-        raise StepError(E_CONFIG, "config must be a JSON object", file=path)
-    return data
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
-    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
-    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    """Entry point (see stepkit.entry: a StepError propagates in-process, is printed as a script)."""
+    parser = stepkit.Parser(E_CONFIG, __doc__.splitlines()[0])
     parser.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
     parser.add_argument("--model-dir", default="/opt/ml/processing/model")
     parser.add_argument("--test-dir", default="/opt/ml/processing/test")
     parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
     # Overrides the config's evaluate.decision_threshold: how a SageMaker pipeline parameter reaches the step.
     parser.add_argument("--decision-threshold", type=float, default=None)
-    try:
+
+    def work() -> int:
         args = parser.parse_args(argv)
-        config = _load_config(args.config)
+        config = stepkit.read_config(args.config, E_CONFIG)
         if args.decision_threshold is not None:
             config = {
                 **config,
                 "evaluate": {**(config.get("evaluate") or {}), "decision_threshold": args.decision_threshold},
             }
         result = run(config, args.model_dir, args.test_dir, args.output_dir)
-    except StepError as exc:
-        if argv is not None:
-            raise
-        print(exc.render(), file=sys.stderr)
-        return 2
-    auc = result["classification_metrics"]["roc_auc"]
-    print(json.dumps({"roc_auc": auc["value"], "confidence_interval": auc["confidence_interval"]}))
-    return 0
+        auc = result["classification_metrics"]["roc_auc"]
+        print(json.dumps({"roc_auc": auc["value"], "confidence_interval": auc["confidence_interval"]}))
+        return 0
+
+    return stepkit.entry(argv, work)
 
 
 if __name__ == "__main__":

@@ -29,40 +29,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import stepkit
+from stepkit import StepError
 
 AGG_METHODS = ("mean_abs", "median", "mean_sq")
 DECIMALS = 7
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -70,13 +41,7 @@ class StepError(Exception):
 
 
 def load_settings(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            config = json.load(fh)
-    except FileNotFoundError:
-        raise StepError("FF650", "config file not found", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise StepError("FF650", f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
+    config = stepkit.read_config(path, "FF650")
     explain = config.get("explain") or {}
     method = explain.get("method", "shap")
     if method != "shap":
@@ -324,9 +289,7 @@ def write_outputs(
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Exact TreeSHAP explanations in Clarify's layout (local stand-in)."
-    )
+    p = stepkit.Parser("FF650", "Exact TreeSHAP explanations in Clarify's layout (local stand-in).")
     p.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
     p.add_argument("--model-dir", default="/opt/ml/processing/model")
     p.add_argument("--data-dir", default="/opt/ml/processing/input/data")
@@ -343,18 +306,15 @@ def run(argv: Sequence[str] | None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """In-process (argv given) a StepError propagates to the runner; as a script it is printed and we return 2."""
-    if argv is not None:
-        run(argv)
+    """Entry point (see stepkit.entry: a StepError propagates in-process, is printed as a script)."""
+
+    def work() -> int:
+        doc = run(argv)
+        top = ", ".join(r["feature"] for r in doc["ranking"][:3])
+        print(f"explain: {doc['rows']} rows, top features: {top}")
         return 0
-    try:
-        doc = run(None)
-    except StepError as exc:
-        print(exc.render(), file=sys.stderr)
-        return 2
-    top = ", ".join(r["feature"] for r in doc["ranking"][:3])
-    print(f"explain: {doc['rows']} rows, top features: {top}")
-    return 0
+
+    return stepkit.entry(argv, work)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@ the invocation protocol `fraudflow serve` speaks (fraudflow/local/serving/protoc
 
 On SageMaker the model's environment names this file (SAGEMAKER_PROGRAM=inference.py,
 SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code): train.py ships it in model.tar.gz under code/, next to the
-training run's preprocessing snapshot (preprocess.py) and feature schema (feature_schema.json), so the endpoint
-encodes raw records exactly as training did. The container calls model_fn once, then input_fn -> predict_fn ->
+training run's preprocessing snapshot (preprocess.py), the helpers both import (stepkit.py) and feature schema
+(feature_schema.json), so the endpoint encodes raw records exactly as training did. The container calls model_fn once, then input_fn -> predict_fn ->
 output_fn per request. Runs on the XGBoost 1.7-1 image (Python 3.8, pandas 1.2, numpy 1.2x, xgboost 1.7):
-imports only the standard library, numpy, pandas (through preprocess.py) and xgboost, plus, only to answer a
+imports only the standard library, stepkit, numpy, pandas (through preprocess.py) and xgboost, plus, only to answer a
 client error through it, the serving stack that calls it (flask or sagemaker_inference, both in the image).
 
 Accepted bodies (encoded features are in model order, as SageMaker's XGBoost container takes them):
@@ -31,6 +31,7 @@ import importlib.util
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,7 @@ if TYPE_CHECKING:  # typing.TypeGuard is 3.10+; the containers run 3.8/3.9 (anno
     from typing import TypeGuard
 
 import numpy as np
+from stepkit import StepError
 
 E_NO_MODEL = "FF660"  # the model folder has no loadable XGBoost model
 E_BUNDLE = "FF661"  # code/feature_schema.json or code/preprocess.py is unreadable
@@ -56,37 +58,6 @@ E_NUMBER_RANGE = "FF858"  # an integer literal outside float64's range
 E_RECORD = "FF859"  # one record at fault, named by its index
 _SHOWN = 60  # characters of a client's value quoted back in a message
 _FLOAT_DIGITS = len(str(int(np.finfo(np.float64).max)))  # 309: a longer integer literal cannot be a float
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 class BadRequest(Exception):
@@ -469,13 +440,26 @@ def score(model: Any, request: Decoded) -> np.ndarray:  # a ServedModel or fraud
     return scores
 
 
-def load_module(path: Path) -> ModuleType:
-    """Import a file by path under a name unique to its content (preprocess.py is not a package)."""
+def load_module(path: Path, prefix: str = "_fraudflow_preprocess") -> ModuleType:
+    """Import a file by path under a name unique to its content (preprocess.py is not a package). Its sibling
+    stepkit.py, when there, answers its `import stepkit`: a model's code/ runs with the helpers it was packed with."""
     key = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    spec = importlib.util.spec_from_file_location(f"_fraudflow_preprocess_{key}", str(path))
+    spec = importlib.util.spec_from_file_location(f"{prefix}_{key}", str(path))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    kit = path.parent / "stepkit.py"
+    if not kit.is_file() or path.name == kit.name:
+        spec.loader.exec_module(module)
+        return module
+    saved = sys.modules.get("stepkit")
+    sys.modules["stepkit"] = load_module(kit, "_fraudflow_stepkit")
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        if saved is None:
+            del sys.modules["stepkit"]
+        else:
+            sys.modules["stepkit"] = saved
     return module
 
 

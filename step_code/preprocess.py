@@ -10,7 +10,6 @@ Encoders are fitted on the training split only (no leakage) and recorded in feat
 
 from __future__ import annotations
 
-import argparse
 import csv
 import difflib
 import io
@@ -18,16 +17,15 @@ import json
 import math
 import os
 import re
-import shutil
 import stat
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import stepkit
+from stepkit import StepError
 
 SCHEMA_VERSION = 1
 # pandas >= 2 reads the string "None" as missing, pandas 1.x does not; the data writes "None" for missing, so
@@ -61,37 +59,6 @@ HEADER_CHUNK = 1 << 16
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
 EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -745,34 +712,6 @@ def _write_csv(path: Path, frame: pd.DataFrame, header: bool) -> None:
     frame.to_csv(path, header=header, index=False)
 
 
-def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
-    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
-    output_dir = Path(output_dir)
-    if not output_dir.exists():
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-        try:
-            write(tmp)
-            os.replace(tmp, output_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    # SageMaker creates the output folder beforehand: stage inside it, then move each entry into place.
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))
-    try:
-        write(tmp)
-        for entry in sorted(tmp.iterdir()):
-            dest = output_dir / entry.name
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists() or dest.is_symlink():
-                dest.unlink()
-            os.replace(entry, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
     """The whole step; returns the report. Raises StepError for bad data, writing nothing."""
     _split_ratios(config)  # fail on a bad config before reading any data
@@ -799,49 +738,27 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
         _write_json(out / "schema" / "feature_schema.json", schema)
         _write_json(out / "report" / "preprocess.json", report)
 
-    publish(Path(output_dir), write)
+    stepkit.publish(Path(output_dir), write)
     return report
 
 
 # ---------------------------------------------------------------------------------------------- entry
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
-        raise StepError(E_CONFIG, f"bad arguments: {message}")
-
-
-def _load_config(path: str) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise StepError(E_CONFIG, "config file not found", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise StepError(
-            E_CONFIG, f"config is not valid JSON: {exc.msg}", file=path, line=exc.lineno
-        ) from None
-    if not isinstance(data, dict):
-        raise StepError(E_CONFIG, "config must be a JSON object", file=path)
-    return data
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
-    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
-    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    """Entry point (see stepkit.entry: a StepError propagates in-process, is printed as a script)."""
+    parser = stepkit.Parser(E_CONFIG, __doc__.splitlines()[0])
     parser.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
     parser.add_argument("--input-dir", default="/opt/ml/processing/input")
     parser.add_argument("--output-dir", default="/opt/ml/processing/output")
-    try:
+
+    def work() -> int:
         args = parser.parse_args(argv)
-        report = run(_load_config(args.config), args.input_dir, args.output_dir)
-    except StepError as exc:
-        if argv is not None:
-            raise
-        print(exc.render(), file=sys.stderr)
-        return 2
-    print(json.dumps({"preprocess": report["splits"]}))
-    return 0
+        report = run(stepkit.read_config(args.config, E_CONFIG), args.input_dir, args.output_dir)
+        print(json.dumps({"preprocess": report["splits"]}))
+        return 0
+
+    return stepkit.entry(argv, work)
 
 
 if __name__ == "__main__":

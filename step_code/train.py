@@ -9,19 +9,17 @@ Imports only the standard library, numpy, pandas and xgboost (>= 1.7). See docs/
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import shutil
 import sys
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import stepkit
+from stepkit import StepError
 
 E_CONFIG = "FF620"  # a hyperparameter or argument is wrong
 E_NO_DATA = "FF621"  # a channel is missing or empty
@@ -40,37 +38,6 @@ TRAINING_REPORT = (
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
 EXACT_FLOATS = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
-
-
-class StepError(Exception):
-    """A problem with the user's data or config: reported as `error[CODE]: file:line: message`, never a traceback."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        file: str | None = None,
-        line: int | None = None,
-        column: str | int | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.ff_code, self.message, self.file, self.line, self.column, self.hint = (
-            code,
-            message,
-            file,
-            line,
-            column,
-            hint,
-        )
-
-    def render(self) -> str:
-        where = ""
-        if self.file:
-            where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
-        text = f"error[{self.ff_code}]: {where}{self.message}"
-        return text + (f"\n  hint: {self.hint}" if self.hint else "")
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -337,39 +304,13 @@ def portable_model(model_json: bytes) -> bytes:
     return json.dumps(model, separators=(",", ":")).encode()
 
 
-def publish(output_dir: Path, write: Callable[[Path], None]) -> None:
-    """Write into a temporary folder, then move it into place: a failed step leaves nothing behind."""
-    output_dir = Path(output_dir)
-    if not output_dir.exists():
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-        try:
-            write(tmp)
-            os.replace(tmp, output_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=output_dir))  # SageMaker creates /opt/ml/model beforehand
-    try:
-        write(tmp)
-        for entry in sorted(tmp.iterdir()):
-            dest = output_dir / entry.name
-            if dest.is_dir() and not dest.is_symlink():
-                shutil.rmtree(dest)
-            elif dest.exists() or dest.is_symlink():
-                dest.unlink()
-            os.replace(entry, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------------------------------- serving bundle
 
 SERVING_CODE = (
     "inference.py",
     "preprocess.py",
-)  # fraudflow/plan.py's SERVING_CODE: shipped beside this script
+    "stepkit.py",
+)  # fraudflow/plan.py's: shipped beside this script
 SCHEMA_FILE = "feature_schema.json"
 
 
@@ -383,7 +324,7 @@ def _serving_code_dir() -> Path:
         E_SERVING,
         f"{' and '.join(SERVING_CODE)} are not beside train.py: the model cannot be served",
         file=str(Path(__file__).resolve()),
-        hint="the training sourcedir must hold train.py, inference.py and preprocess.py (fraudflow render packs them)",
+        hint="the training sourcedir must hold train.py, inference.py, preprocess.py and stepkit.py (fraudflow render packs them)",
     )
 
 
@@ -440,20 +381,14 @@ def run(
     def write_report(out: Path) -> None:  # SM_OUTPUT_DATA_DIR: SageMaker uploads it as output.tar.gz
         (out / TRAINING_REPORT).write_text(json.dumps(summary, indent=2) + "\n")
 
-    publish(Path(model_dir), write_model)
-    publish(Path(output_data_dir), write_report)
+    stepkit.publish(Path(model_dir), write_model)
+    stepkit.publish(Path(output_data_dir), write_report)
     return summary
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:  # argparse would sys.exit; a step must return
-        raise StepError(E_CONFIG, f"bad arguments: {message}")
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Called with an argument list (the local runner), a StepError propagates to the caller;
-    run as a script (argv None) it is printed as `error[CODE]: file:line: message` and 2 is returned."""
-    parser = _Parser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    """Entry point (see stepkit.entry: a StepError propagates in-process, is printed as a script)."""
+    parser = stepkit.Parser(E_CONFIG, __doc__.splitlines()[0])
     parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"))
     parser.add_argument("--validation", default=os.environ.get("SM_CHANNEL_VALIDATION"))
     parser.add_argument("--model-dir", "--model_dir", default=os.environ.get("SM_MODEL_DIR", "/opt/ml/model"))
@@ -463,7 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         "--output_data_dir",
         default=os.environ.get("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
     )
-    try:
+
+    def work() -> int:
         args, rest = parser.parse_known_args(argv)
         summary = run(
             parse_hyperparameters(rest),
@@ -473,13 +409,10 @@ def main(argv: list[str] | None = None) -> int:
             args.output_data_dir,
             args.schema,
         )
-    except StepError as exc:
-        if argv is not None:
-            raise
-        print(exc.render(), file=sys.stderr)
-        return 2
-    print(json.dumps({k: summary[k] for k in ("rounds_trained", "best_iteration", "best_score")}))
-    return 0
+        print(json.dumps({k: summary[k] for k in ("rounds_trained", "best_iteration", "best_score")}))
+        return 0
+
+    return stepkit.entry(argv, work)
 
 
 if __name__ == "__main__":

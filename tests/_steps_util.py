@@ -4,14 +4,13 @@ and step inputs laid out as the local runner and SageMaker lay them out (input-d
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
 from fraudflow.spec.yamlload import parse_file
+from fraudflow.stepcode import load_file
 from tests.conftest import AWS_DATA
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,13 +19,9 @@ PIPELINE = "fraud-detect-xgb"
 
 
 def load_step(name: str) -> ModuleType:
-    """Import step_code/<name>.py by path (the scripts are not a package, as in SageMaker's containers)."""
-    spec = importlib.util.spec_from_file_location(f"_ff_test_step_{name}", STEP_CODE / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """Import step_code/<name>.py by path (the scripts are not a package, as in SageMaker's containers), with its
+    sibling stepkit.py, as the local runner does."""
+    return load_file(STEP_CODE / f"{name}.py", f"_ff_test_step_{name}")
 
 
 def reference_pipeline() -> dict:

@@ -139,10 +139,12 @@ def test_emulated_sagemaker_execution_equals_the_local_run(
         "xgboost-model",
         "code/inference.py",
         "code/preprocess.py",
+        "code/stepkit.py",  # the helpers inference.py and preprocess.py import: code/ is self-contained
         "code/feature_schema.json",
     }
     assert packed["code/feature_schema.json"] == channel_schema
-    assert packed["code/inference.py"] == (ROOT / "step_code/inference.py").read_bytes()
+    for name in ("inference.py", "preprocess.py", "stepkit.py"):
+        assert packed[f"code/{name}"] == (ROOT / "step_code" / name).read_bytes()
 
     # AUC: the Evaluate step's evaluation.json on S3 vs the local run's
     evaluate_out = emu.ctx.get("Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri")

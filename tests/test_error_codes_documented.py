@@ -162,7 +162,7 @@ def test_no_code_has_two_meanings_across_modules() -> None:
 
 
 def test_step_scripts_share_no_code() -> None:
-    """The step scripts are standalone files, each with its own StepError: one number, one script."""
+    """Each error code belongs to one step script (stepkit.py, which they share, emits none of its own)."""
     by_script: dict[str, set[str]] = {}
     for code, files in _emitted().items():
         for f in files:

@@ -212,13 +212,20 @@ def test_param_refuses(field: tuple, tmp_path: Path) -> None:
     doc = _base()
     pipeline = doc["pipelines"]["fraud"]
     pipeline["parameters"] = {"P": ".".join(field)}
-    pipeline["sagemaker"] = {"role_arn": "arn:aws:iam::111122223333:role/x", "bucket": "my-bucket"}
+    pipeline["sagemaker"] = {
+        "role_arn": "arn:aws:iam::111122223333:role/x",
+        "bucket": "my-bucket",
+        "lambda": {"role_arn": "arn:aws:iam::111122223333:role/deployer"},
+    }
     good = _valid_value(field)
     _put(pipeline, field, copy.deepcopy(good))
     f = tmp_path / "p.yaml"
     f.write_text(yaml.safe_dump(doc, sort_keys=False))
     result = load(f)
-    spec = result.specs[0] if result.specs else pytest.skip(f"base invalid: {result.errors}")
+    if [d.code for d in result.errors] == ["FF516"]:  # an instance count is never a parameter (validate says so)
+        return
+    assert result.specs, result.errors  # the base pipeline is valid: every other field is really exercised
+    spec = result.specs[0]
     for bad in [*BAD_TEXT.values(), "1e999", "nan", "-inf", "Infinity", str(10**400)]:
         with pytest.raises(UserError) as exc:
             check_params(spec, [f"P={bad}"])

@@ -265,7 +265,8 @@ def test_validate_refuses_a_header_that_does_not_end(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- the container's pandas
 
 JOIN_SCRIPT = """
-import importlib.util, json, sys
+import importlib.util, json, os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # its sibling stepkit.py, as in the container's code folder
 spec = importlib.util.spec_from_file_location("pp", sys.argv[1])
 pp = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pp)

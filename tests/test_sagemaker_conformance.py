@@ -87,13 +87,40 @@ def test_same_steps_same_order(ours: Any, sdk: Any) -> None:
     assert mine == theirs
 
 
+def _as_sdk_code_file(step: dict[str, Any]) -> dict[str, Any]:
+    """The one deliberate difference: the SDK's ScriptProcessor ships one file (its `code` must be a file), fraudflow
+    ships a code folder (the script and the stepkit.py it imports) under one prefix, at the same LocalPath. Name the
+    script in our prefix, as the SDK names its file, so that everything else is still compared."""
+    if step["Type"] != "Processing":
+        return step
+    step = json.loads(json.dumps(step))
+    script = step["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1].rsplit("/", 1)[1]
+    for i in step["Arguments"]["ProcessingInputs"]:
+        if i["InputName"] == "code":
+            assert i["S3Input"]["S3Uri"].endswith("/"), i  # a folder prefix
+            i["S3Input"]["S3Uri"] += script
+    return step
+
+
+def test_processing_code_folders_hold_the_script_and_stepkit(ours: Any) -> None:
+    for step in flat_steps(ours.definition):
+        if step["Type"] != "Processing":
+            continue
+        entry = step["Arguments"]["AppSpecification"]["ContainerEntrypoint"][-1]
+        code = next(i for i in step["Arguments"]["ProcessingInputs"] if i["InputName"] == "code")["S3Input"]
+        assert entry == code["LocalPath"] + "/" + entry.rsplit("/", 1)[1]
+        prefix = code["S3Uri"].split("/", 3)[3]
+        held = sorted(u.key[len(prefix) :] for u in ours.uploads if u.key.startswith(prefix))
+        assert held == sorted([entry.rsplit("/", 1)[1], "stepkit.py"]), (step["Name"], held)
+
+
 def test_every_step_matches_the_sdk(ours: Any, sdk: Any) -> None:
     from fraudflow.sagemaker.diff import _changes
 
     theirs = {s["Name"]: s for s in flat_steps(sdk.definition)}
     problems = {}
     for step in flat_steps(ours.definition):
-        changes = _changes(normalise(theirs[step["Name"]]), normalise(step))
+        changes = _changes(normalise(theirs[step["Name"]]), normalise(_as_sdk_code_file(step)))
         if changes:
             problems[step["Name"]] = changes
     assert not problems, json.dumps(problems, indent=2, ensure_ascii=False)

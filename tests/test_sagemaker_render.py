@@ -153,17 +153,27 @@ def test_s3_sources_pass_through(data: Path) -> None:
 
 def test_uploads_and_definition_agree(data: Path) -> None:
     from fraudflow.plan import build_plan
-    from fraudflow.sagemaker.compile import compile_plan, sha256
+    from fraudflow.sagemaker.compile import compile_plan, json_bytes, sha256
     from fraudflow.spec.load import load_one
 
     r = compile_plan(
         build_plan(load_one(ROOT / "pipelines.yaml", env="aws-sample", overrides=[], pipeline=None))
     )
     text = r.text
+    folders: dict[str, list[list[str]]] = {}
     for u in r.uploads:
-        assert sha256(u.read()) == u.sha256 and u.sha256 in u.key  # content-hashed
+        assert sha256(u.read()) == u.sha256
+        parent, name = u.key.rsplit("/", 1)
+        if f'"s3://{r.bucket}/{parent}/"' in text:  # a processing job's code folder: one prefix for its files
+            folders.setdefault(parent, []).append([name, u.sha256])
+            continue
+        assert u.sha256 in u.key  # content-hashed
         if "/lambda/" not in u.key:
             assert f"s3://{r.bucket}/{u.key}" in text, u.key
+    assert len(folders) == 2  # preprocess, evaluate (bias and explain run as Clarify checks on SageMaker)
+    for parent, files in folders.items():  # each named by its files' names and contents
+        assert parent.rsplit("/", 1)[1] == sha256(json_bytes(sorted(files))), parent
+        assert "stepkit.py" in {f[0] for f in files}
     z = zipfile.ZipFile(io.BytesIO(r.lambda_function.code.read()))  # type: ignore[union-attr]
     assert z.namelist() == ["lambda_deployer.py"]
     assert z.read("lambda_deployer.py") == (ROOT / "step_code" / "lambda_deployer.py").read_bytes()

@@ -76,8 +76,13 @@ def test_train_with_a_schema_channel_packs_code(tmp_path: Path) -> None:
     ]
     assert train.main(argv) == 0
     code = tmp_path / "m" / "code"
-    assert sorted(p.name for p in code.iterdir()) == ["feature_schema.json", "inference.py", "preprocess.py"]
-    for name in ("inference.py", "preprocess.py"):
+    assert sorted(p.name for p in code.iterdir()) == [
+        "feature_schema.json",
+        "inference.py",
+        "preprocess.py",
+        "stepkit.py",  # the helpers both import: code/ is self-contained
+    ]
+    for name in ("inference.py", "preprocess.py", "stepkit.py"):
         assert (code / name).read_bytes() == (STEP_CODE / name).read_bytes()
     assert (code / "feature_schema.json").read_bytes() == (schema / "feature_schema.json").read_bytes()
     # without the channel, the model folder is as before (no code/)
@@ -107,12 +112,11 @@ def test_train_shipped_alone_refuses_to_pack(tmp_path: Path) -> None:
     model: FF669 naming what is missing, before any training."""
     alone = tmp_path / "alone"
     alone.mkdir()
-    shutil.copy(STEP_CODE / "train.py", alone / "train.py")
-    import importlib.util
+    for name in ("train.py", "stepkit.py"):  # the helpers it imports, but not the serving code
+        shutil.copy(STEP_CODE / name, alone / name)
+    from fraudflow.stepcode import load_file
 
-    spec = importlib.util.spec_from_file_location("_train_alone", alone / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_file(alone / "train.py", "_train_alone")
     if Path("/opt/ml/code/inference.py").exists():
         pytest.skip("this machine has a SageMaker code folder")
     with pytest.raises(module.StepError) as err:
@@ -168,7 +172,9 @@ def test_training_gets_the_schema_channel_and_ships_the_serving_code(rendered) -
     upload = next(u for u in rendered.uploads if u.key.endswith("sourcedir.tar.gz"))
     with tarfile.open(fileobj=io.BytesIO(upload.read())) as tar:
         files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
-    assert files == {n: (STEP_CODE / n).read_bytes() for n in ("train.py", "inference.py", "preprocess.py")}
+    assert files == {
+        n: (STEP_CODE / n).read_bytes() for n in ("train.py", "inference.py", "preprocess.py", "stepkit.py")
+    }
 
 
 def test_a_parameterised_decision_threshold_reaches_the_model(tmp_path: Path, aws_data: Path) -> None:
@@ -266,21 +272,17 @@ def test_the_threshold_sets_the_decisions(inference, tmp_path: Path, monkeypatch
         assert {p["decision"] for p in doc["predictions"]} == ({1} if cut == "0" else {0})
 
 
-def test_inference_script_carries_the_step_error_and_no_fraudflow() -> None:
+def test_inference_script_imports_the_shared_helpers_and_no_fraudflow() -> None:
     import ast
 
-    def definition(script: str) -> str:
-        source = (STEP_CODE / script).read_text()
-        node = next(n for n in ast.parse(source).body if getattr(n, "name", None) == "StepError")
-        return ast.get_source_segment(source, node) or ""
-
-    assert definition("inference.py") == definition("preprocess.py")
     tree = ast.parse((STEP_CODE / "inference.py").read_text(), feature_version=(3, 8))  # the image's Python
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     # the serving stack's own packages are imported only to answer a 4xx through it (see reject)
     assert imported <= {"__future__", "collections", "hashlib", "importlib", "json", "math", "os", "pathlib",
-                        "types", "typing", "numpy", "pandas", "xgboost", "flask", "sagemaker_inference"}  # fmt: skip
+                        "sys", "types", "typing", "numpy", "pandas", "xgboost", "flask", "sagemaker_inference",
+                        "stepkit"}  # fmt: skip
+    assert "stepkit" in imported  # its StepError is the steps' one (shipped beside it in code/)
 
 
 def test_train_packs_exactly_what_the_plan_ships_beside_it() -> None:

@@ -102,11 +102,19 @@ def test_model_tar_holds_the_model_and_its_serving_bundle(deployed: dict) -> Non
             n: tar.extractfile(n).read() for n in names if n.startswith("code/") and tar.getmember(n).isfile()
         }  # type: ignore[union-attr]
     assert "xgboost-model" in names
-    assert set(code) == {"code/inference.py", "code/preprocess.py", "code/feature_schema.json"}
+    assert set(code) == {
+        "code/inference.py",
+        "code/preprocess.py",
+        "code/stepkit.py",
+        "code/feature_schema.json",
+    }
     # the snapshot and schema the registry serves this version with are the ones in the model
     version = deployed["ws"] / ".fraudflow" / "registry" / "fraud-detect-xgb" / "1"
     assert code["code/feature_schema.json"] == (version / "feature_schema.json").read_bytes()
     assert code["code/preprocess.py"] == (version / "preprocess.py").read_bytes()
+    assert (
+        code["code/stepkit.py"] == (version / "stepkit.py").read_bytes()
+    )  # the helpers it imports, beside it
     assert code["code/inference.py"] == (ROOT / "step_code" / "inference.py").read_bytes()
     assert deployed["env"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert deployed["env"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"

@@ -6,7 +6,6 @@ The fixtures run step_code/preprocess.py itself on AWS's data (tests/test_step_e
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -15,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from fraudflow.stepcode import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 ORDINAL = {
@@ -38,10 +39,7 @@ POST = ["DPPL", "DI", "DCA", "DCR", "RD", "SD", "DAR", "DRR", "AD", "TE", "GE"]
 
 def load_step(name: str):
     """Import step_code/<name>.py as a module, as the local runner does."""
-    spec = importlib.util.spec_from_file_location(f"step_{name}", REPO / "step_code" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file(REPO / "step_code" / f"{name}.py", f"step_{name}")
 
 
 bias = load_step("bias")

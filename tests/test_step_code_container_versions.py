@@ -308,7 +308,9 @@ def test_inference_script_serves_on_the_container_versions(modern, tmp_path):
     def answers(python: str) -> dict:
         proc = subprocess.run(
             [python, "-c", probe, str(model), str(tmp_path / "requests.json")],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            capture_output=True, text=True, timeout=300,
+            # the Model's environment on SageMaker always names the threshold (render sets it)
+            env={**os.environ, "PYTHONWARNINGS": "ignore", "FRAUDFLOW_DECISION_THRESHOLD": "0.1"},
         )  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout)

@@ -35,7 +35,7 @@ from typing import Any
 
 from fraudflow.errors import UserError
 from fraudflow.local.store import LEGACY_SCRATCH_AGE, owner_gone, owner_tag
-from fraudflow.plan import STEP_CODE
+from fraudflow.plan import STEP_CODE, STEP_KIT
 from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
 
 STATUSES = ("PendingManualApproval", "Approved", "Rejected")
@@ -286,6 +286,9 @@ class Registry:
             shutil.copy2(feature_schema, staging / "feature_schema.json")
             if preprocess_code.is_file():
                 shutil.copy2(preprocess_code, staging / "preprocess.py")
+                kit = preprocess_code.parent / STEP_KIT  # the helpers preprocess.py imports as a sibling
+                if kit.is_file():
+                    shutil.copy2(kit, staging / STEP_KIT)
             for name, doc in (
                 ("evaluation.json", metrics),
                 ("bias.json", bias),

@@ -12,7 +12,6 @@ import argparse
 import contextlib
 import difflib
 import functools
-import importlib.util
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from fraudflow import exits
 from fraudflow.errors import Diagnostic, UsageError, UserError
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import FileRef, Plan, Step, build_plan
+from fraudflow.stepcode import load_file
 
 CACHEABLE = ("processing", "training", "bias", "explain")  # the kinds that run a script
 # The registration's inputs that carry a check's analysis → the registry's field for it.
@@ -588,12 +588,7 @@ _MODULES: dict[Path, Any] = {}
 def load_script(path: Path) -> Any:
     """step_code scripts are files, not a package (SageMaker gets them one by one): import by path, once."""
     if path not in _MODULES:
-        spec = importlib.util.spec_from_file_location(f"fraudflow_step_{path.stem}", path)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _MODULES[path] = module
+        _MODULES[path] = load_file(path, f"fraudflow_step_{path.stem}")
     return _MODULES[path]
 
 

@@ -190,6 +190,16 @@ class _Compiler:
         self.uploads[key] = Upload(key, digest, body=body, what=what)
         return self.uri(key)
 
+    def upload_folder(self, kind: str, files: tuple[Path, ...], what: str) -> str:
+        """Files under one prefix named by their names and contents (a processing job's code folder): the prefix's
+        URI, with a trailing slash so that no other folder's keys fall under it."""
+        named = sorted((p.name, p.read_bytes()) for p in files)
+        digest = sha256(json_bytes([[name, sha256(body)] for name, body in named]))
+        for name, body in named:
+            key = self.key(kind, digest, name)
+            self.uploads[key] = Upload(key, sha256(body), body=body, what=f"{what}: {name}")
+        return self.uri(self.key(kind, digest)) + "/"
+
     def data_uri(self, source: str, name: str) -> str:
         if source.startswith("s3://"):
             return source
@@ -285,7 +295,8 @@ class _Compiler:
             # The script reads input-dir/<name>; the config names S3 (not this machine's paths): portable.
             sources = {i.output: self.data_uris[i.output] for i in step.inputs if i.is_source}
             config = {**config, "data": {**config["data"], "sources": sources}}
-        code = self.upload("code", script.name, script.read_bytes(), f"{step.name} code")
+        # the script and the files it imports as siblings (stepkit.py): one code folder
+        code = self.upload_folder("code", step.code_paths, f"{step.name} code")
         conf = self.upload("config", "config.json", json_bytes(config), f"{step.name} config")
         app: dict[str, Any] = {"ImageUri": self.image(step)}
         arguments: list[Any] = []

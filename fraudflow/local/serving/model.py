@@ -4,7 +4,6 @@ that encoded its training data (the version's snapshot of step_code/preprocess.p
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import threading
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from fraudflow.errors import UserError
 from fraudflow.local.registry import ModelVersion
 from fraudflow.local.serving import protocol as P
 from fraudflow.plan import STEP_CODE
+from fraudflow.stepcode import load_file
 
 PROJECT_PREPROCESS = STEP_CODE / "preprocess.py"
 _modules: dict[str, ModuleType] = {}
@@ -31,11 +31,7 @@ def load_preprocess(path: Path) -> ModuleType:
     key = hashlib.sha256(data).hexdigest()[:16]
     with _modules_lock:
         if key not in _modules:
-            spec = importlib.util.spec_from_file_location(f"_fraudflow_preprocess_{key}", path)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            _modules[key] = module
+            _modules[key] = load_file(path, f"_fraudflow_preprocess_{key}")  # with its sibling stepkit.py
         return _modules[key]
 
 

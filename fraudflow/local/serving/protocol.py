@@ -1,17 +1,17 @@
 """SageMaker's inference payloads as `fraudflow serve` speaks them: step_code/inference.py's implementation.
 
-The endpoint on SageMaker runs step_code/inference.py (script mode), which must stay one standalone file; the
+The endpoint on SageMaker runs step_code/inference.py (script mode), with the stepkit.py it imports beside it; the
 local server loads that same file here, so request parsing, record encoding, scoring and the answer's shape
 live once. See step_code/inference.py for the accepted bodies and answers.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import ModuleType
 
 from fraudflow.plan import STEP_CODE
+from fraudflow.stepcode import load_file
 
 INFERENCE_SCRIPT = STEP_CODE / "inference.py"
 
@@ -19,11 +19,7 @@ INFERENCE_SCRIPT = STEP_CODE / "inference.py"
 def _load() -> ModuleType:
     name = "fraudflow_step_inference"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, INFERENCE_SCRIPT)
-        assert spec and spec.loader
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
+        load_file(INFERENCE_SCRIPT, name)  # with its sibling step_code/stepkit.py
     return sys.modules[name]
 
 
