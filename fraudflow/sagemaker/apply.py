@@ -21,6 +21,7 @@ from typing import Any
 from fraudflow.errors import UserError
 from fraudflow.sagemaker.compile import LambdaFunction, Rendered, Upload
 from fraudflow.sagemaker.diff import diff
+from fraudflow.sagemaker.resources import Action, planned_actions
 
 TERMINAL = ("Succeeded", "Failed", "Stopped")
 
@@ -123,6 +124,14 @@ class Clients:
         self.s3 = session.client("s3", config=cfg)
         self.sagemaker = session.client("sagemaker", config=cfg)
         self.lambda_ = session.client("lambda", config=cfg)
+        self._session, self._cfg = session, cfg
+        self._more: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        """Any other service's client (events, apigateway, scheduler, iam, ...), made once on first use."""
+        if service not in self._more:
+            self._more[service] = self._session.client(service, config=self._cfg)
+        return self._more[service]
 
 
 def _code(exc: Exception) -> str:
@@ -138,10 +147,11 @@ class Changes:
     pipeline_action: str | None = None  # create | update
     deployed: dict[str, Any] | None = None
     lines: list[str] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)  # resources beside the pipeline (resources.py)
 
     @property
     def empty(self) -> bool:
-        return not self.uploads and not self.lambda_action and not self.pipeline_action
+        return not self.uploads and not self.lambda_action and not self.pipeline_action and not self.actions
 
 
 def check_bucket(c: Clients, r: Rendered) -> None:
@@ -246,6 +256,8 @@ def changes(c: Clients, r: Rendered) -> Changes:
             f"{'+' if ch.pipeline_action == 'create' else '~'} pipeline {r.name}: {ch.pipeline_action}"
         )
         ch.lines += ["    " + x for x in step_lines]
+    ch.actions = planned_actions(c, r)
+    ch.lines += [f"{a.symbol} {a.line}" for a in ch.actions]
     return ch
 
 
@@ -301,6 +313,9 @@ def converge(c: Clients, r: Rendered, ch: Changes, out: Any = None) -> None:
             else:
                 arn = c.sagemaker.update_pipeline(**args)["PipelineArn"]
         print(f"pipeline {r.name}: {ch.pipeline_action}d ({arn})", file=out)
+    for action in ch.actions:
+        action.run(c)
+        print(f"{action.line}: done", file=out)
 
 
 def _wait_lambda(c: Clients, name: str, waiter: str) -> None:

@@ -143,7 +143,8 @@ def apply(args: argparse.Namespace) -> int:
     ch = aws.changes(clients, rendered)
     if ch.empty:
         print(
-            f"No changes: pipeline {rendered.name}, its Lambda and {len(rendered.uploads)} files are up to date."
+            f"No changes: pipeline {rendered.name}, its Lambda and {len(rendered.uploads)} files are up to date"
+            + (f", as are {len(rendered.resources)} other resource kind(s)." if rendered.resources else ".")
         )
         _print_roles(rendered)
     else:
@@ -159,6 +160,7 @@ def apply(args: argparse.Namespace) -> int:
             f"Applied: {len(ch.uploads)} upload(s)"
             + (f", Lambda {ch.lambda_action}" if ch.lambda_action else "")
             + (f", pipeline {ch.pipeline_action}" if ch.pipeline_action else "")
+            + (f", {len(ch.actions)} other resource change(s)" if ch.actions else "")
             + "."
         )
     if args.start:

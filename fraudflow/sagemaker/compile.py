@@ -22,6 +22,7 @@ from typing import Any
 from fraudflow.errors import UserError
 from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Settings, Step
 from fraudflow.sagemaker import clarify, images, partition
+from fraudflow.sagemaker.resources import Reconciler, reconcilers_for
 
 FORMAT_VERSION = "2020-12-01"
 LAMBDA_SCRIPT = "lambda_deployer.py"
@@ -80,6 +81,7 @@ class Rendered:
     description: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     file: str | None = None  # the pipelines.yaml, for error locations
+    resources: tuple[Reconciler, ...] = ()  # what apply converges beside the pipeline (resources.py)
 
     @property
     def text(self) -> str:
@@ -700,7 +702,17 @@ class _Compiler:
             description=self.cfg.get("description"),
             tags=dict(self.sm.get("tags") or {}),
             file=str(self.plan.spec.file),
+            resources=reconcilers_for(self.plan, self.resource_context()),
         )
+
+    def resource_context(self) -> dict[str, Any]:
+        """What reconcilers need to know of the compiled pipeline (fraudflow/sagemaker/resources.py)."""
+        return {
+            "region": self.region,
+            "bucket": self.bucket,
+            "pipeline_name": self.name,
+            "role_arn": self.role,
+        }
 
 
 def compile_plan(plan: Plan) -> Rendered:
