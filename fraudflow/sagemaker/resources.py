@@ -50,3 +50,13 @@ def reconcilers_for(plan: Plan, context: dict[str, Any]) -> tuple[Reconciler, ..
 def planned_actions(c: Clients, r: Rendered) -> list[Action]:
     actions = [a for rec in r.resources for a in rec.actions(c, r)]
     return sorted(actions, key=lambda a: a.order)  # stable: equal orders keep their position
+
+
+def _api_gateway(plan: Plan, context: dict[str, Any]) -> Reconciler | None:
+    """deploy.api: the HTTPS API in front of the endpoint (imported when used: render stays fast)."""
+    from fraudflow.sagemaker.api_gateway import reconciler
+
+    return reconciler(plan, context)
+
+
+RECONCILERS.append(_api_gateway)

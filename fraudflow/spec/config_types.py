@@ -212,6 +212,39 @@ DeployVariantsItemConfig = TypedDict(
 )
 
 
+DeployApiThrottleConfig = TypedDict(
+    "DeployApiThrottleConfig",
+    {
+        "rate": "Required[float]",
+        "burst": "Required[int]",
+    },
+    total=False,
+)
+
+
+DeployApiQuotaConfig = TypedDict(
+    "DeployApiQuotaConfig",
+    {
+        "limit": "Required[int]",
+        "period": "Required[Literal['DAY', 'WEEK', 'MONTH']]",
+    },
+    total=False,
+)
+
+
+DeployApiConfig = TypedDict(
+    "DeployApiConfig",
+    {
+        "auth": Literal["api_key", "iam"],
+        "throttle": "Required[DeployApiThrottleConfig]",
+        "quota": DeployApiQuotaConfig,
+        "stage": str,
+        "role_arn": str,
+    },
+    total=False,
+)
+
+
 DeployConfig = TypedDict(
     "DeployConfig",
     {
@@ -220,6 +253,7 @@ DeployConfig = TypedDict(
         "instance_count": int,
         "require_approval": bool,
         "variants": list[DeployVariantsItemConfig],
+        "api": DeployApiConfig,
     },
     total=False,
 )

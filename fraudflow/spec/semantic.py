@@ -25,6 +25,7 @@ from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
 from fraudflow.spec import schema as sch
+from fraudflow.spec.api_semantic import check_api
 from fraudflow.spec.config_types import (
     BiasConfig,
     DataConfig,
@@ -78,6 +79,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_parameters(valid, targets, pos, rejected)
     out += _check_instance_count(valid, targets, pos)
     out += _check_roles(valid, pos, base_dir)
+    out += check_api(valid, pos)  # deploy.api (api_semantic.py)
     return out
 
 
