@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("iam", help="print least-privilege IAM policies for the pipeline's roles")
     _spec_args(p)
-    p.add_argument("--for", dest="role", choices=["execution", "deployer", "operator"], help="one role only")
+    p.add_argument(
+        "--for", dest="role", choices=["execution", "deployer", "api", "operator"], help="one role only"
+    )
     p.add_argument("--format", choices=["text", "json"], default="text")
     p.add_argument(
         "--document", choices=["trust", "policy"], help="print only this JSON document of the --for role"

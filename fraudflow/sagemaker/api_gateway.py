@@ -407,6 +407,7 @@ class ApiGateway:
             gw.create_deployment(
                 restApiId=api_id, stageName=d.stage, description="fraudflow apply: method changed"
             )
+            self._throttle(gw, api_id)  # a redeployed stage may come back with default settings
 
     def _stage(self, c: Clients) -> None:
         d = self.d
@@ -415,6 +416,13 @@ class ApiGateway:
         api_id = self._api_id(gw)
         if not any(s["stageName"] == d.stage for s in gw.get_stages(restApiId=api_id).get("item", [])):
             gw.create_deployment(restApiId=api_id, stageName=d.stage, description="fraudflow apply")
+        self._throttle(gw, api_id)
+        print(f"  invoke URL: {invoke_url(api_id, d.region, d.stage)}", file=sys.stdout)
+
+    def _throttle(self, gw: Any, api_id: str) -> None:
+        """The stage's own limit, over all callers (the usage plan's applies per API key)."""
+        d = self.d
+        assert d is not None
         gw.update_stage(
             restApiId=api_id,
             stageName=d.stage,
@@ -423,7 +431,6 @@ class ApiGateway:
                 {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": str(d.burst)},
             ],
         )
-        print(f"  invoke URL: {invoke_url(api_id, d.region, d.stage)}", file=sys.stdout)
 
     def _delete_stage(self, name: str) -> Callable[[Clients], None]:
         def run(c: Clients) -> None:

@@ -11,6 +11,7 @@ The roles:
 - execution (`sagemaker.role_arn`): the pipeline's role (SageMaker Pipelines assumes it to start the jobs, create
   the model, register it and invoke the deployer) and the role of every job and of the deployed model;
 - deployer (`sagemaker.lambda.role_arn`): the Lambda that creates the models, endpoint config and endpoint;
+- api (`deploy.api.role_arn`): the role API Gateway assumes to call InvokeEndpoint on the endpoint, and nothing else;
 - operator: whoever runs `fraudflow plan` / `apply` / `apply --start` (a person or CI): exactly the calls of
   fraudflow/sagemaker/apply.py.
 """
@@ -31,11 +32,13 @@ from typing import Any
 from fraudflow.errors import UsageError
 from fraudflow.plan import STEP_CODE
 from fraudflow.sagemaker import partition
+from fraudflow.sagemaker.api_gateway import ApiGateway, Declared
 from fraudflow.sagemaker.compile import LAMBDA_SCRIPT, Rendered
 
-ROLES = ("execution", "deployer", "operator")
+ROLES = ("execution", "deployer", "api", "operator")
 SAGEMAKER = "sagemaker.amazonaws.com"
 LAMBDA = "lambda.amazonaws.com"
+APIGATEWAY = "apigateway.amazonaws.com"
 # IAM's limit for a role's inline policies (characters, whitespace not counted); a managed policy allows 6,144.
 INLINE_LIMIT = 10_240
 # SageMaker Pipelines names what it creates `pipelines-<execution id>-<step>-<token>` (without a custom job prefix,
@@ -481,6 +484,44 @@ def deployer_role(r: Rendered, n: Needs, arns: Arns) -> Role | None:
     )
 
 
+def declared_api(r: Rendered) -> Declared | None:
+    """deploy.api as its reconciler resolved it (fraudflow/sagemaker/api_gateway.py), if the pipeline has one."""
+    return next((rec.d for rec in r.resources if isinstance(rec, ApiGateway) and rec.d), None)
+
+
+def api_role(r: Rendered, arns: Arns) -> Role | None:
+    d = declared_api(r)
+    if d is None:
+        return None
+    invoke = Statement(
+        "InvokeThisEndpointOnly", ("sagemaker:InvokeEndpoint",), (arns.sagemaker(f"endpoint/{d.endpoint}"),)
+    )
+    return Role(
+        "api",
+        d.role_arn or None,
+        "deploy.api.role_arn",
+        APIGATEWAY,
+        _trust(APIGATEWAY),
+        (invoke,),
+        notes=("API Gateway's integration for POST /invocations runs under this role (its `credentials`)",),
+    )
+
+
+def _api_operator(r: Rendered, arns: Arns) -> list[Statement]:
+    """What the API Gateway reconciler calls: API Gateway authorises by HTTP verb on resource paths, and the API's
+    id is unknown before it exists, so the paths are the region's REST APIs, usage plans, API keys and tags."""
+    d = declared_api(r)
+    if d is None:
+        return []
+    base = f"arn:{arns.partition}:apigateway:{arns.region}::"
+    paths = ("/restapis", "/restapis/*", "/usageplans", "/usageplans/*", "/apikeys", "/apikeys/*", "/tags/*")
+    verbs = tuple(f"apigateway:{v}" for v in ("DELETE", "GET", "PATCH", "POST", "PUT"))
+    out = [Statement("ManageEndpointApi", verbs, tuple(base + p for p in paths))]
+    if d.role_arn:
+        out.append(_pass_role("PassApiRoleToApiGateway", [d.role_arn], APIGATEWAY))
+    return out
+
+
 def operator_role(r: Rendered, n: Needs, arns: Arns) -> Role:
     uploads = sorted({arns.s3(r.bucket, p) for p in _upload_patterns(r).values()})
     pipeline = arns.sagemaker(f"pipeline/{r.name}")
@@ -519,6 +560,7 @@ def operator_role(r: Rendered, n: Needs, arns: Arns) -> Role:
             ),
             _pass_role("PassDeployerRoleToLambda", [fn.role_arn], LAMBDA),
         ]
+    st += _api_operator(r, arns)
     trust = {
         "Version": "2012-10-17",
         "Statement": [{"Effect": "Allow", "Principal": {"AWS": arns.iam_root()}, "Action": "sts:AssumeRole"}],
@@ -546,6 +588,9 @@ def roles(r: Rendered) -> dict[str, Role]:
     deployer = deployer_role(r, n, arns)
     if deployer is not None:
         out["deployer"] = deployer
+    api = api_role(r, arns)
+    if api is not None:
+        out["api"] = api
     out["operator"] = operator_role(r, n, arns)
     return out
 
@@ -573,6 +618,11 @@ def describe_roles(r: Rendered) -> list[str]:
         f"  pipeline {r.name}: execution {r.role_arn}",
     ]
     lines += [f"  {step}: {kind} {arn}" for step, kind, arn in step_roles(r)]
+    api = declared_api(r)
+    if api is not None:
+        lines.append(
+            f"  API POST /invocations → endpoint {api.endpoint}: api {api.role_arn or '(deploy.api.role_arn unset)'}"
+        )
     lines.append("  this command: your AWS credentials (operator)")
     return lines
 
@@ -591,7 +641,8 @@ def command(args: argparse.Namespace) -> int:
     if args.role and args.role not in found:
         raise UsageError.single(
             "FF742",
-            f"pipeline {rendered.name} has no {args.role} role: it declares no `deploy`",
+            f"pipeline {rendered.name} has no {args.role} role: it declares no "
+            + ("`deploy.api`" if args.role == "api" else "`deploy`"),
             file="<command line>",
             hint="roles: " + ", ".join(found),
         )
