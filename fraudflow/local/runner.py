@@ -478,6 +478,7 @@ class _Runner:
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
         from fraudflow.local.registry_cli import servable
+        from fraudflow.local.serving import api_access
 
         cfg = step.config
         pkg = self.result.model_package or {}
@@ -505,6 +506,7 @@ class _Runner:
         finally:
             registry.close()
         self.result.endpoint = endpoint.to_dict()
+        api_access.record(self.store.root, endpoint.name, cfg.get("api"))  # what serve demands (deploy.api)
         served = ", ".join(f"{v.name}→v{v.version} ({v.weight:g})" for v in endpoint.variants)
         return "ran", None, {"note": f"endpoint {endpoint.name}: {served}; `fraudflow serve` serves it"}
 

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
+from fraudflow.local.serving import api_access
 from fraudflow.local.serving import protocol as P
 from fraudflow.local.serving.model import LoadedModel, load_model
 
@@ -110,6 +111,7 @@ class EndpointApp:
                 self.state = self._build(ep.name, list(ep.variants), ep.generation, registry)
         finally:
             registry.close()
+        self.api_key = api_access.required_key(self.state_dir, self.endpoint)  # deploy.api.auth: api_key
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._heavy = asyncio.Semaphore(_HEAVY_AT_ONCE)
@@ -217,6 +219,10 @@ class EndpointApp:
                 if method != "POST":
                     raise P.BadRequest(405, "MethodNotAllowed", f"use POST {P.shown(path)}")
                 hdr = _headers(scope)
+                if self.api_key is not None and not api_access.allowed(
+                    hdr.get(api_access.HEADER), self.api_key
+                ):
+                    raise _Forbidden(403, "ForbiddenException", "Forbidden")
                 body = await _read_body(receive, hdr)
                 state = self.state  # one read: the whole request uses this model set
                 target = hdr.get("x-amzn-sagemaker-target-variant")
@@ -239,6 +245,9 @@ class EndpointApp:
                 raise P.BadRequest(
                     404, "NotFound", f"no route {P.shown(path)}: use GET /ping or POST /invocations"
                 )
+        except _Forbidden:  # API Gateway's answer to a missing or wrong x-api-key
+            status, ctype, body = 403, b"application/json", api_access.FORBIDDEN
+            headers.append((b"x-amzn-errortype", b"ForbiddenException"))
         except _ValidationError as exc:
             status, ctype, body = (
                 exc.status,
@@ -346,6 +355,10 @@ def _close_quietly(registry: Registry) -> None:
 class _ValidationError(P.BadRequest):
     def __init__(self, status: int, message: str):
         super().__init__(status, "ValidationError", message)
+
+
+class _Forbidden(P.BadRequest):
+    pass
 
 
 def _client_error(exc: P.BadRequest, runtime: bool, in_model: bool, variant: str | None) -> Response:
