@@ -91,6 +91,16 @@ def declared(plan: Plan, context: dict[str, Any]) -> Declared | None:
     api = deploy.get("api")
     if not api:
         return None
+    if not api.get("role_arn"):  # validate reports it first (FF585); this guards a spec built in code
+        from fraudflow.errors import UserError
+
+        raise UserError.single(
+            "FF780",
+            f"pipeline {plan.name!r} declares deploy.api, but no role for API Gateway to call the endpoint with",
+            file=str(plan.spec.file),
+            path=f"pipelines.{plan.name}.deploy.api.role_arn",
+            hint="set deploy.api.role_arn; `fraudflow iam --for api` prints its policies",
+        )
     throttle = api["throttle"]
     return Declared(
         name=deploy["endpoint_name"],
@@ -101,7 +111,7 @@ def declared(plan: Plan, context: dict[str, Any]) -> Declared | None:
         rate=float(throttle["rate"]),
         burst=int(throttle["burst"]),
         quota=dict(api["quota"]) if api.get("quota") else None,
-        role_arn=api.get("role_arn") or "",
+        role_arn=api["role_arn"],
     )
 
 
