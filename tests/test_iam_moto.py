@@ -55,6 +55,15 @@ def _pass(role: str, service: str) -> Request:
     return ("iam:PassRole", role, {"iam:PassedToService": f"{service}.amazonaws.com"})
 
 
+def _gw(verb: str, path: str) -> Request:
+    """API Gateway authorises its management calls by HTTP verb on the resource's path."""
+    return (f"apigateway:{verb}", f"arn:aws:apigateway:{REGION}::{path}", {})
+
+
+def _method(p: dict[str, Any]) -> str:
+    return f"/restapis/{p['restApiId']}/resources/{p['resourceId']}/methods/{p['httpMethod']}"
+
+
 # (service, operation) → the IAM requests AWS authorises for the call (Service Authorization Reference: the
 # action, its resource types, and the extra permissions: PassRole for a role in the call, s3:GetObject for
 # Lambda code in S3, AddTags for tags at creation).
@@ -107,6 +116,37 @@ AUTHORIZATION: dict[tuple[str, str], Callable[[dict[str, Any]], list[Request]]] 
     ],
     ("sagemaker", "DescribeEndpoint"): lambda p: [("sagemaker:DescribeEndpoint", _sm(f"endpoint/{p['EndpointName']}"), {})],
     ("sagemaker", "DeleteEndpoint"): lambda p: [("sagemaker:DeleteEndpoint", _sm(f"endpoint/{p['EndpointName']}"), {})],
+    # deploy.api (fraudflow/sagemaker/api_gateway.py): tags at creation are authorised on /tags/<arn>
+    ("apigateway", "GetRestApis"): lambda p: [_gw("GET", "/restapis")],
+    ("apigateway", "GetUsagePlans"): lambda p: [_gw("GET", "/usageplans")],
+    ("apigateway", "GetApiKeys"): lambda p: [_gw("GET", "/apikeys")],
+    ("apigateway", "GetResources"): lambda p: [_gw("GET", f"/restapis/{p['restApiId']}/resources")],
+    ("apigateway", "GetMethod"): lambda p: [_gw("GET", _method(p))],
+    ("apigateway", "GetStages"): lambda p: [_gw("GET", f"/restapis/{p['restApiId']}/stages")],
+    ("apigateway", "GetUsagePlan"): lambda p: [_gw("GET", f"/usageplans/{p['usagePlanId']}")],
+    ("apigateway", "GetUsagePlanKeys"): lambda p: [_gw("GET", f"/usageplans/{p['usagePlanId']}/keys")],
+    ("apigateway", "CreateRestApi"): lambda p: [_gw("POST", "/restapis"), _gw("PUT", "/tags/x")],
+    ("apigateway", "CreateResource"): lambda p: [_gw("POST", f"/restapis/{p['restApiId']}/resources/{p['parentId']}")],
+    ("apigateway", "PutMethod"): lambda p: [_gw("PUT", _method(p))],
+    ("apigateway", "DeleteMethod"): lambda p: [_gw("DELETE", _method(p))],
+    ("apigateway", "PutIntegration"): lambda p: [
+        _gw("PUT", _method(p) + "/integration"),
+        *([_pass(p["credentials"], "apigateway")] if p.get("credentials") else []),
+    ],
+    ("apigateway", "PutMethodResponse"): lambda p: [_gw("PUT", _method(p) + f"/responses/{p['statusCode']}")],
+    ("apigateway", "PutIntegrationResponse"): lambda p: [_gw("PUT", _method(p) + f"/integration/responses/{p['statusCode']}")],
+    ("apigateway", "CreateDeployment"): lambda p: [_gw("POST", f"/restapis/{p['restApiId']}/deployments")],
+    ("apigateway", "UpdateStage"): lambda p: [_gw("PATCH", f"/restapis/{p['restApiId']}/stages/{p['stageName']}")],
+    ("apigateway", "DeleteStage"): lambda p: [_gw("DELETE", f"/restapis/{p['restApiId']}/stages/{p['stageName']}")],
+    ("apigateway", "DeleteRestApi"): lambda p: [_gw("DELETE", f"/restapis/{p['restApiId']}")],
+    ("apigateway", "CreateUsagePlan"): lambda p: [_gw("POST", "/usageplans"), _gw("PUT", "/tags/x")],
+    ("apigateway", "UpdateUsagePlan"): lambda p: [_gw("PATCH", f"/usageplans/{p['usagePlanId']}")],
+    ("apigateway", "DeleteUsagePlan"): lambda p: [_gw("DELETE", f"/usageplans/{p['usagePlanId']}")],
+    ("apigateway", "CreateUsagePlanKey"): lambda p: [_gw("POST", f"/usageplans/{p['usagePlanId']}/keys")],
+    ("apigateway", "DeleteUsagePlanKey"): lambda p: [_gw("DELETE", f"/usageplans/{p['usagePlanId']}/keys/{p['keyId']}")],
+    ("apigateway", "CreateApiKey"): lambda p: [_gw("POST", "/apikeys"), _gw("PUT", "/tags/x")],
+    ("apigateway", "UpdateApiKey"): lambda p: [_gw("PATCH", f"/apikeys/{p['apiKey']}")],
+    ("apigateway", "DeleteApiKey"): lambda p: [_gw("DELETE", f"/apikeys/{p['apiKey']}")],
 }  # fmt: skip
 
 
@@ -213,6 +253,47 @@ def test_apply_and_the_deployer_call_only_what_their_policies_allow(
         ("deployer", "sagemaker:CreateModel"), ("deployer", "sagemaker:CreateEndpointConfig"),
         ("deployer", "sagemaker:CreateEndpoint"), ("deployer", "sagemaker:DescribeModelPackage"),
     ]:  # fmt: skip
+        assert expected in ops, f"the run did not exercise {expected}"
+    denied = []
+    for role, service, op, params in recorder.calls:
+        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
+        for request in AUTHORIZATION[(service, op)](params):
+            if not allowed(roles[role].policy, *request):
+                denied.append((role, f"{service}:{op}", request))
+    assert denied == []
+
+
+def test_the_operator_policy_covers_every_api_gateway_call(
+    yaml_file: Path, aws: Aws, recorder: Recorder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """deploy.api's whole life (create, converge each object, switch auth, remove) under the operator policy of
+    the file that declares it, which is the one in force until apply has removed the API."""
+    from fraudflow.cli import main
+    from fraudflow.plan import build_plan
+    from fraudflow.sagemaker import iam
+    from fraudflow.sagemaker.compile import compile_plan
+    from fraudflow.spec.load import load_one
+    from tests.test_api_gateway import API_KEY_BLOCK, with_api
+
+    base = yaml_file.read_text()
+    yaml_file.write_text(with_api(base, API_KEY_BLOCK))
+    roles = iam.roles(compile_plan(build_plan(load_one(yaml_file, env=None, overrides=[], pipeline=None))))
+    edited = API_KEY_BLOCK.replace("prod", "live").replace(
+        "        quota: {limit: 100000, period: DAY}\n", ""
+    )
+    recorder.role = "operator"
+    for block in (API_KEY_BLOCK, edited, edited.replace("auth: api_key", "auth: iam"), API_KEY_BLOCK, None):
+        yaml_file.write_text(with_api(base, block) if block else base)
+        assert main(["apply", str(yaml_file), "--yes"]) == 0
+    assert main(["plan", str(yaml_file)]) == 0
+    recorder.role = None
+    capsys.readouterr()
+    assert aws.client("apigateway").get_rest_apis()["items"] == []
+
+    ops = {op for role, svc, op, _ in recorder.calls if svc == "apigateway"}
+    for expected in ("CreateRestApi", "PutIntegration", "DeleteMethod", "CreateDeployment", "DeleteStage",
+                     "CreateUsagePlan", "UpdateUsagePlan", "DeleteUsagePlan", "CreateApiKey", "DeleteApiKey",
+                     "CreateUsagePlanKey", "DeleteRestApi"):  # fmt: skip
         assert expected in ops, f"the run did not exercise {expected}"
     denied = []
     for role, service, op, params in recorder.calls:

@@ -511,9 +511,15 @@ def _api_operator(r: Rendered, arns: Arns) -> list[Statement]:
     """What the API Gateway reconciler calls: API Gateway authorises by HTTP verb on resource paths, and the API's
     id is unknown before it exists, so the paths are the region's REST APIs, usage plans, API keys and tags."""
     d = declared_api(r)
-    if d is None:
-        return []
     base = f"arn:{arns.partition}:apigateway:{arns.region}::"
+    if d is None:  # plan still looks for APIs an earlier apply made, to remove them: listing only
+        return [
+            Statement(
+                "FindEarlierEndpointApis",
+                ("apigateway:GET",),
+                (f"{base}/restapis", f"{base}/usageplans", f"{base}/apikeys"),
+            )
+        ]
     paths = ("/restapis", "/restapis/*", "/usageplans", "/usageplans/*", "/apikeys", "/apikeys/*", "/tags/*")
     verbs = tuple(f"apigateway:{v}" for v in ("DELETE", "GET", "PATCH", "POST", "PUT"))
     out = [Statement("ManageEndpointApi", verbs, tuple(base + p for p in paths))]
