@@ -221,3 +221,16 @@ def test_iam_policy_of_the_api_role_and_the_operator(tmp_path: Path, base_yaml: 
     formats = _resource_types("apigateway:GET")
     for resource in statements["ManageEndpointApi"]["Resource"]:
         assert any(_format_matches(f, resource) for f in formats), resource
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_the_key_value_reaches_a_terminal_once_and_never_a_log(
+    tty: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fraudflow.sagemaker import api_gateway
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: tty)
+    api_gateway._show_key({"id": "abc123", "name": ENDPOINT, "value": "s3cr3t-value-0123456789"}, REGION)
+    out = capsys.readouterr().out
+    assert ("s3cr3t-value-0123456789" in out) is tty
+    assert f"aws apigateway get-api-key --region {REGION} --api-key abc123 --include-value" in out

@@ -110,3 +110,42 @@ def test_allowed_exactly_when_equal(given_key: str, key: str) -> None:
     assert api_access.allowed(encoded, key.encode()) == (encoded == key)
     assert api_access.allowed(key, key.encode())
     assert not api_access.allowed(None, key.encode())
+
+
+@pytest.mark.slow
+def test_run_records_the_auth_and_serve_demands_the_key(tmp_path: Path) -> None:
+    """End to end: `fraudflow run` of a file with deploy.api makes `fraudflow serve` demand the key; a run of
+    the file without it opens the endpoint again."""
+    from tests.conftest import ROOT, run_cli
+    from tests.test_api_gateway import API_KEY_BLOCK, with_api
+
+    base = (ROOT / "pipelines.yaml").read_text()
+    (tmp_path / "pipelines.yaml").write_text(with_api(base, API_KEY_BLOCK))
+    assert run_cli("sample-data", "data", "--rows", "600", cwd=tmp_path).returncode == 0
+    passing = ("--set", "gate.threshold=0.05")  # the few sample rows give a weak model: let the gate pass
+    done = run_cli("run", *passing, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    record = tmp_path / ".fraudflow" / "api" / "fraud-detect-xgb.json"
+    assert json.loads(record.read_text()) == {"auth": "api_key", "stage": "prod"}
+
+    env = {k: v for k, v in os.environ.items() if k != api_access.ENV}
+    refused = run_cli("serve", "--workspace", str(tmp_path), "--port", "0", env=env, timeout=120)
+    assert refused.returncode != 0 and "FF865" in refused.stderr
+
+    body = b'{"records": [{"incident_type": "Collision"}]}'
+    os.environ[api_access.ENV] = KEY
+    try:
+        server = Server(tmp_path)
+    finally:
+        del os.environ[api_access.ENV]
+    try:
+        assert call(server.url + "/invocations", body, "application/json")[0] == 403
+        assert (
+            call(server.url + "/invocations", body, "application/json", headers={"x-api-key": KEY})[0] == 200
+        )
+    finally:
+        server.stop()
+
+    (tmp_path / "pipelines.yaml").write_text(base)
+    assert run_cli("run", *passing, cwd=tmp_path).returncode == 0
+    assert not record.exists()

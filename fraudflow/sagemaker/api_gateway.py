@@ -287,9 +287,9 @@ class ApiGateway:
             out.append(
                 self._act("~", f"API Gateway stage {d.name}/{d.stage}: update ({limits})", self._stage, 12)
             )
-        for name in sorted(set(o.stages) - {d.stage}):
+        for name in sorted(set(o.stages) - {d.stage}):  # last: once no usage plan refers to the stage
             out.append(
-                self._act("-", f"API Gateway stage {d.name}/{name}: remove", self._delete_stage(name), 13)
+                self._act("-", f"API Gateway stage {d.name}/{name}: remove", self._delete_stage(name), 16)
             )
         if d.api_key:
             out += self._usage_plan(o)
