@@ -204,7 +204,7 @@ def build_plan(spec: Spec) -> Plan:
             "Preprocess",
             "processing",
             script="preprocess.py",
-            extra_code=(STEP_KIT,),
+            extra_code=(STEP_KIT, "contract.py"),  # contract.py: data.expect's checks
             config=spec.section("data", "features", "split"),
             inputs=tuple(Input(src, None, src, f"{PROC}/input/{src}") for src in cfg["data"]["sources"]),
             outputs=_processing_outputs(
