@@ -285,7 +285,10 @@ def build_plan(spec: Spec) -> Plan:
                 "bias",
                 script="bias.py",
                 extra_code=(STEP_KIT,),
-                config={"data": {"label": label}, "bias": cfg["bias"]},
+                config={
+                    "data": {"label": label},
+                    "bias": {"label_values": cfg["data"]["positive"], **cfg["bias"]},
+                },
                 inputs=(
                     Input("data", "preprocess", "*"),
                     Input("predictions", "evaluate", "evaluation"),

@@ -351,6 +351,7 @@ class Settings:
         self.facet: str = values["facet"]
         self.facet_values: list = values["facet_values"]
         self.label_values: list = values["label_values"]
+        self.encoded_labels: list = values["label_values"]  # as the split CSVs hold them (analyse sets them)
         self.pre: list[str] = values["pre"]
         self.post: list[str] = values["post"]
         self.threshold: float = values["threshold"]
@@ -508,7 +509,7 @@ def build_groups(
 ) -> Groups:
     col = facet_index(settings, names, file)
     d = value_mask(rows[:, col + 1], settings.facet_values, "bias.facet_values", file)
-    y = value_mask(rows[:, 0], settings.label_values, "bias.label_values", file)
+    y = value_mask(rows[:, 0], settings.encoded_labels, "bias.label_values", file)
     if not d.any() or d.all():
         side = "facet d (bias.facet_values)" if not d.any() else "facet a (the other rows)"
         present = ", ".join(fmt_values([v]) for v in np.unique(rows[:, col + 1]).tolist()[:10])
@@ -549,6 +550,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
     all_rows = np.vstack(list(splits.values()))
     schema_file = os.path.join(data_dir, "schema", "feature_schema.json")
     encoded = encoded_label_values(settings, label, schema_file, config_path)
+    settings.encoded_labels = encoded
     labels_ok = value_mask(all_rows[:, 0], encoded, "bias.label_values", config_path)
     if not labels_ok.any():
         present = ", ".join(fmt_values([v]) for v in np.unique(all_rows[:, 0]).tolist())

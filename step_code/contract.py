@@ -23,7 +23,6 @@ import stepkit
 from stepkit import StepError
 
 # Error codes (stable; docs/error-codes.md, FF670-FF679).
-E_CONTRACT_CONFIG = "FF600"  # preprocess's config code: a malformed data.expect
 E_TYPE = "FF672"
 E_CATEGORY = "FF673"
 E_RANGE = "FF674"
@@ -95,13 +94,35 @@ def _shown(value: Any) -> str:
 def _level(spec: dict, rule: str, default: str) -> str:
     """A rule's level: `level: warn` for all of an entry's rules, or `level: {categories: warn}` per rule."""
     level = spec.get("level", default)
-    if isinstance(level, dict):
-        level = level.get(rule, default)
-    if level not in LEVELS:
-        raise StepError(
-            E_CONTRACT_CONFIG, f"data.expect: level must be fail or warn, got {level!r}", file="config.json"
-        )
-    return str(level)
+    return str(level.get(rule, default) if isinstance(level, dict) else level)
+
+
+def config_problem(expect: object) -> str | None:
+    """What is wrong with a data.expect the schema did not check (a hand-written config.json), or None; the
+    caller reports it with its own config code."""
+    if not isinstance(expect, dict):
+        return "data.expect must be a mapping"
+    entries = [("data.expect", expect)] + [
+        (f"data.expect.{k}", expect[k]) for k in ("rows", "positive_share") if k in expect
+    ]
+    columns = expect.get("columns") or {}
+    if not isinstance(columns, dict):
+        return "data.expect.columns must be a mapping"
+    entries += [(f"data.expect.columns.{c}", spec or {}) for c, spec in columns.items()]
+    for where, spec in entries:
+        if not isinstance(spec, dict):
+            return f"{where} must be a mapping"
+        level = spec.get("level", "fail")
+        levels = level.values() if isinstance(level, dict) else [level]
+        if any(v not in LEVELS for v in levels):
+            return f"{where}.level must be fail or warn"
+        if (
+            spec.get("type") is not None
+            and where.startswith("data.expect.columns.")
+            and spec["type"] not in TYPES
+        ):
+            return f"{where}.type must be one of {', '.join(TYPES)}"
+    return None
 
 
 def check(df: pd.DataFrame, expect: dict, label: str, where: Where) -> list[Violation]:
@@ -224,12 +245,6 @@ def _column(
             )
     kind = spec.get("type")
     if kind is not None:
-        if kind not in TYPES:
-            raise StepError(
-                E_CONTRACT_CONFIG,
-                f"data.expect.columns.{column}.type must be one of {TYPES}",
-                file="config.json",
-            )
         row, why = _type_break(series, missing, kind)
         if why:
             add(E_TYPE, "type", row, f"column '{column}' should hold {kind} values, {why}")

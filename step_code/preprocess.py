@@ -548,6 +548,10 @@ def check_contract(joined: pd.DataFrame, config: dict) -> dict | None:
     expect = _get(config, "data.expect", None, kind=dict)
     if not expect:
         return None
+    contract = stepkit.sibling("contract")
+    problem = contract.config_problem(expect)
+    if problem:
+        raise StepError(E_CONFIG, problem, file="config.json")
     shown = joined.attrs.get("ff_shown") or ["<data>"]
     origins = joined.attrs.get("ff_origins") or {}
 
@@ -559,7 +563,7 @@ def check_contract(joined: pd.DataFrame, config: dict) -> dict | None:
                 return {"file": files[int(joined[file_col].iloc[row])], "line": int(line)}
         return _where(joined, shown, row)
 
-    return stepkit.sibling("contract").enforce(joined, expect, str(_get(config, "data.label")), where)
+    return contract.enforce(joined, expect, str(_get(config, "data.label")), where)
 
 
 # ---------------------------------------------------------------------------------------------- split

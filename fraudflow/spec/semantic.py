@@ -182,7 +182,7 @@ def _check_labels(
             )
             return
     if bias:
-        _, unknown = kit.encode_label_values(list(bias["label_values"]), positive, negative)
+        _, unknown = kit.encode_label_values(list(bias.get("label_values", positive)), positive, negative)
         if unknown:
             err(
                 "FF543",
@@ -198,7 +198,7 @@ def _check_labels(
     values = sorted({kit.value_key(v) for v in _typed(seen)})
     others = [v for v in values if v not in pos_keys]
     if bias and not unknown and negative is None and len(values) == 2:
-        stray = [v for v in bias["label_values"] if kit.value_key(v) not in values]
+        stray = [v for v in bias.get("label_values", positive) if kit.value_key(v) not in values]
         if stray:
             err(
                 "FF543",
@@ -654,19 +654,6 @@ def missing_words() -> frozenset[str]:
     raise LookupError("step_code/preprocess.py defines no NA_VALUES")  # pragma: no cover - a packaging error
 
 
-def _parquet_values(file: Path, column: str) -> tuple[set[str] | None, bool]:
-    """One Parquet column's distinct values as text (stepkit.value_key: 3 -> "3", True -> "True"); reads that
-    column only."""
-    try:
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(str(file), columns=[column])
-    except Exception:  # no pyarrow, or not Parquet: reported by the header check
-        return None, False
-    values = {_kit().value_key(v) for v in table.column(0).unique().to_pylist() if v is not None}
-    return values, True
-
-
 def _column_values(
     column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path, fmt: Any = None
 ) -> tuple[set[str] | None, bool]:
@@ -680,7 +667,10 @@ def _column_values(
                 if not file.is_file():
                     return None, False  # a folder: the facet is checked when the pipeline runs
                 if _kit().file_format(file, _declared_format(fmt, key), uri) == "parquet":
-                    return _parquet_values(file, column)
+                    return (
+                        None,
+                        False,
+                    )  # values need pyarrow and pandas (seconds): checked when the run reads them
                 with _kit().open_text(file) as fh:
                     reader = csv.reader(_bounded_lines(fh))
                     next(reader, None)
