@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_cmd("fraudflow.sampledata", "command"))
 
+    __import__("fraudflow.contract").contract.add_parser(sub, _spec_args, _cmd)  # contract infer
+
     p = sub.add_parser("registry", help="the local model registry: list, show, approve, reject")
     rsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     r = rsub.add_parser("list", help="model package groups and their versions")

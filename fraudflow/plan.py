@@ -204,7 +204,7 @@ def build_plan(spec: Spec) -> Plan:
             "Preprocess",
             "processing",
             script="preprocess.py",
-            extra_code=(STEP_KIT,),
+            extra_code=(STEP_KIT, "contract.py"),  # contract.py: data.expect's checks
             config=spec.section("data", "features", "split"),
             inputs=tuple(Input(src, None, src, f"{PROC}/input/{src}") for src in cfg["data"]["sources"]),
             outputs=_processing_outputs(
@@ -285,7 +285,10 @@ def build_plan(spec: Spec) -> Plan:
                 "bias",
                 script="bias.py",
                 extra_code=(STEP_KIT,),
-                config={"data": {"label": label}, "bias": cfg["bias"]},
+                config={
+                    "data": {"label": label},
+                    "bias": {"label_values": cfg["data"]["positive"], **cfg["bias"]},
+                },
                 inputs=(
                     Input("data", "preprocess", "*"),
                     Input("predictions", "evaluate", "evaluation"),

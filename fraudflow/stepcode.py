@@ -56,3 +56,13 @@ def load_file(path: Path, name: str) -> ModuleType:
                 del sys.modules[KIT]
             else:
                 sys.modules[KIT] = saved
+
+
+def kit() -> ModuleType:
+    """step_code/stepkit.py for fraudflow's own use (validate's header reader, the label-value rules): the one
+    copy of those rules, imported once, without pandas."""
+    from fraudflow.plan import STEP_CODE
+
+    with _lock:
+        name = "fraudflow_step_stepkit"
+        return sys.modules.get(name) or load_file(STEP_CODE / f"{KIT}.py", name)

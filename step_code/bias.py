@@ -351,6 +351,7 @@ class Settings:
         self.facet: str = values["facet"]
         self.facet_values: list = values["facet_values"]
         self.label_values: list = values["label_values"]
+        self.encoded_labels: list = values["label_values"]  # as the split CSVs hold them (analyse sets them)
         self.pre: list[str] = values["pre"]
         self.post: list[str] = values["post"]
         self.threshold: float = values["threshold"]
@@ -508,7 +509,7 @@ def build_groups(
 ) -> Groups:
     col = facet_index(settings, names, file)
     d = value_mask(rows[:, col + 1], settings.facet_values, "bias.facet_values", file)
-    y = value_mask(rows[:, 0], settings.label_values, "bias.label_values", file)
+    y = value_mask(rows[:, 0], settings.encoded_labels, "bias.label_values", file)
     if not d.any() or d.all():
         side = "facet d (bias.facet_values)" if not d.any() else "facet a (the other rows)"
         present = ", ".join(fmt_values([v]) for v in np.unique(rows[:, col + 1]).tolist()[:10])
@@ -548,7 +549,9 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
     splits = {s: read_split(data_dir, s, len(names)) for s in SPLITS}
     all_rows = np.vstack(list(splits.values()))
     schema_file = os.path.join(data_dir, "schema", "feature_schema.json")
-    labels_ok = value_mask(all_rows[:, 0], settings.label_values, "bias.label_values", config_path)
+    encoded = encoded_label_values(settings, label, schema_file, config_path)
+    settings.encoded_labels = encoded
+    labels_ok = value_mask(all_rows[:, 0], encoded, "bias.label_values", config_path)
     if not labels_ok.any():
         present = ", ".join(fmt_values([v]) for v in np.unique(all_rows[:, 0]).tolist())
         raise StepError(
@@ -558,7 +561,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
             hint=f"label values present in {label!r}: {present}",
         )
     pre_g = build_groups(settings, names, all_rows, None, "all rows", schema_file)
-    label_str = fmt_values(settings.label_values)
+    label_str = fmt_values(encoded)  # Clarify's value: the encoded labels it reads in the split CSVs
     facet_str = fmt_values(settings.facet_values)
     analysis: dict = {"version": "1.0", "label_convention": label_convention(settings, label)}
     report: dict = {
@@ -566,6 +569,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
         "facet": settings.facet,
         "facet_values": settings.facet_values,
         "label_values": settings.label_values,
+        "label_values_encoded": encoded,
     }
 
     def section(metrics: list[dict]) -> dict:
@@ -596,6 +600,31 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
         }
     report["notes"] = [f"{m['name']}: {m['note']}" for m in pre + post if "note" in m]
     return analysis, report
+
+
+def encoded_label_values(settings: Settings, label: str, schema_file: str, config_path: str) -> list:
+    """bias.label_values are original label values (data.positive's terms, e.g. ["yes"]): translated to the
+    encoded 0/1 labels by the classes preprocess recorded in feature_schema.json (older outputs: as they are)."""
+    try:
+        with open(schema_file, encoding="utf-8") as fh:
+            classes = json.load(fh).get("label_values")
+    except (OSError, ValueError):
+        classes = None
+    if not isinstance(classes, dict):
+        return settings.label_values
+    encoded, unknown = stepkit.encode_label_values(
+        settings.label_values, classes.get("positive", []), classes.get("negative", [])
+    )
+    if unknown and not encoded:  # as with numeric labels: no row has such a label
+        raise StepError(
+            "FF648",
+            f"no row has a label in bias.label_values {settings.label_values}",
+            file=config_path,
+            hint=f"label values present in {label!r}: "
+            + ", ".join(str(v) for v in classes.get("negative", []) + classes.get("positive", []))
+            + " (bias.label_values lists original label values, as data.positive does)",
+        )
+    return encoded
 
 
 def label_convention(settings: Settings, label: str) -> str:

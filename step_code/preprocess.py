@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import io
 import json
 import math
 import os
@@ -50,11 +49,12 @@ E_BAD_VALUE = "FF608"
 E_DUPLICATE_COLUMN = "FF609"
 E_NOT_REGULAR = "FF610"
 E_HEADER_TOO_LONG = "FF611"
+E_LABEL_VALUES = "FF670"  # a label value that is neither data.positive nor data.negative
+E_FORMAT = "FF671"  # a source that is not the CSV or Parquet it is declared as, or no Parquet engine
 
 # A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file), and
 # is refused before pandas tries to hold it in memory. fraudflow validate applies the same bound.
-MAX_HEADER_CHARS = 1 << 20
-HEADER_CHUNK = 1 << 16
+MAX_HEADER_CHARS = stepkit.MAX_HEADER_CHARS
 
 # pandas < 3 parses floats with a fast parser that can be off in the last digit (so pandas 1.x in the containers
 # and pandas 3 here would disagree); pandas 3 is exact by default and deprecates the option.
@@ -167,55 +167,21 @@ def _display(files: list[Path], configured: str, name: str) -> list[str]:
 
 
 def read_header(path: Path) -> tuple[list[str], int]:
-    """The header row of a CSV file as pandas reads it and the line it starts on, reading only as far as it goes
-    and never past MAX_HEADER_CHARS characters. Raises StepError when the header does not end within them."""
-    text = ""
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        while len(text) < MAX_HEADER_CHARS:
-            chunk = fh.read(HEADER_CHUNK)
-            text += chunk
-            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
-            if found is not None:
-                return found
-    raise StepError(
-        E_HEADER_TOO_LONG,
-        f"the header line does not end within the first {MAX_HEADER_CHARS // 2**20} MiB",
-        file=str(path),
-        line=1,
-        hint="is this a CSV file? its first line must be the column names",
-    )
-
-
-def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
-    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
-    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
-    lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(iter(lines))
-    start = 1  # a quoted name may span lines: the record starts here
+    """The header row of a CSV file (optionally gzip) as pandas reads it and the line it starts on (stepkit's
+    reader, which `fraudflow validate` shares). Raises StepError when it does not end within MAX_HEADER_CHARS."""
     try:
-        for row in reader:
-            if row:
-                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
-                return (row, start) if ended or eof else None
-            start = reader.line_num + 1
-    except csv.Error:
-        if eof:
-            raise
-        return None  # e.g. a quote still open at the end of what was read
-    return ([], 1) if eof else None
+        return stepkit.read_header(path)
+    except stepkit.HeaderTooLong:
+        raise StepError(
+            E_HEADER_TOO_LONG,
+            f"the header line does not end within the first {MAX_HEADER_CHARS // 2**20} MiB",
+            file=str(path),
+            line=1,
+            hint="is this a CSV file? its first line must be the column names",
+        ) from None
 
 
-def duplicate_column(row: list[str]) -> tuple[int, int] | None:
-    """The (first, second) 0-based positions of the first repeated column name, or None. Names are compared as
-    written, as pandas compares them; empty names are left to the empty-name check."""
-    seen: dict = {}
-    for i, column in enumerate(row):
-        if column == "":
-            continue
-        if column in seen:
-            return seen[column], i
-        seen[column] = i
-    return None
+duplicate_column = stepkit.duplicate_column
 
 
 def _check_header(path: Path, shown: str) -> None:
@@ -227,8 +193,12 @@ def _check_header(path: Path, shown: str) -> None:
         raise
     except csv.Error as exc:
         raise StepError(E_MALFORMED, f"malformed CSV header: {exc}", file=shown, line=1) from None
-    except UnicodeDecodeError as exc:
-        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc.reason})", file=shown) from None
+    except (UnicodeDecodeError, EOFError, OSError) as exc:  # OSError: gzip's "not a gzipped file"
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc})", file=shown) from None
+    _refuse_duplicate(row, line, shown)
+
+
+def _refuse_duplicate(row: list[str], line: int, shown: str) -> None:
     dup = duplicate_column(row)
     if dup is not None:
         first, second = dup
@@ -246,7 +216,8 @@ def _check_header(path: Path, shown: str) -> None:
 def _read_csv(path: Path, shown: str) -> pd.DataFrame:
     _check_header(path, shown)
     try:
-        df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, **EXACT_FLOATS)
+        gz = "gzip" if stepkit.is_gzip(path) else None  # by content: local runs link sources under bare names
+        df = pd.read_csv(path, na_values=NA_VALUES, keep_default_na=False, compression=gz, **EXACT_FLOATS)
     except pd.errors.EmptyDataError:
         raise StepError(E_NO_DATA, "the file is empty (no header, no rows)", file=shown) from None
     except pd.errors.ParserError as exc:
@@ -258,8 +229,8 @@ def _read_csv(path: Path, shown: str) -> pd.DataFrame:
             line=int(m.group(1)) if m else None,
             hint="every row must have as many fields as the header; quote fields that contain commas",
         ) from None
-    except UnicodeDecodeError as exc:
-        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc.reason})", file=shown) from None
+    except (UnicodeDecodeError, EOFError) as exc:
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc})", file=shown) from None
     if df.empty:
         raise StepError(E_NO_DATA, "the file has a header but no rows", file=shown, line=1)
     unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]
@@ -268,13 +239,61 @@ def _read_csv(path: Path, shown: str) -> pd.DataFrame:
     return df
 
 
-def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFrame, list[str]]:
-    """Read one source (a CSV or a folder of CSVs with the same header), tagging each row with file and line."""
+def _read_parquet(path: Path, shown: str) -> pd.DataFrame:
+    """A Parquet file as pandas reads it (pandas' pyarrow engine); its columns are checked as a CSV header is,
+    from the footer's schema before any row is read. A stored named index comes back as a column."""
+    try:
+        columns = stepkit.parquet_columns(path)
+    except ValueError as exc:
+        raise StepError(
+            E_FORMAT,
+            f"not a Parquet file ({exc})",
+            file=shown,
+            hint="name CSV files *.csv (or set data.format for this source)",
+        ) from None
+    _refuse_duplicate(columns, 1, shown)
+    try:
+        df = pd.read_parquet(path, engine="pyarrow")
+    except ImportError:
+        raise StepError(
+            E_FORMAT,
+            "reading Parquet needs pyarrow, which this Python does not have",
+            file=shown,
+            hint="SageMaker's sklearn 1.2-1 and 1.4-2 processing images ship it; elsewhere pip install pyarrow, "
+            "or convert the source to CSV",
+        ) from None
+    if any(name is not None for name in df.index.names):
+        df = df.reset_index()
+    if df.empty:
+        raise StepError(E_NO_DATA, "the file has a schema but no rows", file=shown)
+    if any(str(c) == "" for c in df.columns):
+        raise StepError(E_MALFORMED, "the schema has an empty column name", file=shown)
+    return df
+
+
+def source_format(config: dict, name: str) -> str | None:
+    """The declared format of source `name`: data.format, one word for all or a map by source name."""
+    fmt = _get(config, "data.format", None)
+    if isinstance(fmt, dict):
+        fmt = fmt.get(name)
+    if fmt is not None and fmt not in stepkit.FORMATS:
+        raise StepError(
+            E_CONFIG, f"data.format of source '{name}' must be csv or parquet", file="config.json"
+        )
+    return fmt
+
+
+def read_source(
+    input_dir: Path, name: str, configured: str, declared: str | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """Read one source (a CSV, gzip CSV or Parquet file, or a folder of them with the same columns), tagging each
+    row with file and line (for Parquet: the row number, 1-based)."""
     files = _source_files(input_dir, name, configured)
     shown = _display(files, configured, name)
     frames: list[pd.DataFrame] = []
     for i, (path, label) in enumerate(zip(files, shown)):  # noqa: B905 - no strict= on the containers' Python 3.8/3.9
-        df = _read_csv(path, label)
+        parquet = stepkit.file_format(path, declared, label) == "parquet"
+        df = _read_parquet(path, label) if parquet else _read_csv(path, label)
         if frames and list(df.columns) != list(frames[0].columns[:-2]):  # [:-2]: less _FILE, _LINE
             raise StepError(
                 E_MALFORMED,
@@ -283,7 +302,9 @@ def read_source(input_dir: Path, name: str, configured: str) -> tuple[pd.DataFra
                 line=1,
             )
         df[_FILE] = i
-        df[_LINE] = np.arange(2, len(df) + 2)  # line 1 is the header
+        df[_LINE] = (
+            np.arange(1, len(df) + 1) if parquet else np.arange(2, len(df) + 2)
+        )  # CSV: line 1 is the header
         frames.append(df)
     return (pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]), shown
 
@@ -305,27 +326,88 @@ def _closest(name: str, candidates: list[str]) -> str | None:
 # ---------------------------------------------------------------------------------------------- join
 
 
-def _check_label(df: pd.DataFrame, label: str, shown: list[str]) -> pd.DataFrame:
-    values = pd.to_numeric(df[label], errors="coerce")
+def _check_label(df: pd.DataFrame, label: str, shown: list[str], classes: tuple[list, list | None]) -> dict:
+    """Refuse missing labels, then map the label to 1 (a data.positive value) or 0: the original values by class."""
     missing = df[label].isna().to_numpy()
-    bad = ~missing & ~values.isin([0, 1]).to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise StepError(
             E_LABEL,
             f"label '{label}' is missing in {int(missing.sum())} row(s); the first is here",
             **_where(df, shown, row),
-            hint="every row needs a label 0 or 1; remove unlabelled rows",
+            hint="every row needs a label; remove unlabelled rows",
         )
-    if bad.any():
-        row = int(np.flatnonzero(bad)[0])
+    return _map_label(df, label, shown, *classes)
+
+
+def _label_classes(config: dict) -> tuple[list, list | None]:
+    """data.positive (default [1]) and data.negative (None: every other value, at most one)."""
+    positive = _get(config, "data.positive", [1], kind=list)
+    negative = _get(config, "data.negative", None, kind=list)
+    return positive, negative
+
+
+def _map_label(df: pd.DataFrame, label: str, shown: list[str], positive: list, negative: list | None) -> dict:
+    """Replace the label column by 1 where its value is one of `positive` (compared by stepkit.value_key, so 1,
+    "1" and 1.0 are one value; True and "True" one), else 0. More than two values need data.negative to list the
+    other ones; a value in neither list is an error, as is data.positive matching no row."""
+    column = df[label]
+    pos_keys = {stepkit.value_key(v) for v in positive}
+    values = list(pd.unique(column))  # in order of first appearance
+    pos = [v for v in values if stepkit.value_key(v) in pos_keys]
+    neg = [v for v in values if stepkit.value_key(v) not in pos_keys]
+    if negative is not None:
+        neg_keys = {stepkit.value_key(v) for v in negative}
+        stray = [v for v in neg if stepkit.value_key(v) not in neg_keys]
+        if stray:
+            row = int(np.flatnonzero(column.isin(stray[:1]).to_numpy())[0])
+            raise StepError(
+                E_LABEL_VALUES,
+                f"label '{label}' has the value {_plain(stray[0])!r}, which is neither in data.positive "
+                f"{positive} nor in data.negative {negative} ({int(column.isin(stray).sum())} such row(s))",
+                **_where(df, shown, row),
+                column=label,
+                hint="add it to data.positive or data.negative, or remove those rows",
+            )
+    elif len(values) > 2:
+        odd = _odd_label(column, pos, neg)
+        row = int(np.flatnonzero(column.isin([odd]).to_numpy())[0])
         raise StepError(
-            E_LABEL,
-            f"label '{label}' must be 0 or 1, found {_plain(df[label].iloc[row])!r} ({int(bad.sum())} such row(s))",
+            E_LABEL_VALUES,
+            f"label '{label}' has {len(values)} distinct values ({', '.join(repr(_plain(v)) for v in values[:6])}"
+            f"{', ...' if len(values) > 6 else ''}), found {_plain(odd)!r}: a binary label has two",
             **_where(df, shown, row),
+            column=label,
+            hint="list the positive values under data.positive and all the others under data.negative",
         )
-    df[label] = values.astype("int64")
-    return df
+    if not pos and len(neg) > 1:  # two classes and neither positive: data.positive is not the data's spelling
+        raise StepError(
+            E_LABEL_VALUES,
+            f"no row of label '{label}' has a data.positive value {positive}; its values are "
+            f"{sorted(repr(_plain(v)) for v in values[:6])}",
+            file=shown[0],
+            line=1,
+            column=label,
+            hint=f"set data.positive to the value(s) that mean the positive class, e.g. positive: "
+            f"[{_plain(neg[-1])!r}]"
+            if neg
+            else None,
+        )
+    df[label] = column.isin(pos).to_numpy().astype("int64")
+    return {"positive": _originals(pos), "negative": _originals(neg)}
+
+
+def _odd_label(column: pd.Series, pos: list, neg: list) -> object:
+    """The value that makes a label non-binary, to point at: the rarest of the non-positive values beyond the
+    most common one (with no positive value matched, beyond the two most common)."""
+    counts = column[column.isin(neg)].value_counts()
+    keep = 1 if pos else 2
+    return counts.index[-1] if len(counts) > keep else neg[-1]
+
+
+def _originals(values: list) -> list:
+    """Label values as JSON keeps them (plain Python, in a stable order) for the report and the bias step."""
+    return sorted((_plain(v) for v in values), key=stepkit.value_key)
 
 
 def _key_text(keys: list[str]) -> str:
@@ -380,9 +462,10 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
     if how not in ("left", "inner"):
         raise StepError(E_CONFIG, f"data.join.how must be left or inner, got {how!r}", file="config.json")
     report: dict = {"sources": {}}
+    origins: dict = {}  # column -> (file column, line column, files) of a joined source, for located errors
     tables = []
     for name, configured in sources.items():
-        df, shown = read_source(input_dir, name, str(configured))
+        df, shown = read_source(input_dir, name, str(configured), source_format(config, name))
         report["sources"][name] = {"files": shown, "rows": int(len(df))}
         tables.append((name, df, shown))
     if len(tables) > 1 and key is None:
@@ -402,7 +485,7 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
             column=label,
             hint=f"did you mean '{near}'?" if near else None,
         )
-    _check_label(holders[0][1], label, holders[0][2])
+    report["label_values"] = _check_label(holders[0][1], label, holders[0][2], _label_classes(config))
     base_name, joined, base_shown = tables[0]
     for name, df, shown in tables[1:]:
         for k in keys:
@@ -421,7 +504,9 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
                 line=1,
                 hint="drop the duplicate columns from one of the files",
             )
-        joined = joined.merge(df.drop(columns=[_FILE, _LINE]), on=keys, how=how, sort=False)
+        joined = joined.merge(
+            _origin_tagged(df, name, shown, origins, joined.columns), on=keys, how=how, sort=False
+        )
     if len(tables) > 1:
         # base rows with a missing key match nothing: a left join keeps them with the joined columns missing,
         # an inner join drops them
@@ -441,7 +526,44 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
     joined[label] = joined[label].astype("int64")
     report["joined_rows"] = int(len(joined))
     joined.attrs["ff_shown"] = base_shown
+    joined.attrs["ff_origins"] = origins
     return joined, report
+
+
+def _origin_tagged(df: pd.DataFrame, name: str, shown: list[str], origins: dict, base: Any) -> pd.DataFrame:
+    """A joined source keeps its rows' file and line under its own names, so a contract violation in one of its
+    columns is located in its file (the base table's _FILE/_LINE stay those of the base rows)."""
+    tags = (f"{_FILE}:{name}", f"{_LINE}:{name}")
+    for c in df.columns:
+        if not str(c).startswith("__ff_") and c not in base:  # the join keys are the base table's
+            origins.setdefault(c, (*tags, shown))
+    return df.rename(columns={_FILE: tags[0], _LINE: tags[1]})
+
+
+# ---------------------------------------------------------------------------------------------- contract
+
+
+def check_contract(joined: pd.DataFrame, config: dict) -> dict | None:
+    """data.expect on the joined data, before the split (step_code/contract.py); None without a contract."""
+    expect = _get(config, "data.expect", None, kind=dict)
+    if not expect:
+        return None
+    contract = stepkit.sibling("contract")
+    problem = contract.config_problem(expect)
+    if problem:
+        raise StepError(E_CONFIG, problem, file="config.json")
+    shown = joined.attrs.get("ff_shown") or ["<data>"]
+    origins = joined.attrs.get("ff_origins") or {}
+
+    def where(column: str, row: int) -> dict:
+        if column in origins:
+            file_col, line_col, files = origins[column]
+            line = joined[line_col].iloc[row]
+            if not pd.isna(line):  # NaN: a base row the left join matched to nothing in that source
+                return {"file": files[int(joined[file_col].iloc[row])], "line": int(line)}
+        return _where(joined, shown, row)
+
+    return contract.enforce(joined, expect, str(_get(config, "data.label")), where)
 
 
 # ---------------------------------------------------------------------------------------------- split
@@ -716,9 +838,11 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
     """The whole step; returns the report. Raises StepError for bad data, writing nothing."""
     _split_ratios(config)  # fail on a bad config before reading any data
     joined, report = load_joined(config, input_dir)
+    report["contract"] = check_contract(joined, config)
     train, val, test = split_frame(joined, config)
     train.attrs["ff_shown"] = joined.attrs.get("ff_shown")
     schema = fit(train, config)
+    schema["label_values"] = report["label_values"]  # the original values of each class (bias, report)
     frames = {
         name: model_frame(part, schema)
         for name, part in (("train", train), ("validation", val), ("test", test))

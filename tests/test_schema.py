@@ -29,6 +29,8 @@ FREE_FORM_MAPS = {
     "$defs/environment/properties/vars",
     "$defs/environment/properties/pipelines",
     "$defs/pipeline/properties/data/properties/sources",
+    "$defs/pipeline/properties/data/properties/format/oneOf/1",
+    "$defs/pipeline/properties/data/properties/expect/properties/columns",
     "$defs/pipeline/properties/features/properties/ordinal",
     "$defs/pipeline/properties/parameters",
     "$defs/pipeline/properties/sagemaker/properties/tags",

@@ -216,7 +216,7 @@ def test_malformed_csv_gives_the_line(tmp_path):
 def test_label_not_binary_gives_file_and_line(tmp_path):
     claims = claims_frame()
     claims.loc[9, "fraud"] = "2"
-    err = run_bad(tmp_path, claims=claims, code="FF604")
+    err = run_bad(tmp_path, claims=claims, code="FF670")
     assert err.file.endswith("claims.csv") and err.line == 11 and "'fraud'" in err.message
 
 
@@ -273,7 +273,7 @@ def test_script_prints_a_located_error_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.startswith(
-        "error[FF604]: ../shared/data/aws-synthetic-claims/claims.csv:11: label 'fraud'"
+        "error[FF670]: ../shared/data/aws-synthetic-claims/claims.csv:11: label 'fraud'"
     )
     assert not (tmp_path / "out").exists()
 

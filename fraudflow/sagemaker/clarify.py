@@ -32,6 +32,17 @@ def _bias_core(label: str, bias: dict[str, Any]) -> dict[str, Any]:
     return core
 
 
+def encoded(bias: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """bias with its label_values (original label values, e.g. ["yes"]) as the encoded 0/1 labels Clarify reads
+    in preprocess's CSVs: 1 for a data.positive value, 0 for any other (stepkit's rule, the bias step's too)."""
+    from fraudflow.stepcode import kit
+
+    values, _ = kit().encode_label_values(
+        list(bias["label_values"]), list(data.get("positive", [1])), data.get("negative")
+    )
+    return {**bias, "label_values": values}
+
+
 def bias_job_config(label: str, bias: dict[str, Any], pred: dict[str, Any]) -> dict[str, Any]:
     """Post-training bias (ClarifyCheck MODEL_BIAS): the label is read by name from the CSV's header row."""
     return {

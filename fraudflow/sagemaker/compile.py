@@ -508,7 +508,7 @@ class _Compiler:
 
     def bias(self, step: Step) -> dict[str, Any]:
         """A ClarifyCheck (MODEL_BIAS); its reports feed the registration's ModelMetrics and drift baselines."""
-        label, bias = step.config["data"]["label"], step.config["bias"]
+        label, bias = step.config["data"]["label"], clarify.encoded(step.config["bias"], self.cfg["data"])
         pred = clarify.predictor(self.sm["clarify"]["instance_type"])
         self.metrics["Bias"] = {
             "PostTrainingReport": self._clarify_prop(step, "CalculatedBaselineConstraints")

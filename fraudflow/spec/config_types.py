@@ -23,6 +23,103 @@ DataJoinConfig = TypedDict(
 )
 
 
+DataExpectRowsLevelConfig = TypedDict(
+    "DataExpectRowsLevelConfig",
+    {
+        "present": Literal["fail", "warn"],
+        "type": Literal["fail", "warn"],
+        "categories": Literal["fail", "warn"],
+        "range": Literal["fail", "warn"],
+        "max_null_share": Literal["fail", "warn"],
+        "unique": Literal["fail", "warn"],
+        "rows": Literal["fail", "warn"],
+        "positive_share": Literal["fail", "warn"],
+    },
+    total=False,
+)
+
+
+DataExpectRowsConfig = TypedDict(
+    "DataExpectRowsConfig",
+    {
+        "min": float,
+        "max": float,
+        "level": Literal["fail", "warn"] | DataExpectRowsLevelConfig,
+    },
+    total=False,
+)
+
+
+DataExpectPositiveShareLevelConfig = TypedDict(
+    "DataExpectPositiveShareLevelConfig",
+    {
+        "present": Literal["fail", "warn"],
+        "type": Literal["fail", "warn"],
+        "categories": Literal["fail", "warn"],
+        "range": Literal["fail", "warn"],
+        "max_null_share": Literal["fail", "warn"],
+        "unique": Literal["fail", "warn"],
+        "rows": Literal["fail", "warn"],
+        "positive_share": Literal["fail", "warn"],
+    },
+    total=False,
+)
+
+
+DataExpectPositiveShareConfig = TypedDict(
+    "DataExpectPositiveShareConfig",
+    {
+        "min": float,
+        "max": float,
+        "level": Literal["fail", "warn"] | DataExpectPositiveShareLevelConfig,
+    },
+    total=False,
+)
+
+
+DataExpectColumnsValueLevelConfig = TypedDict(
+    "DataExpectColumnsValueLevelConfig",
+    {
+        "present": Literal["fail", "warn"],
+        "type": Literal["fail", "warn"],
+        "categories": Literal["fail", "warn"],
+        "range": Literal["fail", "warn"],
+        "max_null_share": Literal["fail", "warn"],
+        "unique": Literal["fail", "warn"],
+        "rows": Literal["fail", "warn"],
+        "positive_share": Literal["fail", "warn"],
+    },
+    total=False,
+)
+
+
+DataExpectColumnsValueConfig = TypedDict(
+    "DataExpectColumnsValueConfig",
+    {
+        "type": Literal["integer", "number", "string", "boolean"],
+        "categories": list[float | str | bool],
+        "min": float,
+        "max": float,
+        "max_null_share": float,
+        "unique": bool,
+        "level": Literal["fail", "warn"] | DataExpectColumnsValueLevelConfig,
+    },
+    total=False,
+)
+
+
+DataExpectConfig = TypedDict(
+    "DataExpectConfig",
+    {
+        "level": Literal["fail", "warn"],
+        "rows": DataExpectRowsConfig,
+        "positive_share": DataExpectPositiveShareConfig,
+        "columns": dict[str, DataExpectColumnsValueConfig],
+    },
+    total=False,
+)
+
+
 DataConfig = TypedDict(
     "DataConfig",
     {
@@ -30,6 +127,10 @@ DataConfig = TypedDict(
         "join": DataJoinConfig,
         "label": "Required[str]",
         "drop": list[str],
+        "positive": list[float | str | bool],
+        "negative": list[float | str | bool],
+        "format": Literal["csv", "parquet"] | dict[str, Literal["csv", "parquet"]],
+        "expect": DataExpectConfig,
     },
     total=False,
 )

@@ -15,7 +15,6 @@ import csv
 import dataclasses
 import difflib
 import functools
-import io
 import math
 import os
 import stat
@@ -36,9 +35,8 @@ from fraudflow.spec.yamlload import PathT, Positions
 
 FACET_SCAN_ROWS = 200_000
 # A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file).
-# Also the longest data line the facet scan reads. The same bound as step_code/preprocess.py's.
+# Also the longest data line the facet scan reads. The same bound as step_code/stepkit.py's.
 MAX_HEADER_CHARS = 1 << 20
-HEADER_CHUNK = 1 << 16
 
 
 def dummy_name(column: str, value: object) -> str:
@@ -155,14 +153,141 @@ def _check_data(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Dia
             ("data", "sources"),
             hint="e.g. join: {on: policy_id, how: left}",
         )
-    headers = _read_headers(sources, base_dir, pos, out)
+    headers = _read_headers(sources, base_dir, pos, out, data.get("format"))
     if headers is not None:
         _check_columns(data, feats, headers, err)
 
     bias = cfg.get("bias")
     if bias:
         _check_facet(bias, data, feats, headers, base_dir, err, warn)
+    _check_labels(data, bias, headers, base_dir, err)
+    _check_expect(data, headers, err, warn)
     return out
+
+
+def _check_labels(
+    data: DataConfig, bias: BiasConfig | None, headers: dict[str, list[str]] | None, base_dir: Path, err: Any
+) -> None:
+    """data.positive / data.negative against each other, the label's first values (where cheaply readable)
+    and bias.label_values, by the rules preprocess applies (stepkit.value_key, encode_label_values)."""
+    kit = _kit()
+    positive: list[Any] = list(data.get("positive", [1]))
+    negative: list[Any] | None = data.get("negative")
+    pos_keys = {kit.value_key(v) for v in positive}
+    if negative is not None:
+        both = [v for v in negative if kit.value_key(v) in pos_keys]
+        if both:
+            err(
+                "FF540",
+                f"label value(s) {both} are in both data.positive and data.negative",
+                ("data", "negative"),
+            )
+            return
+    if bias:
+        _, unknown = kit.encode_label_values(list(bias.get("label_values", positive)), positive, negative)
+        if unknown:
+            err(
+                "FF543",
+                f"bias.label_values {unknown} are neither in data.positive {positive} nor in data.negative {negative}",
+                ("bias", "label_values"),
+                hint="bias.label_values lists original label values, as data.positive does",
+            )
+    if headers is None:
+        return
+    seen, complete = _column_values(data["label"], data["sources"], headers, base_dir, data.get("format"))
+    if not seen:
+        return
+    values = sorted({kit.value_key(v) for v in _typed(seen)})
+    others = [v for v in values if v not in pos_keys]
+    if bias and not unknown and negative is None and len(values) == 2:
+        stray = [v for v in bias.get("label_values", positive) if kit.value_key(v) not in values]
+        if stray:
+            err(
+                "FF543",
+                f"bias.label_values {stray} are not values of label {data['label']!r} ({', '.join(values)})",
+                ("bias", "label_values"),
+                hint="bias.label_values lists original label values, as data.positive does",
+            )
+    if negative is not None:
+        neg_keys = {kit.value_key(v) for v in negative}
+        stray = [v for v in others if v not in neg_keys]
+        if stray:
+            err(
+                "FF541",
+                f"label {data['label']!r} has value(s) {stray} in neither data.positive nor data.negative",
+                ("data", "negative"),
+                hint="add them to data.positive or data.negative",
+            )
+    elif len(values) > 2:
+        err(
+            "FF541",
+            f"label {data['label']!r} has {len(values)} values ({', '.join(values[:6])}): a binary label has two",
+            ("data", "label"),
+            hint="list the positive values under data.positive and the others under data.negative",
+        )
+    elif len(values) == 2 and len(others) == 2:
+        err(
+            "FF541",
+            f"no value of label {data['label']!r} ({', '.join(values)}) is in data.positive {positive}",
+            ("data", "positive") if "positive" in data else ("data", "label"),
+            hint="set data.positive to the value(s) that mean the positive class, e.g. "
+            f"positive: [{others[-1]!r}]",
+        )
+
+
+def _typed(values: set[str]) -> list[object]:
+    """CSV texts as pandas types a whole column: booleans if every value is one, else numbers, else strings."""
+    words = {"true": True, "false": False}
+    if values and all(
+        v.lower() in words and v in ("True", "TRUE", "true", "False", "FALSE", "false") for v in values
+    ):
+        return [words[v.lower()] for v in values]
+    return csv_categories(values)
+
+
+def _check_expect(data: DataConfig, headers: dict[str, list[str]] | None, err: Any, warn: Any) -> None:
+    """data.expect's own consistency (bands with min <= max), its columns against the headers, data.format's
+    source names."""
+    fmt = data.get("format")
+    if isinstance(fmt, dict):
+        for name in fmt:
+            if name not in data["sources"]:
+                err(
+                    "FF546",
+                    f"data.format names source {name!r}, which data.sources does not declare",
+                    ("data", "format", name),
+                    key=True,
+                )
+    expect = data.get("expect")
+    if not expect:
+        return
+    bands: list[tuple[PathT, Mapping[str, Any]]] = [
+        (("data", "expect", k), cast("Mapping[str, Any]", expect[k]))
+        for k in ("rows", "positive_share")
+        if k in expect
+    ]
+    columns = expect.get("columns") or {}
+    bands += [(("data", "expect", "columns", c), cast("Mapping[str, Any]", r)) for c, r in columns.items()]
+    for where, band in bands:
+        if band.get("min") is not None and band.get("max") is not None and band["min"] > band["max"]:
+            err("FF545", f"min {band['min']} is above max {band['max']}: no data can pass", where)
+    if headers is None:
+        return
+    all_cols = {c for cols in headers.values() for c in cols}
+    for column, rule in columns.items():
+        if column not in all_cols:
+            level = rule.get("level", expect.get("level", "fail"))
+            if isinstance(level, dict):
+                level = level.get("present", expect.get("level", "fail"))
+            close = difflib.get_close_matches(column, sorted(all_cols), n=1, cutoff=0.6)
+            report = err if level == "fail" else warn
+            report(
+                "FF544",
+                f"data.expect names column {column!r}, which is in none of the sources",
+                ("data", "expect", "columns", column),
+                hint=f"did you mean {close[0]!r}?" if close else None,
+                **({"key": True} if level == "fail" else {}),
+            )
 
 
 def _check_deploy(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Diagnostic]:
@@ -264,8 +389,13 @@ def _check_roles(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[Di
     return out
 
 
+def _declared_format(fmt: Any, key: str) -> str | None:
+    """data.format for source `key`: one format for all, or a map by source name."""
+    return cast("str | None", fmt.get(key) if isinstance(fmt, dict) else fmt)
+
+
 def _read_headers(
-    sources: dict[str, str], base_dir: Path, pos: Positions, out: list[Diagnostic]
+    sources: dict[str, str], base_dir: Path, pos: Positions, out: list[Diagnostic], fmt: Any = None
 ) -> dict[str, list[str]] | None:
     """Each local source's header (a folder's: its first file's, as preprocess reads it). Only regular files are
     opened, and only their first MAX_HEADER_CHARS: a FIFO would block and /dev/zero would never end."""
@@ -302,10 +432,12 @@ def _read_headers(
         if not files:
             warn("FF510", f"data folder {uri} holds no files: column checks skipped", path_)
             return None
+        declared = _declared_format(fmt, key)
         for file in files:
             try:
-                row, line = read_header(file)
-            except HeaderTooLong:
+                fmt_of = _kit().file_format(file, declared, uri)
+                row, line = _kit().read_columns(file, fmt_of)
+            except _kit().HeaderTooLong:
                 err(
                     "FF512",
                     f"{file}: the header line does not end within its first {MAX_HEADER_CHARS // 2**20} MiB",
@@ -314,8 +446,17 @@ def _read_headers(
                 )
                 complete = False
                 continue
-            except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            except (OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
                 warn("FF510", f"data file {file} cannot be read ({exc}): column checks skipped", path_)
+                complete = False
+                continue
+            except ValueError as exc:  # declared or named Parquet, but it is not (HeaderTooLong: above)
+                err(
+                    "FF542",
+                    f"data file {file} is not a Parquet file ({exc})",
+                    path_,
+                    hint="name CSV files *.csv, or set data.format for this source",
+                )
                 complete = False
                 continue
             if not row:
@@ -383,55 +524,22 @@ def _source_files(source: Path) -> list[Path]:
     return files
 
 
-class HeaderTooLong(Exception):
-    pass
+def _kit() -> Any:
+    """step_code/stepkit.py: the one source reader preprocess uses too (stdlib only, Parquet schemas included)."""
+    from fraudflow.stepcode import kit
+
+    return kit()
 
 
 def read_header(file: Path) -> tuple[list[str], int]:
-    """The header row of a CSV file and the line it starts on, as step_code/preprocess.py's read_header reads it
-    (tests/test_preprocess_inputs.py pins that they agree): only as far as it goes, never past MAX_HEADER_CHARS
-    characters. Raises HeaderTooLong when the header does not end within them."""
-    text = ""
-    with file.open(newline="", encoding="utf-8-sig") as fh:
-        while len(text) < MAX_HEADER_CHARS:
-            chunk = fh.read(HEADER_CHUNK)
-            text += chunk
-            found = _first_row(text, eof=len(chunk) < HEADER_CHUNK)
-            if found is not None:
-                return found
-    raise HeaderTooLong(str(file))
-
-
-def _first_row(text: str, eof: bool) -> tuple[list[str], int] | None:
-    """The first non-empty CSV record of `text` and the line it starts on, once it is complete (its last line
-    ended, or the file did); None while more text is needed. Blank lines are skipped, as pandas skips them."""
-    lines = io.StringIO(text, newline="").readlines()
-    reader = csv.reader(iter(lines))
-    start = 1  # a quoted name may span lines: the record starts here
-    try:
-        for row in reader:
-            if row:
-                ended = lines[reader.line_num - 1].endswith(("\n", "\r"))
-                return (row, start) if ended or eof else None
-            start = reader.line_num + 1
-    except csv.Error:
-        if eof:
-            raise
-        return None  # e.g. a quote still open at the end of what was read
-    return ([], 1) if eof else None
+    """The header row of a CSV file (optionally gzip) and the line it starts on: stepkit's reader, which
+    preprocess uses. Raises stepkit's HeaderTooLong when the header does not end within MAX_HEADER_CHARS."""
+    return cast("tuple[list[str], int]", _kit().read_header(file))
 
 
 def duplicate_column(row: list[str]) -> tuple[int, int] | None:
-    """The (first, second) 0-based positions of the first repeated column name, or None. Names are compared as
-    written, as pandas compares them; empty names are left to the empty-name check."""
-    seen: dict[str, int] = {}
-    for i, name in enumerate(row):
-        if name == "":
-            continue
-        if name in seen:
-            return seen[name], i
-        seen[name] = i
-    return None
+    """The (first, second) 0-based positions of the first repeated column name, or None (stepkit's rule)."""
+    return cast("tuple[int, int] | None", _kit().duplicate_column(row))
 
 
 def _check_columns(data: DataConfig, feats: FeaturesConfig, headers: dict[str, list[str]], err: Any) -> None:
@@ -514,7 +622,7 @@ def _check_facet(
     if headers is None:
         return
     column = max(producers, key=len)
-    values, complete = _column_values(column, data["sources"], headers, base_dir)
+    values, complete = _column_values(column, data["sources"], headers, base_dir, data.get("format"))
     if values is None:
         return
     produced = {dummy_name(column, v) for v in csv_categories(values)}
@@ -549,7 +657,7 @@ def missing_words() -> frozenset[str]:
 
 
 def _column_values(
-    column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path
+    column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path, fmt: Any = None
 ) -> tuple[set[str] | None, bool]:
     for key, cols in headers.items():
         if column in cols:
@@ -560,7 +668,12 @@ def _column_values(
             try:
                 if not file.is_file():
                     return None, False  # a folder: the facet is checked when the pipeline runs
-                with file.open(newline="", encoding="utf-8-sig") as fh:
+                if _kit().file_format(file, _declared_format(fmt, key), uri) == "parquet":
+                    return (
+                        None,
+                        False,
+                    )  # values need pyarrow and pandas (seconds): checked when the run reads them
+                with _kit().open_text(file) as fh:
                     reader = csv.reader(_bounded_lines(fh))
                     next(reader, None)
                     for n, row in enumerate(reader):
@@ -568,7 +681,7 @@ def _column_values(
                             return values, False
                         if idx < len(row) and row[idx] not in missing_words():
                             values.add(row[idx])
-            except (OSError, UnicodeDecodeError, csv.Error):
+            except (OSError, UnicodeDecodeError, EOFError, csv.Error):
                 return None, False
             return values, True
     return None, False
