@@ -323,6 +323,15 @@ def test_clarify_reads_the_encoded_label_values() -> None:
     assert config["label_values_or_threshold"] == [1]
 
 
+def test_render_refuses_label_values_of_no_class() -> None:
+    from fraudflow.errors import UserError
+    from fraudflow.sagemaker.clarify import encoded
+
+    with pytest.raises(UserError) as info:
+        encoded({"label_values": ["maybe"]}, {"positive": ["yes"], "negative": ["no"]})
+    assert info.value.diagnostics[0].code == "FF790"
+
+
 # ---------------------------------------------------------------------------------------------- contract infer
 
 
