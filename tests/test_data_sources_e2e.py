@@ -65,7 +65,8 @@ def test_string_and_boolean_labels_with_positive_only_give_the_0_1_model(
     for name, positive, mapping in (
         ("yes-no", '["yes"]', {1: "yes", 0: "no"}),
         ("booleans", "[true]", {1: True, 0: False}),
-        ("fraud-legit-reversed", '["fraud"]', {1: "fraud", 0: "legit"}),
+        ("fraud-legit", '["fraud"]', {1: "fraud", 0: "legit"}),
+        ("inverted-0-1", "[0]", {1: 0, 0: 1}),  # 0 means fraud: the positive class is data.positive's, not 1
     ):
         ws = _workspace(tmp_path / name, aws_data, positive)
         claims.assign(fraud=claims["fraud"].map(mapping)).to_csv(ws / "claims.csv", index=False)
