@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import gzip
 import json
 import math
 import os
@@ -193,9 +194,13 @@ def _check_header(path: Path, shown: str) -> None:
         raise
     except csv.Error as exc:
         raise StepError(E_MALFORMED, f"malformed CSV header: {exc}", file=shown, line=1) from None
-    except (UnicodeDecodeError, EOFError, OSError) as exc:  # OSError: gzip's "not a gzipped file"
-        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc})", file=shown) from None
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:  # EOFError: a truncated gzip file
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({_reason(exc)})", file=shown) from None
     _refuse_duplicate(row, line, shown)
+
+
+def _reason(exc: Exception) -> str:
+    return str(getattr(exc, "reason", None) or exc or type(exc).__name__)
 
 
 def _refuse_duplicate(row: list[str], line: int, shown: str) -> None:
@@ -229,8 +234,8 @@ def _read_csv(path: Path, shown: str) -> pd.DataFrame:
             line=int(m.group(1)) if m else None,
             hint="every row must have as many fields as the header; quote fields that contain commas",
         ) from None
-    except (UnicodeDecodeError, EOFError) as exc:
-        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({exc})", file=shown) from None
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as exc:
+        raise StepError(E_MALFORMED, f"not a UTF-8 text CSV file ({_reason(exc)})", file=shown) from None
     if df.empty:
         raise StepError(E_NO_DATA, "the file has a header but no rows", file=shown, line=1)
     unnamed = [c for c in df.columns if str(c).startswith("Unnamed: ")]

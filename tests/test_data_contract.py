@@ -149,6 +149,17 @@ def test_gzip_csv_header_is_read_by_content_whatever_the_name(tmp_path: Path) ->
     assert info.value.ff_code == "FF609"  # the repeated column, found in the gzip header
 
 
+@pytest.mark.parametrize(
+    "content",
+    [gzip.compress(b"a,b\n1,2\n3,4\n")[:-10], b"\x1f\x8b" + b"x" * 30, gzip.compress(bytes(range(256)) * 4)],
+)
+def test_a_broken_gzip_source_is_a_located_malformed_csv(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "c.csv.gz").write_bytes(content)
+    with pytest.raises(Exception) as info:
+        pp.read_source(tmp_path, "c.csv.gz", "c.csv.gz")
+    assert info.value.ff_code == "FF603" and info.value.file == "c.csv.gz"
+
+
 def test_a_csv_declared_parquet_is_refused_with_its_code(tmp_path: Path) -> None:
     (tmp_path / "claims.parquet").write_text("a,b\n1,2\n")
     with pytest.raises(Exception) as info:
@@ -321,6 +332,15 @@ def test_clarify_reads_the_encoded_label_values() -> None:
     assert config["label_values_or_threshold"] == [0]
     config = bias_job_config("y", encoded({**bias, "label_values": ["yes"]}, {"positive": ["yes"]}), {})
     assert config["label_values_or_threshold"] == [1]
+
+
+def test_render_refuses_label_values_of_no_class() -> None:
+    from fraudflow.errors import UserError
+    from fraudflow.sagemaker.clarify import encoded
+
+    with pytest.raises(UserError) as info:
+        encoded({"label_values": ["maybe"]}, {"positive": ["yes"], "negative": ["no"]})
+    assert info.value.diagnostics[0].code == "FF790"
 
 
 # ---------------------------------------------------------------------------------------------- contract infer

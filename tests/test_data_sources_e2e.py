@@ -50,6 +50,7 @@ def _run(ws: Path) -> dict:
         "predictions": (step["evaluate"] / "output/evaluation/predictions.csv").read_text(),
         "bias": json.loads((step["bias"] / "output/analysis/report.json").read_text()),
         "schema": json.loads((step["preprocess"] / "output/schema/feature_schema.json").read_text()),
+        "report": (ws / ".fraudflow/runs/latest/report.html").read_text(),
     }
 
 
@@ -64,7 +65,8 @@ def test_string_and_boolean_labels_with_positive_only_give_the_0_1_model(
     for name, positive, mapping in (
         ("yes-no", '["yes"]', {1: "yes", 0: "no"}),
         ("booleans", "[true]", {1: True, 0: False}),
-        ("fraud-legit-reversed", '["fraud"]', {1: "fraud", 0: "legit"}),
+        ("fraud-legit", '["fraud"]', {1: "fraud", 0: "legit"}),
+        ("inverted-0-1", "[0]", {1: 0, 0: 1}),  # 0 means fraud: the positive class is data.positive's, not 1
     ):
         ws = _workspace(tmp_path / name, aws_data, positive)
         claims.assign(fraud=claims["fraud"].map(mapping)).to_csv(ws / "claims.csv", index=False)
@@ -77,6 +79,7 @@ def test_string_and_boolean_labels_with_positive_only_give_the_0_1_model(
         assert got["bias"]["pre_training"] == base["bias"]["pre_training"]
         assert got["bias"]["label_values"] == [mapping[1]] and got["bias"]["label_values_encoded"] == [1]
         assert got["schema"]["label_values"] == {"positive": [mapping[1]], "negative": [mapping[0]]}
+        assert f"positive (1) = {json.dumps([mapping[1]])}" in got["report"]  # report.html names them too
 
 
 def test_yes_no_labels_without_positive_are_refused_by_validate_with_the_fix(
@@ -196,3 +199,55 @@ def test_a_corrupted_copy_is_refused_before_training_with_its_code_and_location(
     assert "[2/8] train" not in proc.stdout  # refused before training
     steps = ws / ".fraudflow" / "steps"
     assert not steps.exists() or not any((p / "step.json").exists() for p in steps.iterdir())
+
+
+# ---------------------------------------------------------------------------------------------- container versions
+
+
+@pytest.mark.parametrize("version", ["1.2-1", "1.4-2"])
+def test_labels_and_contract_run_alike_on_the_container_library_versions(
+    version: str, tmp_path: Path, aws_data: Path
+) -> None:
+    """preprocess with yes/no labels and a contract, run as SageMaker runs it (a script beside stepkit.py and
+    contract.py) on each scikit-learn image's pandas/numpy: the same rows, the same located violations."""
+    import subprocess
+    import sys
+
+    from tests._steps_util import aws_inputs, reference_config, write_config
+    from tests.test_step_code_container_versions import SKLEARN_IMAGES, container_python
+
+    claims, _ = _frames(aws_data)
+    claims = claims.assign(fraud=claims["fraud"].map({1: "yes", 0: "no"}))
+    claims.loc[5, "incident_type"] = "Flood"
+    claims.to_csv(tmp_path / "claims.csv", index=False)
+    config = reference_config()
+    config["data"]["positive"] = ["yes"]
+    config["data"]["expect"] = {
+        "positive_share": {"min": 0.01, "max": 0.1},
+        "columns": {
+            "incident_type": {
+                "type": "string",
+                "categories": ["Break-in", "Collision", "Theft"],
+                "level": "warn",
+            },
+            "policy_id": {"type": "integer", "unique": True, "min": 1},
+        },
+    }
+    inputs = aws_inputs(tmp_path / "in", claims=tmp_path / "claims.csv")
+    outputs = {}
+    for name, python in (
+        ("here", Path(sys.executable)),
+        ("image", container_python(SKLEARN_IMAGES[version])),
+    ):
+        cfg = write_config(tmp_path / f"{name}.json", config)
+        out = tmp_path / f"out-{name}"
+        proc = subprocess.run(
+            [str(python), str(ROOT / "step_code/preprocess.py"), "--config", str(cfg), "--input-dir", str(inputs),
+             "--output-dir", str(out)],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert "warning[FF673]" in proc.stderr and ":7: column 'incident_type'" in proc.stderr
+        outputs[name] = out
+    for rel in ("train/train.csv", "test/test.csv", "report/preprocess.json", "schema/feature_schema.json"):
+        assert (outputs["here"] / rel).read_bytes() == (outputs["image"] / rel).read_bytes(), rel

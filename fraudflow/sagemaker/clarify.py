@@ -37,9 +37,20 @@ def encoded(bias: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
     in preprocess's CSVs: 1 for a data.positive value, 0 for any other (stepkit's rule, the bias step's too)."""
     from fraudflow.stepcode import kit
 
-    values, _ = kit().encode_label_values(
+    values, unknown = kit().encode_label_values(
         list(bias["label_values"]), list(data.get("positive", [1])), data.get("negative")
     )
+    if not values:  # Clarify would get an empty label_values_or_threshold and fail at run time
+        from fraudflow.errors import UserError
+
+        raise UserError.single(
+            "FF790",
+            f"bias.label_values {unknown} are neither in data.positive nor in data.negative: Clarify would "
+            "count no positive outcome",
+            path="bias.label_values",
+            hint="bias.label_values lists original label values, as data.positive does (`fraudflow validate` "
+            "reports this as FF543)",
+        )
     return {**bias, "label_values": values}
 
 

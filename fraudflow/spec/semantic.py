@@ -1,8 +1,9 @@
 """Checks the schema cannot express: ratios that sum to 1, columns that exist, a facet the encoders produce,
 names that meet SageMaker's rules, parameters that point at real settings.
 
-Data files are read with the csv module, headers only (plus one column's values for the facet check), so
-`validate` never imports pandas. A file that is absent or remote is skipped with a warning: validate must work
+Data files are read by step_code/stepkit.py's reader (the one preprocess uses): a CSV's header (gzip too) with
+the csv module, plus one column's values for the facet and label checks; a Parquet file's schema from its
+footer, with the standard library. So `validate` never imports pandas (or pyarrow). A file that is absent or remote is skipped with a warning: validate must work
 before `fraudflow sample-data` or without AWS credentials. Only regular files are opened (a FIFO or a device is
 FF511) and only as far as the header goes (at most MAX_HEADER_CHARS, else FF512); a repeated header column is
 FF513, located in the CSV file, as preprocess refuses it.
