@@ -1,0 +1,107 @@
+"""The local backend's gate: reads each condition's number from the report the Plan names and records the outcome.
+
+The conditions and their bounds are the Plan's (fraudflow/gate.py), so the local gate and SageMaker's Condition step
+decide the same way on the same files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fraudflow.errors import UserError
+from fraudflow.gate import Condition, json_get
+from fraudflow.plan import FileRef, Gate
+
+
+def judge(gate: Gate, path_of: Callable[[FileRef], Path]) -> dict[str, Any]:
+    """The gate's outcome: each condition with its value, requirement and pass/fail, and the champion comparison
+    evaluate.py wrote. A report without the number a condition reads is an error (FF624), not a silent pass."""
+    docs: dict[Path, Any] = {}
+    rows = []
+    for cond in gate.conditions:
+        path = path_of(gate.file_of(cond))
+        if path not in docs:
+            docs[path] = _read(path, cond)
+        value = json_get(docs[path], cond.json_path)
+        if value is None and cond.source == "evaluation":
+            raise UserError.single(
+                "FF692",
+                f"{path.name} has no number at {cond.json_path} for the gate condition {cond.where}",
+                file=str(path),
+                hint="evaluate.py writes the gate's metrics; run the evaluate step again (--from evaluate)",
+            )
+        rows.append(
+            {
+                "metric": cond.label,
+                "where": cond.where,
+                "source": cond.source,
+                "value": value,
+                "requirement": cond.requirement,
+                "passed": cond.holds(value),
+            }
+        )
+    outcome: dict[str, Any] = {"passed": all(r["passed"] for r in rows), "conditions": rows}
+    champ = gate.champion
+    if champ is not None:
+        outcome["champion"] = json_get(docs[path_of(gate.file_of(champ))], "champion")
+    first = gate.conditions[0]
+    # the one-condition form's fields, as run.json always had them
+    outcome.update(metric=first.label, value=rows[0]["value"], threshold=first.min)
+    return outcome
+
+
+def _read(path: Path, cond: Condition) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError.single(
+            "FF624",
+            f"the gate cannot read {path.name} for {cond.where}: {exc}",
+            file=str(path),
+            hint="run the step that writes it again",
+        ) from None
+
+
+def failures(outcome: dict[str, Any]) -> list[str]:
+    """Each failed condition with its value: what `run` prints when the gate stops it (exit 3)."""
+    out = []
+    for row in outcome["conditions"]:
+        if not row["passed"]:
+            out.append(f"{row['metric']} {_value(row)} (needs {row['requirement']})")
+    return out
+
+
+def describe(row: dict[str, Any], champion: dict[str, Any] | None = None) -> str:
+    text = f"{row['metric']} {_value(row)} {'meets' if row['passed'] else 'fails'} {row['requirement']}"
+    if champion is not None and row["where"] == "gate.champion":
+        text += f" — {champion_text(champion)}"
+    return text
+
+
+def champion_text(champ: dict[str, Any]) -> str:
+    """The champion comparison in one line: the paired difference and its interval, or why there was none."""
+    if not champ.get("found"):
+        return f"no champion: {champ.get('reason', 'none')}; the condition passes"
+    diff = champ.get("difference") or {}
+    ci = diff.get("confidence_interval") or {}
+    interval = (
+        f" [{ci['lower']:.4f}, {ci['upper']:.4f}] ({ci.get('level', 0):g} paired bootstrap, {ci.get('samples')} "
+        "resamples)"
+        if ci.get("lower") is not None
+        else ""
+    )
+    return (
+        f"vs champion {champ.get('model_package')}: {champ['metric']} {champ['challenger']:.4f} vs "
+        f"{champ['champion']:.4f}, difference {diff.get('value', 0):+.4f}{interval}; judged on the "
+        f"{champ.get('judged_on')} {champ.get('judged', 0):+.4f} against {champ.get('required', 0):+.4f}"
+    )
+
+
+def _value(row: dict[str, Any]) -> str:
+    v = row["value"]
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return f"{v:.4f}"
+    return "undefined" if v is None else repr(v)
