@@ -70,15 +70,19 @@ def failures(outcome: dict[str, Any]) -> list[str]:
     out = []
     for row in outcome["conditions"]:
         if not row["passed"]:
-            out.append(f"{row['metric']} {_value(row)} (needs {row['requirement']})")
+            if row["where"] == "gate.champion":
+                out.append(f"{row['metric']}: {champion_text(outcome.get('champion') or {})}")
+            else:
+                out.append(f"{row['metric']} {_value(row)} (needs {row['requirement']})")
     return out
 
 
 def describe(row: dict[str, Any], champion: dict[str, Any] | None = None) -> str:
-    text = f"{row['metric']} {_value(row)} {'meets' if row['passed'] else 'fails'} {row['requirement']}"
-    if champion is not None and row["where"] == "gate.champion":
-        text += f" — {champion_text(champion)}"
-    return text
+    """One condition's line: its value, requirement and verdict (the champion's: the comparison)."""
+    verdict = "passed" if row["passed"] else "FAILED"
+    if row["where"] == "gate.champion":
+        return f"{row['metric']} {verdict}: {champion_text(champion or {})}"
+    return f"{row['metric']} {_value(row)} {row['requirement']}: {verdict}"
 
 
 def champion_text(champ: dict[str, Any]) -> str:
@@ -93,10 +97,11 @@ def champion_text(champ: dict[str, Any]) -> str:
         if ci.get("lower") is not None
         else ""
     )
+    kind = "relative difference" if champ.get("relative") else "difference"
     return (
-        f"vs champion {champ.get('model_package')}: {champ['metric']} {champ['challenger']:.4f} vs "
-        f"{champ['champion']:.4f}, difference {diff.get('value', 0):+.4f}{interval}; judged on the "
-        f"{champ.get('judged_on')} {champ.get('judged', 0):+.4f} against {champ.get('required', 0):+.4f}"
+        f"{champ['challenger']:.4f} vs champion {champ.get('model_package')} {champ['champion']:.4f}, paired "
+        f"difference {diff.get('value', 0):+.4f}{interval}; the {kind}'s {champ.get('judged_on')} "
+        f"{champ.get('judged', 0):+.4f} must be >= {champ.get('required', 0):+.4f}"
     )
 
 
@@ -105,3 +110,18 @@ def _value(row: dict[str, Any]) -> str:
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return f"{v:.4f}"
     return "undefined" if v is None else repr(v)
+
+
+def registry_lines(metrics: Any) -> list[str]:
+    """`registry show`'s gate section: each condition the version passed, with its value, and the champion
+    comparison (from the run's gate outcome, or the champion section of a registered evaluation.json)."""
+    if not isinstance(metrics, dict):
+        return []
+    gate = metrics.get("gate") if isinstance(metrics.get("gate"), dict) else None
+    champion = (gate or {}).get("champion") or metrics.get("champion")
+    lines = []
+    for row in (gate or {}).get("conditions") or []:
+        lines.append("  " + describe(row, champion))
+    if champion and not any(r.get("where") == "gate.champion" for r in (gate or {}).get("conditions") or []):
+        lines.append("  champion: " + champion_text(champion))
+    return ["gate"] + lines if lines else []

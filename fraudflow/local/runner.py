@@ -435,6 +435,8 @@ class _Runner:
         model_dir = self._input_path(step, "model")
         schema = self._file(plan.file(data, "feature_schema"))
         metrics = json.loads(self._file(plan.file(evaluation, "evaluation")).read_text())
+        if self.result.gate:  # each condition's value and verdict, for `registry show`
+            metrics = {**metrics, "gate": self.result.gate}
         registry = self._registry()
         try:
             # A rerun that reproduces the newest version (the same model, schema, metrics, reports, baselines and
