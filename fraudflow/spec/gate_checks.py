@@ -37,6 +37,15 @@ def check_gate(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
                 (*where, "min"),
                 hint="swap them, e.g. the four-fifths rule is {metric: DI, min: 0.8, max: 1.25}",
             )
+    champion = gate.get("champion") or {}
+    samples = ((cfg.get("evaluate") or {}).get("bootstrap") or {}).get("samples")
+    if champion.get("use_interval") and samples == 0:
+        err(
+            "FF555",
+            "gate.champion.use_interval judges the paired bootstrap interval, but evaluate.bootstrap.samples is 0",
+            ("gate", "champion", "use_interval"),
+            hint="set evaluate.bootstrap.samples (e.g. 1000), or judge the point estimate (use_interval: false)",
+        )
     return out
 
 
@@ -50,12 +59,21 @@ def _check_bias_metric(metric: str, bias: dict[str, Any], has_bias: bool, where:
             hint=f"add a bias section (bias: {{facet: COLUMN, post_training_metrics: [{metric}]}})",
         )
         return
-    if any(metric in (bias.get(key) or []) for key in BIAS_STAGES):
-        return
     from fraudflow.spec.schema import load_schema
 
     props = load_schema()["$defs"]["pipeline"]["properties"]["bias"]["properties"]
     key = next(k for k in BIAS_STAGES if metric in props[k]["items"]["enum"])
+    if key == "pre_training_metrics":
+        err(
+            "FF554",
+            f"gate condition on {metric}, a pre-training bias metric: it measures the labels, not the model, and "
+            "SageMaker's model bias check (the bias step there) computes post-training metrics only",
+            (*where, "metric"),
+            hint="gate on a post-training metric of the model's predictions (DPPL, DI, ...)",
+        )
+        return
+    if metric in (bias.get(key) or []):
+        return
     err(
         "FF551",
         f"gate condition on {metric}, but the bias step does not compute it (not in bias.{key})",
