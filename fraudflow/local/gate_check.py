@@ -18,7 +18,7 @@ from fraudflow.plan import FileRef, Gate
 
 def judge(gate: Gate, path_of: Callable[[FileRef], Path]) -> dict[str, Any]:
     """The gate's outcome: each condition with its value, requirement and pass/fail, and the champion comparison
-    evaluate.py wrote. A report without the number a condition reads is an error (FF624), not a silent pass."""
+    evaluate.py wrote. A bias metric Clarify could not compute (null) fails its condition."""
     docs: dict[Path, Any] = {}
     rows = []
     for cond in gate.conditions:
@@ -26,18 +26,13 @@ def judge(gate: Gate, path_of: Callable[[FileRef], Path]) -> dict[str, Any]:
         if path not in docs:
             docs[path] = _read(path, cond)
         value = json_get(docs[path], cond.json_path)
-        if value is None and cond.source == "evaluation":
-            raise UserError.single(
-                "FF692",
-                f"{path.name} has no number at {cond.json_path} for the gate condition {cond.where}",
-                file=str(path),
-                hint="evaluate.py writes the gate's metrics; run the evaluate step again (--from evaluate)",
-            )
         rows.append(
             {
                 "metric": cond.label,
                 "where": cond.where,
                 "source": cond.source,
+                "file": str(path),
+                "json_path": cond.json_path,
                 "value": value,
                 "requirement": cond.requirement,
                 "passed": cond.holds(value),
@@ -58,7 +53,7 @@ def _read(path: Path, cond: Condition) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UserError.single(
-            "FF624",
+            "FF625",
             f"the gate cannot read {path.name} for {cond.where}: {exc}",
             file=str(path),
             hint="run the step that writes it again",

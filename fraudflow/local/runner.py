@@ -404,6 +404,14 @@ class _Runner:
         from fraudflow.local.gate_check import describe, judge
 
         outcome = judge(self.plan.gate, self._file)
+        for row in outcome["conditions"]:  # evaluate.py writes every metric: a missing one is a broken step
+            if row["source"] == "evaluation" and row["value"] is None:
+                raise UserError.single(
+                    "FF692",
+                    f"{Path(row['file']).name} has no number at {row['json_path']} ({row['where']})",
+                    file=row["file"],
+                    hint="evaluate.py writes the gate metrics",
+                )
         self.result.gate = outcome
         passed = bool(outcome["passed"])
         lines = [describe(row, outcome.get("champion")) for row in outcome["conditions"]]
