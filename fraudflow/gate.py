@@ -117,10 +117,10 @@ def conditions(cfg: dict[str, Any]) -> tuple[Condition, ...]:
 
 def bias_location(cfg: dict[str, Any], metric: str) -> tuple[str, str]:
     """Where the bias step's analysis.json (Clarify's layout) holds the metric: its stage, the facet, and the metric's
-    position in the list the config asked for (bias.py, like Clarify, writes them in that order)."""
+    position among those the config asks for, sorted by name (Clarify's smclarify sorts them; bias.py does too)."""
     bias = cfg.get("bias") or {}
     for key, stage in BIAS_STAGES.items():
-        names = list(bias.get(key) or [])
+        names = sorted(bias.get(key) or [])
         if metric in names:
             return BIAS, f"{stage}.facets.{_key(str(bias['facet']))}[0].metrics[{names.index(metric)}].value"
     raise KeyError(f"bias metric {metric!r} is not computed by the bias step")  # validate reports it (FF551)

@@ -69,7 +69,7 @@ def test_several_conditions_match_the_sdk(plan: Any) -> None:
         ("GreaterThanOrEqualTo", 0.0),
     ]
     dppl = cond[2]["LeftValue"]["Std:JsonGet"]
-    assert dppl["Path"] == "post_training_bias_metrics.facets.customer_gender_female[0].metrics[0].value"
+    assert dppl["Path"] == "post_training_bias_metrics.facets.customer_gender_female[0].metrics[5].value"
     assert dppl["S3Uri"]["Std:Join"]["Values"][-2:] == ["BiasCheck", "analysis.json"]
     assert cond[-1]["LeftValue"]["Std:JsonGet"]["Path"] == "champion.margin"
 
