@@ -453,15 +453,15 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
             conditions.append(ConditionLessThanOrEqualTo(left=got, right=cond.max_abs))
             need += [*(["and"] if need else []), "|x| <=", cond.max_abs]
         if cond.champion:
-            parts.append([f"champion {cond.metric}: margin over the champion", got, "(needs >= 0)"])
+            parts.append([f"champion {cond.metric} margin over the champion", got, "needs >= 0"])
         else:
-            parts.append([cond.metric, got, "(needs", *need, ")"])
+            parts.append([cond.metric, got, "needs", *need])
     if len(plan.gate.conditions) == 1 and plan.gate.conditions[0].parameter:
         message = Join(on=" ", values=[f"{plan.gate.metric}", metric, "is below the threshold", threshold])
     else:
         values: list[Any] = ["the gate stopped the pipeline; every condition must hold:"]
         for i, part in enumerate(parts):
-            values += [*part, ";" if i < len(parts) - 1 else "."]
+            values += [*([";"] if i else []), *part]
         message = Join(on=" ", values=values)
     fail = FailStep(name="GateFailed", error_message=message)
     gate = ConditionStep(

@@ -81,7 +81,7 @@ def test_fail_message_lists_each_condition_with_its_value(plan: Any) -> None:
     gate = next(s for s in ours["Steps"] if s["Type"] == "Condition")
     message = gate["Arguments"]["ElseSteps"][0]["Arguments"]["ErrorMessage"]["Std:Join"]["Values"]
     names = [v for v in message if isinstance(v, str)]
-    for metric in ("roc_auc", "recall", "DPPL", "DI", "champion roc_auc: margin over the champion"):
+    for metric in ("roc_auc", "recall", "DPPL", "DI", "champion roc_auc margin over the champion"):
         assert metric in names
     gets = [v["Std:JsonGet"]["Path"] for v in message if isinstance(v, dict)]
     assert gets == [c.json_path for c in plan.gate.conditions]

@@ -41,7 +41,7 @@ def compile_conditions(compiler: Any, gate: Gate) -> tuple[list[dict[str, Any]],
         }
     values: list[Any] = ["the gate stopped the pipeline; every condition must hold:"]
     for i, part in enumerate(parts):
-        values += [*part, ";" if i < len(parts) - 1 else "."]
+        values += [*(([";"]) if i else []), *part]
     return conditions, {"Std:Join": {"On": " ", "Values": values}}
 
 
@@ -65,9 +65,9 @@ def _compare(kind: str, left: Any, right: Any) -> dict[str, Any]:
 def _describe(compiler: Any, cond: Condition, value: Any) -> list[Any]:
     """One condition in the Fail message: its name, value and requirement (a parameter's value where one sets it)."""
     if cond.champion:
-        return [f"{cond.label}: margin over the champion", value, "(needs >= 0)"]
+        return [f"{cond.label} margin over the champion", value, "needs >= 0"]
     requirement: list[Any] = []
     for op, bound in cond.bounds():
         right = compiler.ref(cond.parameter, bound) if cond.parameter and op == ">=" else bound
         requirement += (["and"] if requirement else []) + [op, right]
-    return [cond.metric, value, "(needs", *requirement, ")"]
+    return [cond.metric, value, "needs", *requirement]
