@@ -102,7 +102,9 @@ def conditions(cfg: dict[str, Any]) -> tuple[Condition, ...]:
                 metric,
                 source,
                 path,
-                **{k: float(c[k]) for k in ("min", "max", "max_abs") if c.get(k) is not None},
+                min=_bound(c.get("min")),
+                max=_bound(c.get("max")),
+                max_abs=_bound(c.get("max_abs")),
                 where=f"gate.conditions[{i}]",
             )
         )
@@ -165,6 +167,10 @@ def json_get(doc: Any, path: str) -> Any:
         if node is None:
             return None
     return node
+
+
+def _bound(v: Any) -> float | None:
+    return None if v is None else float(v)
 
 
 def _num(v: float) -> str:

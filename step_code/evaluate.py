@@ -200,7 +200,7 @@ def compare_with_champion(
     required = float(settings.get("min_improvement", 0.0))
     mine = float(metric_by_rows(metric, labels[None, :], new[None, :], threshold)[0])
     theirs = float(metric_by_rows(metric, labels[None, :], old[None, :], threshold)[0])
-    diff = {
+    diff: dict[str, Any] = {
         "value": mine - theirs,
         "confidence_interval": paired_bootstrap(metric, labels, new, old, threshold, bootstrap, False),
     }
@@ -212,7 +212,7 @@ def compare_with_champion(
         "champion": theirs,
         "difference": diff,
     }
-    judged_doc = diff
+    judged_doc: dict[str, Any] = diff
     if relative:
         if theirs == 0:
             raise StepError(
@@ -442,14 +442,14 @@ def evaluate(
         "rows": int(len(y)),
         "positives": int(y.sum()),
     }
-    settings = config.get("champion")
-    if settings:
+    champion_settings = config.get("champion")
+    if champion_settings:
         if champion is None or champion[0] is None:
             result["champion"] = no_champion(champion[1] if champion else "no champion was given to the step")
         else:
             old = _champion_scores(champion, x, xgb)
             result["champion"] = compare_with_champion(
-                settings, y, scores, old, threshold, bootstrap, champion[1]
+                champion_settings, y, scores, old, threshold, bootstrap, champion[1]
             )
     return result, pd.DataFrame({"label": y, "score": scores})
 
