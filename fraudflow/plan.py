@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fraudflow import gate as gates
+from fraudflow.gate import Condition, metric_json_path
 from fraudflow.spec.config_types import DeployConfig, PipelineConfig, TrainConfig
 from fraudflow.spec.model import Spec
 
@@ -39,11 +41,6 @@ SERVING_CODE = ("inference.py", "preprocess.py", STEP_KIT)
 PROC = "/opt/ml/processing"  # where SageMaker Processing mounts a job's inputs and outputs
 CONFIG_PATH = f"{PROC}/input/config"  # every processing script's --config folder (config.json)
 THRESHOLD_PATH = "evaluate.decision_threshold"  # the served model's decision threshold, as evaluate used it
-
-
-def metric_json_path(metric: str) -> str:
-    """Where each gate metric sits in evaluation.json (evaluate.py writes it; the gate and JsonGet read it)."""
-    return f"classification_metrics.{metric}.value"
 
 
 @dataclass(frozen=True)
@@ -125,13 +122,24 @@ class Step:
 @dataclass(frozen=True)
 class Gate:
     title: str
-    metric: str
-    threshold: float
+    metric: str  # the first condition's metric (and `threshold` its minimum): the one-condition form's view
+    threshold: float | None
     file: FileRef  # evaluation.json
+    conditions: tuple[Condition, ...] = ()  # all must hold (fraudflow/gate.py)
+    bias_file: FileRef | None = None  # the bias step's analysis.json, when a condition reads it
 
     @property
     def json_path(self) -> str:
         return metric_json_path(self.metric)
+
+    def file_of(self, condition: Condition) -> FileRef:
+        ref = self.bias_file if condition.source == gates.BIAS else self.file
+        assert ref is not None, f"{condition.where} reads the bias report, which no step writes"
+        return ref
+
+    @property
+    def champion(self) -> Condition | None:
+        return next((c for c in self.conditions if c.champion), None)
 
 
 @dataclass(frozen=True)
@@ -252,7 +260,8 @@ def build_plan(spec: Spec) -> Plan:
             "processing",
             script="evaluate.py",
             extra_code=(STEP_KIT,),
-            config={"data": {"label": label}, "evaluate": cfg["evaluate"]},  # the gate reads evaluation.json
+            # the gate reads evaluation.json; a champion gate has evaluate score the champion on the same rows
+            config={"data": {"label": label}, "evaluate": cfg["evaluate"], **_champion(cfg)},
             inputs=(
                 Input("model", "train", "model", f"{PROC}/model"),
                 Input("test", "preprocess", "test", f"{PROC}/test"),
@@ -277,6 +286,8 @@ def build_plan(spec: Spec) -> Plan:
         ),
     ]
     analysis = {"analysis": "analysis.json"}
+    conditions = gates.conditions(dict(cfg))
+    bias_gated = any(c.source == gates.BIAS for c in conditions)
     if cfg.get("bias"):
         steps.append(
             Step(
@@ -303,7 +314,7 @@ def build_plan(spec: Spec) -> Plan:
                 ),
                 settings="clarify",
                 image="clarify",
-                gated=True,
+                gated=not bias_gated,  # a condition on a bias metric: bias runs before the gate decides
             )
         )
     if cfg.get("explain"):
@@ -357,8 +368,15 @@ def build_plan(spec: Spec) -> Plan:
             )
         )
     evaluation = find_file(steps, "evaluate", "evaluation")
-    gate = Gate("CheckMetric", cfg["gate"]["metric"], float(cfg["gate"]["threshold"]), evaluation)
+    first = conditions[0]
+    bias_file = find_file(steps, "bias", "analysis") if bias_gated else None
+    gate = Gate("CheckMetric", first.metric, first.min, evaluation, conditions, bias_file)
     return Plan(spec, tuple(steps), gate)
+
+
+def _champion(cfg: PipelineConfig) -> dict[str, Any]:
+    champion = gates.champion_config(dict(cfg))
+    return {"champion": champion} if champion else {}
 
 
 def training_hyperparameters(train: TrainConfig) -> dict[str, Any]:

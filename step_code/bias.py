@@ -579,7 +579,8 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
             "facets": {settings.facet: [{"value_or_threshold": facet_str, "metrics": metrics}]},
         }
 
-    pre = compute(settings.pre, PRE_METRICS, PRE_DESCRIPTIONS, pre_g)
+    # sorted by name, as Clarify's analysis.json lists them (smclarify sorts them): the gate's JsonGet path indexes them
+    pre = compute(sorted(settings.pre), PRE_METRICS, PRE_DESCRIPTIONS, pre_g)
     post: list[dict] = []
     analysis["pre_training_bias_metrics"] = section(pre)
     report["pre_training"] = {"rows": len(all_rows), **group_stats(pre_g), "metrics": _flat(pre)}
@@ -590,7 +591,7 @@ def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path
         scores = read_predictions(pred_dir, test)
         yhat = scores > settings.threshold
         post_g = build_groups(settings, names, test, yhat, "test rows", schema_file)
-        post = compute(settings.post, POST_METRICS, POST_DESCRIPTIONS, post_g)
+        post = compute(sorted(settings.post), POST_METRICS, POST_DESCRIPTIONS, post_g)
         analysis["post_training_bias_metrics"] = section(post)
         report["post_training"] = {
             "rows": len(test),

@@ -24,6 +24,7 @@ E_CONFIG = "FF630"  # config or argument is wrong
 E_MODEL = "FF631"  # no model, or one XGBoost cannot read
 E_TEST_DATA = "FF632"  # test CSV missing, malformed, or of the wrong width
 E_ONE_CLASS = "FF633"  # the test split holds one class: ROC-AUC is undefined
+E_CHAMPION = "FF624"  # the champion cannot be fetched, scored on this test split, or compared
 
 MODEL_FILES = ("xgboost-model", "model.json", "model.ubj", "model.bin")
 MAX_CELLS = 4_000_000  # bootstrap resamples are ranked in batches of at most this many cells
@@ -106,6 +107,177 @@ def metrics(labels: np.ndarray, scores: np.ndarray, threshold: float, bootstrap:
         "accuracy": {"value": float(accuracy_score(labels, predicted))},
         "confusion_matrix": {"0": {"0": tn, "1": fp}, "1": {"0": fn, "1": tp}},
     }
+
+
+def metric_by_rows(metric: str, labels: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """One evaluation metric per row of (labels, scores), shape (B, n), all rows at once: the paired bootstrap
+    scores both models on the same resamples with it. Undefined values (one class) are NaN for the AUCs and 0 for
+    precision/recall/F1, as `metrics` reports them."""
+    if metric == "roc_auc":
+        return auc_by_ranks(labels, scores)
+    if metric == "pr_auc":
+        return average_precision_by_rows(labels, scores)
+    y = labels.astype(bool)
+    p = scores >= threshold
+    tp, fp = (p & y).sum(axis=1), (p & ~y).sum(axis=1)
+    fn, tn = (~p & y).sum(axis=1), (~p & ~y).sum(axis=1)
+    num, den = {
+        "precision": (tp, tp + fp),
+        "recall": (tp, tp + fn),
+        "f1": (2 * tp, 2 * tp + fp + fn),
+        "accuracy": (tp + tn, tp + tn + fp + fn),
+    }[metric]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.maximum(den, 1), 0.0).astype("float64")
+
+
+def average_precision_by_rows(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """scikit-learn's average precision per row: sum over distinct thresholds of (recall step) x precision, i.e.
+    each positive weighted by the precision at the end of its tie group. Rows without positives give NaN."""
+    b, n = scores.shape
+    order = np.argsort(-scores, axis=1, kind="mergesort")
+    s = np.take_along_axis(scores, order, axis=1)
+    y = np.take_along_axis(labels, order, axis=1).astype("float64")
+    tp = np.cumsum(y, axis=1)
+    is_end = np.ones((b, n), dtype=bool)
+    is_end[:, :-1] = s[:, 1:] != s[:, :-1]
+    ends = np.where(is_end, np.arange(n), n)
+    end = np.minimum.accumulate(ends[:, ::-1], axis=1)[:, ::-1]  # each position's tie group's last index
+    precision = np.take_along_axis(tp, end, axis=1) / (end + 1)
+    n_pos = y.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ap = (y * precision).sum(axis=1) / n_pos
+    ap[n_pos == 0] = np.nan
+    return ap
+
+
+def paired_bootstrap(
+    metric: str,
+    labels: np.ndarray,
+    new: np.ndarray,
+    old: np.ndarray,
+    threshold: float,
+    bootstrap: dict,
+    relative: bool,
+) -> dict:
+    """Percentile interval of metric(new) - metric(old) (or of that over metric(old)), both models scored on the
+    same resamples; resamples where either value is undefined are skipped."""
+    samples, confidence = int(bootstrap["samples"]), float(bootstrap["confidence"])
+    rng = np.random.RandomState(int(bootstrap["seed"]))
+    n = len(labels)
+    batch = max(1, MAX_CELLS // max(n, 1))
+    diffs = []
+    for start in range(0, samples, batch):
+        idx = rng.randint(0, n, size=(min(batch, samples - start), n))
+        a = metric_by_rows(metric, labels[idx], new[idx], threshold)
+        b = metric_by_rows(metric, labels[idx], old[idx], threshold)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            diffs.append((a - b) / b if relative else a - b)
+    values = np.concatenate(diffs) if diffs else np.array([])
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"lower": None, "upper": None, "level": confidence, "samples": 0}
+    alpha = (1.0 - confidence) / 2.0
+    lower, upper = np.quantile(values, [alpha, 1.0 - alpha])
+    return {"lower": float(lower), "upper": float(upper), "level": confidence, "samples": int(len(values))}
+
+
+def compare_with_champion(
+    settings: dict,
+    labels: np.ndarray,
+    new: np.ndarray,
+    old: np.ndarray,
+    threshold: float,
+    bootstrap: dict,
+    name: str,
+) -> dict:
+    """The champion section of evaluation.json: both models' metric on the test split, their paired difference
+    with its bootstrap interval, and `margin` = the judged quantity (the point estimate, or the interval's lower
+    bound with `use_interval`) minus the required improvement. The gate passes the champion condition when
+    margin >= 0, on both backends."""
+    metric = str(settings["metric"])
+    relative = bool(settings.get("relative", False))
+    required = float(settings.get("min_improvement", 0.0))
+    mine = float(metric_by_rows(metric, labels[None, :], new[None, :], threshold)[0])
+    theirs = float(metric_by_rows(metric, labels[None, :], old[None, :], threshold)[0])
+    diff: dict[str, Any] = {
+        "value": mine - theirs,
+        "confidence_interval": paired_bootstrap(metric, labels, new, old, threshold, bootstrap, False),
+    }
+    out = {
+        "found": True,
+        "model_package": name,
+        "metric": metric,
+        "challenger": mine,
+        "champion": theirs,
+        "difference": diff,
+    }
+    judged_doc: dict[str, Any] = diff
+    if relative:
+        if theirs == 0:
+            raise StepError(
+                E_CHAMPION,
+                f"the champion's {metric} is 0: an improvement relative to it is undefined",
+                hint="use an absolute gate.champion.min_improvement (relative: false)",
+            )
+        judged_doc = {
+            "value": (mine - theirs) / theirs,
+            "confidence_interval": paired_bootstrap(metric, labels, new, old, threshold, bootstrap, True),
+        }
+        out["relative_difference"] = judged_doc
+    if settings.get("use_interval"):
+        judged = judged_doc["confidence_interval"]["lower"]
+        if judged is None:
+            raise StepError(
+                E_CHAMPION,
+                "the paired bootstrap gave no interval (evaluate.bootstrap.samples is 0, or every resample held "
+                "one class), so the champion condition cannot be judged on it",
+                hint="raise evaluate.bootstrap.samples, or set gate.champion.use_interval: false",
+            )
+        out["judged_on"] = "interval lower bound"
+    else:
+        judged = judged_doc["value"]
+        out["judged_on"] = "point estimate"
+    out.update(relative=relative, judged=float(judged), required=required, margin=float(judged) - required)
+    return out
+
+
+def no_champion(reason: str) -> dict:
+    """No Approved version to beat: the condition passes (margin 0) and the report says why."""
+    return {"found": False, "reason": reason, "margin": 0.0}
+
+
+def lookup_champion(group: str, dest: Path) -> tuple[Path | None, str]:
+    """On SageMaker, at execution time: the newest Approved version of the group (ListModelPackages), its
+    model.tar.gz (DescribeModelPackage's ModelDataUrl) downloaded to dest. (None, why) when there is none."""
+    import boto3  # in the XGBoost image (sagemaker-xgboost-container's requirements.txt)
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        sm = boto3.client("sagemaker")
+        found = sm.list_model_packages(
+            ModelPackageGroupName=group,
+            ModelApprovalStatus="Approved",
+            SortBy="CreationTime",
+            SortOrder="Descending",
+            MaxResults=1,
+        )["ModelPackageSummaryList"]
+        if not found:
+            return None, f"no Approved version in model package group {group!r}"
+        arn = found[0]["ModelPackageArn"]
+        package = sm.describe_model_package(ModelPackageName=arn)
+        url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+        bucket, _, key = url[len("s3://") :].partition("/")
+        dest.mkdir(parents=True, exist_ok=True)
+        boto3.client("s3").download_file(bucket, key, str(dest / "model.tar.gz"))
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if "does not exist" in str(error.get("Message", "")) or error.get("Code") == "ResourceNotFound":
+            return None, f"no model package group {group!r} yet"
+        raise StepError(E_CHAMPION, f"cannot look up the champion of {group!r}: {exc}") from None
+    except (BotoCoreError, KeyError, IndexError, OSError) as exc:
+        raise StepError(E_CHAMPION, f"cannot fetch the champion of {group!r}: {exc}") from None
+    return dest, arn
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -231,7 +403,10 @@ def _section(config: dict, name: str, keys: tuple[str, ...]) -> dict:
     return section
 
 
-def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple[dict, pd.DataFrame]:
+def evaluate(
+    config: dict, model_dir: str | Path, test_dir: str | Path, champion: tuple[Path | None, str] | None = None
+) -> tuple[dict, pd.DataFrame]:
+    """champion: (its model folder, its name) or (None, why there is none), for a config with `champion`."""
     import xgboost as xgb
 
     settings = _section(config, "evaluate", ("decision_threshold", "bootstrap"))
@@ -267,11 +442,42 @@ def evaluate(config: dict, model_dir: str | Path, test_dir: str | Path) -> tuple
         "rows": int(len(y)),
         "positives": int(y.sum()),
     }
+    champion_settings = config.get("champion")
+    if champion_settings:
+        if champion is None or champion[0] is None:
+            result["champion"] = no_champion(champion[1] if champion else "no champion was given to the step")
+        else:
+            old = _champion_scores(champion, x, xgb)
+            result["champion"] = compare_with_champion(
+                champion_settings, y, scores, old, threshold, bootstrap, champion[1]
+            )
     return result, pd.DataFrame({"label": y, "score": scores})
 
 
-def run(config: dict, model_dir: str | Path, test_dir: str | Path, output_dir: str | Path) -> dict:
-    result, predictions = evaluate(config, model_dir, test_dir)
+def _champion_scores(champion: tuple[Path | None, str], x: np.ndarray, xgb: Any) -> np.ndarray:
+    folder, name = champion
+    assert folder is not None
+    booster = load_model(folder)
+    if booster.num_features() != x.shape[1]:
+        raise StepError(
+            E_CHAMPION,
+            f"the champion {name} was trained on {booster.num_features()} features, this test split has "
+            f"{x.shape[1]}: they cannot be compared on the same rows",
+            file=str(folder),
+            hint="the features changed since the champion was approved: reject it (or drop gate.champion) for this "
+            "release",
+        )
+    return booster.predict(xgb.DMatrix(x)).astype("float64")
+
+
+def run(
+    config: dict,
+    model_dir: str | Path,
+    test_dir: str | Path,
+    output_dir: str | Path,
+    champion: tuple[Path | None, str] | None = None,
+) -> dict:
+    result, predictions = evaluate(config, model_dir, test_dir, champion)
 
     def write(out: Path) -> None:
         (out / "evaluation.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -290,6 +496,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="/opt/ml/processing/evaluation")
     # Overrides the config's evaluate.decision_threshold: how a SageMaker pipeline parameter reaches the step.
     parser.add_argument("--decision-threshold", type=float, default=None)
+    # The champion of a `champion` gate: the local backend passes its model folder (or why there is none); without
+    # either, on SageMaker, the step looks it up in the model registry when it runs.
+    parser.add_argument("--champion-model-dir", default=None)
+    parser.add_argument("--champion-name", default=None)
+    parser.add_argument("--no-champion", default=None)
 
     def work() -> int:
         args = parser.parse_args(argv)
@@ -299,12 +510,24 @@ def main(argv: list[str] | None = None) -> int:
                 **config,
                 "evaluate": {**(config.get("evaluate") or {}), "decision_threshold": args.decision_threshold},
             }
-        result = run(config, args.model_dir, args.test_dir, args.output_dir)
+        with tempfile.TemporaryDirectory(prefix="ff-champion-") as tmp:
+            champion = _champion_source(args, config, Path(tmp))
+            result = run(config, args.model_dir, args.test_dir, args.output_dir, champion)
         auc = result["classification_metrics"]["roc_auc"]
         print(json.dumps({"roc_auc": auc["value"], "confidence_interval": auc["confidence_interval"]}))
         return 0
 
     return stepkit.entry(argv, work)
+
+
+def _champion_source(args: Any, config: dict, tmp: Path) -> tuple[Path | None, str] | None:
+    if not config.get("champion"):
+        return None
+    if args.no_champion is not None:
+        return None, args.no_champion
+    if args.champion_model_dir is not None:
+        return Path(args.champion_model_dir), args.champion_name or args.champion_model_dir
+    return lookup_champion(str(config["champion"]["model_package_group"]), tmp / "champion")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,9 @@ are moto's, and every job runs this machine's Python under the container's path 
   `SAGEMAKER_SUBMIT_DIRECTORY` (default `/opt/ml/code`) and its model_fn/input_fn/predict_fn/output_fn called
   in the container's Flask view (request decoding, Accept default, error wrapping): the one emulation of the
   serving container that tests/test_serving_parity.py and the end-to-end test compare with `fraudflow serve`.
-- Condition: `Std:JsonGet` on the PropertyFile; Fail: the execution fails with the resolved message.
+- Condition: `Std:JsonGet` on the PropertyFile or on an S3Uri (a ClarifyCheck's analysis.json, which the emulated
+  check writes in Clarify's layout); Fail: the execution fails with the resolved message. Processing jobs get the
+  AWS_* environment of the test's account (moto), as a SageMaker job gets its role's credentials.
 - ClarifyCheck: the analysis config validated against the SDK's own `ANALYSIS_CONFIG_SCHEMA_V1_0`; the shadow
   endpoint is a `ServedModel` of the Model step's container; the bias job's post-training metrics computed with
   smclarify (Clarify's own library) on the endpoint's predictions; the explainability job's SHAP values are the
@@ -237,6 +239,7 @@ class Context:
     parameters: dict[str, Any]
     execution_id: str
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fetch: Callable[[str], bytes] | None = None  # an S3 object's bytes, for Std:JsonGet on an S3Uri
 
     def get(self, ref: str) -> Any:
         head, _, rest = ref.partition(".")
@@ -265,7 +268,12 @@ class Context:
             return join["On"].join(_text(self.resolve(v)) for v in join["Values"])
         if set(value) == {"Std:JsonGet"}:
             jg = value["Std:JsonGet"]
-            doc = self.resolve(jg["PropertyFile"])
+            if "S3Uri" in jg:  # JsonGet(s3_uri=Join(...)): a JSON file in S3 (a ClarifyCheck's report)
+                if self.fetch is None:
+                    raise HarnessError("JsonGet on an S3Uri needs S3")
+                doc = json.loads(self.fetch(self.resolve(jg["S3Uri"])))
+            else:
+                doc = self.resolve(jg["PropertyFile"])
             return walk(doc, jg["Path"], f"JsonGet {jg['Path']}")
         return {k: self.resolve(v) for k, v in value.items()}
 
@@ -731,7 +739,9 @@ class PipelineEmulator:
             params[k] = v
         typed = {k: typed_parameter(kinds[k], v) for k, v in params.items()}
         self.execution = Execution(uuid.uuid4().hex[:12])
-        self.ctx = Context(typed, self.execution.id)
+        self.ctx = Context(typed, self.execution.id, fetch=lambda uri: get_object(self.s3, uri))
+        # What a job's container gets from its role and region (the credentials SageMaker hands it), here moto's.
+        self.job_env = {k: v for k, v in (getattr(aws, "env", None) or {}).items() if k.startswith("AWS_")}
         self.models: dict[str, dict[str, Any]] = {}  # Model step's ModelName -> its resolved container
         self.clarify: dict[str, dict[str, Any]] = {}  # ClarifyCheck step -> what it computed
 
@@ -796,7 +806,9 @@ class PipelineEmulator:
             raise HarnessError("no ContainerEntrypoint: the image's own entry point is not emulated")
         if cmd[0] in ("python3", "python"):
             cmd[0] = sys.executable  # the image's Python, here this machine's
-        proc = run_in_container(cmd, dict(args.get("Environment") or {}), ml, job, check=False)
+        proc = run_in_container(
+            cmd, {**self.job_env, **dict(args.get("Environment") or {})}, ml, job, check=False
+        )
         record.detail["log"] = proc.stdout + proc.stderr
         if proc.returncode != 0:
             raise HarnessError(f"AlgorithmError: exit code {proc.returncode}\n{proc.stderr[-3000:]}")
@@ -940,6 +952,19 @@ class PipelineEmulator:
         self.clarify[step["Name"]] = result
         out_uri = args["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
         summary = {k: v for k, v in result.items() if k in ("post_training_bias", "rows", "dataset")}
+        if (
+            "post_training_bias" in result
+        ):  # Clarify's analysis.json layout: metrics in smclarify's (sorted) order
+            facet = config["facet"][0]
+            metrics = [{"name": k, "value": v} for k, v in result["post_training_bias"].items()]
+            group = {
+                "value_or_threshold": ",".join(map(str, facet["value_or_threshold"])),
+                "metrics": metrics,
+            }
+            summary["post_training_bias_metrics"] = {
+                "label": config["label"],
+                "facets": {facet["name_or_index"]: [group]},
+            }
         bucket, key = split_s3(out_uri.rstrip("/") + "/analysis.json")
         self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(summary, default=str).encode())
         self.ctx.properties[step["Name"]] = {

@@ -105,7 +105,7 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         ModelExplainabilityCheckConfig,
     )
     from sagemaker.workflow.condition_step import ConditionStep
-    from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo
+    from sagemaker.workflow.conditions import ConditionGreaterThanOrEqualTo, ConditionLessThanOrEqualTo
     from sagemaker.workflow.execution_variables import ExecutionVariables
     from sagemaker.workflow.fail_step import FailStep
     from sagemaker.workflow.functions import Join, JsonGet
@@ -304,6 +304,8 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         )
 
     if_steps: list[Any] = [step_model]
+    early: list[Any] = []  # a bias check the gate reads runs before the Condition, with the model it serves
+    gate_reads_bias = any(c.source == "bias" for c in plan.gate.conditions)
     bias_step = explain_step = None
     if plan.has("bias"):
         b = plan.step("bias").config["bias"]
@@ -329,7 +331,10 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
             model_package_group_name=group,
             cache_config=cache,
         )
-        if_steps.append(bias_step)
+        if gate_reads_bias:
+            early = [if_steps.pop(0), bias_step]
+        else:
+            if_steps.append(bias_step)
     if plan.has("explain"):
         x = plan.step("explain").config["explain"]
         explain_step = ClarifyCheckStep(
@@ -415,22 +420,60 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
                 ],
             )
         )
-    fail = FailStep(
-        name="GateFailed",
-        error_message=Join(
-            on=" ", values=[f"{plan.gate.metric}", metric, "is below the threshold", threshold]
-        ),
-    )
+    # Every gate condition, written as an SDK user would: JsonGet on the evaluation PropertyFile or on the bias
+    # check's analysis.json in S3, and one comparison per bound.
+    conditions: list[Any] = []
+    parts: list[Any] = []
+    for cond in plan.gate.conditions:
+        if cond.source == "bias":
+            uri = Join(
+                on="/",
+                values=[
+                    "s3:/",
+                    bucket,
+                    prefix,
+                    ExecutionVariables.PIPELINE_EXECUTION_ID,
+                    plan.step("bias").title,
+                    "analysis.json",
+                ],
+            )
+            got = JsonGet(s3_uri=uri, json_path=cond.json_path)
+        else:
+            got = JsonGet(step_name=step_eval.name, property_file=report, json_path=cond.json_path)
+        need: list[Any] = []
+        if cond.min is not None:
+            low = value(cond.parameter, cond.min) if cond.parameter else cond.min
+            conditions.append(ConditionGreaterThanOrEqualTo(left=got, right=low))
+            need += [">=", low]
+        if cond.max is not None:
+            conditions.append(ConditionLessThanOrEqualTo(left=got, right=cond.max))
+            need += [*(["and"] if need else []), "<=", cond.max]
+        if cond.max_abs is not None:
+            conditions.append(ConditionGreaterThanOrEqualTo(left=got, right=-cond.max_abs))
+            conditions.append(ConditionLessThanOrEqualTo(left=got, right=cond.max_abs))
+            need += [*(["and"] if need else []), "|x| <=", cond.max_abs]
+        if cond.champion:
+            parts.append([f"champion {cond.metric} margin over the champion", got, "needs >= 0"])
+        else:
+            parts.append([cond.metric, got, "needs", *need])
+    if len(plan.gate.conditions) == 1 and plan.gate.conditions[0].parameter:
+        message = Join(on=" ", values=[f"{plan.gate.metric}", metric, "is below the threshold", threshold])
+    else:
+        values: list[Any] = ["the gate stopped the pipeline; every condition must hold:"]
+        for i, part in enumerate(parts):
+            values += [*([";"] if i else []), *part]
+        message = Join(on=" ", values=values)
+    fail = FailStep(name="GateFailed", error_message=message)
     gate = ConditionStep(
         name=plan.gate.title,
-        conditions=[ConditionGreaterThanOrEqualTo(left=metric, right=threshold)],
+        conditions=conditions,
         if_steps=if_steps,
         else_steps=[fail],
     )
     pipeline = Pipeline(
         name=name,
         parameters=list(params.values()),
-        steps=[step_pre, step_train, step_eval, gate],
+        steps=[step_pre, step_train, step_eval, *early, gate],
         sagemaker_session=session,
         pipeline_experiment_config=None,
     )

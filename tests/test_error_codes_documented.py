@@ -27,6 +27,7 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
         ("fraudflow/spec/", "fraudflow/commands.py"),
     ),  # loader: YAML, schema, templates, CLI, semantic
     (600, 619, ("step_code/preprocess.py",)),
+    (624, 629, ("step_code/evaluate.py", "fraudflow/local/gate_check.py")),  # the gate: champion, reading
     (620, 629, ("step_code/train.py",)),
     (630, 639, ("step_code/evaluate.py",)),
     (640, 649, ("step_code/bias.py",)),

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from fraudflow.errors import UsageError, UserError
+from fraudflow.local.gate_check import registry_lines as gate_lines
 from fraudflow.local.registry import MAX_VERSION, UNPRINTABLE, ModelVersion, Registry
 
 
@@ -181,6 +182,7 @@ def _show(mv: ModelVersion, fmt: str) -> int:
                 if isinstance(ci, dict) and "lower" in ci:
                     text += f"  ({ci.get('level', 0.95):g} CI {_num(ci['lower'])} .. {_num(ci['upper'])})"
                 lines.append(f"  {name:<18}  {text}")
+    lines += gate_lines(mv.metrics)  # each gate condition, its value and verdict; the champion comparison
     if mv.bias:
         lines.append("bias (Clarify analysis)")
         for stage in ("pre_training_bias_metrics", "post_training_bias_metrics"):

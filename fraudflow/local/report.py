@@ -16,6 +16,10 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
     ctx: dict[str, Any] = {"summary": summary, "spec": plan.spec.config}
+    if (summary.get("gate") or {}).get("champion"):  # the comparison in words, as `run` prints it
+        from fraudflow.local.gate_check import champion_text
+
+        ctx["gate_champion"] = champion_text(summary["gate"]["champion"])
 
     def where(ref: FileRef) -> Path:
         return dirs[ref.step] / "output" / ref.output / ref.name

@@ -188,6 +188,7 @@ class _Runner:
         self.plan, self.store, self.run_id, self.run_dir = plan, store, run_id, run_dir
         self.use_cache, self.out, self.modes = use_cache, out, modes or select_steps(plan)
         self.digests: dict[str, str] = {}
+        self._champions: dict[str, Any] = {}
         self.dirs: dict[str, Path] = {}
         self.content = Digests(store.root / "digests.json")
         self.result = RunResult(run_id, run_dir, "failed", [])
@@ -217,9 +218,10 @@ class _Runner:
             for step in gated:
                 self.result.steps.append(StepRecord(step.name, "skipped"))
             self.result.status = "stopped_at_gate"
-            g = self.result.gate or {}
+            from fraudflow.local.gate_check import failures
+
             self.say(
-                f"stopped at the gate: {g['metric']} {g['value']:.4f} < {g['threshold']:.4f}; "
+                f"stopped at the gate: {'; '.join(failures(self.result.gate or {}))}; "
                 "nothing was registered or deployed (exit 3)"
             )
             return self.result
@@ -319,8 +321,19 @@ class _Runner:
                 step.hyperparameters,
                 inputs,
                 _library_versions(),
+                *([self._champion(step).identity] if step.config.get("champion") else []),
             ]
         )
+
+    def _champion(self, step: Step) -> Any:
+        """The Approved version a champion gate compares with, read from the local registry when the run starts."""
+        from fraudflow.local.champion import find_champion
+
+        if step.name not in self._champions:
+            self._champions[step.name] = find_champion(
+                step.config.get("champion"), self.store.root, self._content
+            )
+        return self._champions[step.name]
 
     def _content(self, path: Path, name: str) -> str:
         try:
@@ -365,6 +378,7 @@ class _Runner:
             argv += [arg.flag, str(path)]
         for key, value in step.hyperparameters.items():
             argv += [f"--{key}", _hp_text(value)]
+        argv += self._champion(step).argv
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
         run_script(step, argv, log, aliases)
@@ -387,30 +401,23 @@ class _Runner:
 
     # ---------------------------------------------------------------------------------------------- gate
     def _gate(self, index: int, total: int) -> bool:
-        gate = self.plan.gate
-        path = self._file(gate.file)
-        value: Any = json.loads(path.read_text())
-        for part in gate.json_path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if not isinstance(value, (int, float)):
-            raise UserError.single(
-                "FF692",
-                f"{gate.file.name} has no number at {gate.json_path}",
-                file=str(path),
-                hint="evaluate.py writes the gate metrics",
-            )
-        passed = value >= gate.threshold
-        self.result.gate = {
-            "metric": gate.metric,
-            "value": value,
-            "threshold": gate.threshold,
-            "passed": passed,
-        }
-        sign = ">=" if passed else "<"
-        self.say(
-            f"[{index}/{total}] {'gate':<10} {'passed' if passed else 'stopped':<7}          "
-            f"{gate.metric} {value:.4f} {sign} {gate.threshold}"
-        )
+        from fraudflow.local.gate_check import describe, judge
+
+        outcome = judge(self.plan.gate, self._file)
+        for row in outcome["conditions"]:  # evaluate.py writes every metric: a missing one is a broken step
+            if row["source"] == "evaluation" and row["value"] is None:
+                raise UserError.single(
+                    "FF692",
+                    f"{Path(row['file']).name} has no number at {row['json_path']} ({row['where']})",
+                    file=row["file"],
+                    hint="evaluate.py writes the gate metrics",
+                )
+        self.result.gate = outcome
+        passed = bool(outcome["passed"])
+        lines = [describe(row, outcome.get("champion")) for row in outcome["conditions"]]
+        self.say(f"[{index}/{total}] {'gate':<10} {'passed' if passed else 'stopped':<7}          {lines[0]}")
+        for line in lines[1:]:
+            self.say(f"{'':<41}{line}")
         return passed
 
     # ------------------------------------------------------------------------------------ register, deploy
@@ -436,6 +443,8 @@ class _Runner:
         model_dir = self._input_path(step, "model")
         schema = self._file(plan.file(data, "feature_schema"))
         metrics = json.loads(self._file(plan.file(evaluation, "evaluation")).read_text())
+        if self.result.gate:  # each condition's value and verdict, for `registry show`
+            metrics = {**metrics, "gate": self.result.gate}
         registry = self._registry()
         try:
             # A rerun that reproduces the newest version (the same model, schema, metrics, reports, baselines and

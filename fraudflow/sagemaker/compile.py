@@ -632,34 +632,18 @@ class _Compiler:
         return out
 
     def gate(self, if_steps: list[dict[str, Any]]) -> dict[str, Any]:
+        """Every condition of the Plan's gate as the Condition step's comparisons (all must hold), each reading its
+        number with Std:JsonGet: evaluation.json through the evaluate step's PropertyFile, the bias report from
+        the bias check's output in S3. The Fail step's message lists each condition with its value."""
+        from fraudflow.sagemaker.gate_compile import compile_conditions
+
         g = self.plan.gate
-        evaluate = self.plan.step(g.file.step)
-        metric = {
-            "Std:JsonGet": {
-                "PropertyFile": {"Get": f"Steps.{evaluate.title}.PropertyFiles.{PROPERTY_FILE}"},
-                "Path": g.json_path,
-            }
-        }
-        threshold = self.ref("gate.threshold", g.threshold)
-        fail = {
-            "Name": FAIL_STEP,
-            "Type": "Fail",
-            "Arguments": {
-                "ErrorMessage": {
-                    "Std:Join": {"On": " ", "Values": [g.metric, metric, "is below the threshold", threshold]}
-                }
-            },
-        }
+        conditions, message = compile_conditions(self, g)
+        fail = {"Name": FAIL_STEP, "Type": "Fail", "Arguments": {"ErrorMessage": message}}
         return {
             "Name": g.title,
             "Type": "Condition",
-            "Arguments": {
-                "Conditions": [
-                    {"Type": "GreaterThanOrEqualTo", "LeftValue": metric, "RightValue": threshold}
-                ],
-                "IfSteps": if_steps,
-                "ElseSteps": [fail],
-            },
+            "Arguments": {"Conditions": conditions, "IfSteps": if_steps, "ElseSteps": [fail]},
         }
 
     def parameters(self) -> list[dict[str, Any]]:
@@ -681,8 +665,15 @@ class _Compiler:
             "register": self.register,
             "deploy": self.deploy,
         }
-        steps = [handlers[s.kind](s) for s in self.plan.steps if not s.gated]
-        if_steps = [self.model(), *(handlers[s.kind](s) for s in self.plan.steps if s.gated)]
+        ungated = [s for s in self.plan.steps if not s.gated]
+        # A check the gate reads (bias) runs before the Condition, after the model its shadow endpoint serves.
+        early = next((s for s in ungated if s.kind in ("bias", "explain")), None)
+        steps = []
+        for s in ungated:
+            steps += [self.model()] if s is early else []
+            steps.append(handlers[s.kind](s))
+        gated = (handlers[s.kind](s) for s in self.plan.steps if s.gated)
+        if_steps = [*([] if early else [self.model()]), *gated]
         steps.append(self.gate(if_steps))
         function = self.function
         definition = {

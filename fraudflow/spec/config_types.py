@@ -252,11 +252,37 @@ EvaluateConfig = TypedDict(
 )
 
 
+GateConditionsItemConfig = TypedDict(
+    "GateConditionsItemConfig",
+    {
+        "metric": "Required[Literal['roc_auc', 'pr_auc', 'f1', 'precision', 'recall', 'accuracy', 'CI', 'DPL', 'KL', 'JS', 'LP', 'TVD', 'KS', 'CDDL', 'DPPL', 'DI', 'DCA', 'DCR', 'RD', 'SD', 'DAR', 'DRR', 'AD', 'CDDPL', 'TE', 'FT', 'GE']]",
+        "min": float,
+        "max": float,
+        "max_abs": float,
+    },
+    total=False,
+)
+
+
+GateChampionConfig = TypedDict(
+    "GateChampionConfig",
+    {
+        "metric": Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy"],
+        "min_improvement": float,
+        "relative": bool,
+        "use_interval": bool,
+    },
+    total=False,
+)
+
+
 GateConfig = TypedDict(
     "GateConfig",
     {
         "metric": Literal["roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy"],
-        "threshold": "Required[float]",
+        "threshold": float,
+        "conditions": list[GateConditionsItemConfig],
+        "champion": GateChampionConfig,
     },
     total=False,
 )

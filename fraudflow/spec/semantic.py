@@ -32,6 +32,7 @@ from fraudflow.spec.config_types import (
     FeaturesConfig,
     PipelineConfig,
 )
+from fraudflow.spec.gate_checks import check_gate
 from fraudflow.spec.yamlload import PathT, Positions
 
 FACET_SCAN_ROWS = 200_000
@@ -79,6 +80,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_instance_count(valid, targets, pos)
     out += _check_roles(valid, pos, base_dir)
     out += check_api(valid, pos)  # deploy.api (api_semantic.py)
+    out += check_gate(valid, pos)
     return out
 
 
