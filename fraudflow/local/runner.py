@@ -29,7 +29,7 @@ from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text,
 from fraudflow.plan import FileRef, Plan, Step, build_plan
 from fraudflow.stepcode import load_file
 
-CACHEABLE = ("processing", "training", "bias", "explain")  # the kinds that run a script
+CACHEABLE = ("processing", "training", "tuning", "bias", "explain")  # the kinds that run a script
 # The registration's inputs that carry a check's analysis → the registry's field for it.
 REGISTRY_REPORTS = {"bias": "bias", "explain": "explainability"}
 
@@ -367,7 +367,13 @@ class _Runner:
             argv += [f"--{key}", _hp_text(value)]
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
-        run_script(step, argv, log, aliases)
+        if step.kind == "tuning":  # trials of train.py in worker processes; the study resumes (local/tune.py)
+            from fraudflow.local.tune import run_tuning_step
+
+            study = self.store.root / "tune" / self.digests[step.name][:16]
+            run_tuning_step(step, argv, study, log, self.out)
+        else:
+            run_script(step, argv, log, aliases)
         with _state_write("the step's log", scratch / "log.txt"):
             shutil.copy(log, scratch / "log.txt")
 
@@ -648,8 +654,20 @@ def _evaluation_note(ev: dict[str, Any]) -> str:
     return f"roc_auc {auc['value']:.4f}{ci_text}"
 
 
+def _study_note(s: dict[str, Any]) -> str:
+    best = s["best"]
+    return (
+        f"best of {len(s['trials'])} trials: #{best['number']} {s['objective']['metric']} {best['value']:.4f}"
+    )
+
+
 # The run's one-line notes, by the file (a label in the Plan's outputs) they summarise.
-NOTES = {"report": _data_note, "training": _training_note, "evaluation": _evaluation_note}
+NOTES = {
+    "report": _data_note,
+    "training": _training_note,
+    "evaluation": _evaluation_note,
+    "study": _study_note,
+}
 
 
 def _hp_text(value: Any) -> str:

@@ -78,7 +78,18 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_parameters(valid, targets, pos, rejected)
     out += _check_instance_count(valid, targets, pos)
     out += _check_roles(valid, pos, base_dir)
+    out += _check_tune(valid, targets, pos)
     return out
+
+
+def _check_tune(cfg: PipelineConfig, targets: dict[str, str], pos: Positions) -> list[Diagnostic]:
+    from fraudflow.tuning import problems  # the tune section's rules live with its search space
+
+    found = problems(cast(dict[str, Any], cfg), targets)
+    return [
+        pos.diagnostic(c, m, p, hint=h, severity="warning" if c == "FF539" else "error")
+        for c, m, p, h in found
+    ]
 
 
 def _parameter_targets(value: Any) -> dict[str, str]:
