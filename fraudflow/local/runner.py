@@ -460,6 +460,7 @@ class _Runner:
                 run_id=self.run_id,
                 description=cfg.get("description") or self.plan.spec.config.get("description", ""),
                 reuse_identical=self.use_cache,
+                tuning=self._study(),  # the tune step's study (trials, best parameters), when the pipeline tunes
                 # an Approved version repoints follow-approved endpoints: checked as `registry approve` checks
                 check=functools.partial(
                     servable,
@@ -480,6 +481,12 @@ class _Runner:
             version.artifact_dir,
             {"note": note + (", the same model" if status == "cached" else "")},
         )
+
+    def _study(self) -> dict | None:
+        tune = self.plan.of_kind("tuning")
+        if not tune or tune[0].name not in self.dirs:
+            return None
+        return json.loads(self._file(self.plan.file(tune[0].name, "study")).read_text())
 
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
@@ -515,6 +522,19 @@ class _Runner:
         return "ran", None, {"note": f"endpoint {endpoint.name}: {served}; `fraudflow serve` serves it"}
 
     # ----------------------------------------------------------------------------------------------- output
+    def _experiment(self) -> dict[str, Any]:
+        from fraudflow.local.runs import experiment
+
+        files = {
+            label: self.dirs[s.name] / "output" / out.name / name
+            for s in self.plan.steps
+            if s.name in self.dirs
+            for out in s.outputs
+            for label, name in out.files.items()
+        }
+        sources = self.plan.spec.config["data"]["sources"]
+        return experiment(dict(self.plan.spec.config), files, lambda n: self.content.tree(Path(sources[n])))
+
     def write_summary(self) -> None:
         r = self.result
         summary = {
@@ -540,6 +560,7 @@ class _Runner:
             "model_package": r.model_package,
             "endpoint": r.endpoint,
         }
+        summary.update(self._experiment())  # parameters, data digests, metrics, trials (local/runs.py)
         with _state_write("the run summary", self.run_dir / "run.json"):
             atomic_write_text(self.run_dir / "run.json", json.dumps(summary, indent=2) + "\n")
         if r.status != "failed":
@@ -662,12 +683,8 @@ def _study_note(s: dict[str, Any]) -> str:
 
 
 # The run's one-line notes, by the file (a label in the Plan's outputs) they summarise.
-NOTES = {
-    "report": _data_note,
-    "training": _training_note,
-    "evaluation": _evaluation_note,
-    "study": _study_note,
-}
+NOTES = {"report": _data_note, "training": _training_note, "evaluation": _evaluation_note}
+NOTES["study"] = _study_note  # the tune step's study.json
 
 
 def _hp_text(value: Any) -> str:

@@ -358,7 +358,7 @@ def study_summary(study: Any, tune: dict[str, Any], obj: Objective, space: list[
             {
                 "number": t.number,
                 "state": t.state.name.lower(),
-                "value": t.value,
+                "value": t.value if t.state == TrialState.COMPLETE else None,
                 "params": t.params,
                 "seconds": t.user_attrs.get("seconds"),
                 "rounds": t.user_attrs.get("rounds"),
