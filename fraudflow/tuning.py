@@ -22,6 +22,8 @@ MAXIMIZE = ("auc", "aucpr", "map", "ndcg", "pre")
 DEFAULT_METRIC = {"binary:logistic": "logloss", "binary:logitraw": "logloss", "binary:hinge": "error"}
 # Hyperparameters the search must not change: they define the task or the run, not the model's capacity.
 NOT_TUNABLE = ("objective", "eval_metric", "seed")
+# XGBoost parses its parameters as 32-bit floats: a non-zero value outside these magnitudes is refused
+FLOAT32_TINY, FLOAT32_MAX = 1.1754943508222875e-38, 3.4028234663852886e38
 MAX_GRID = 100_000  # combinations a grid may hold before it is refused (Optuna enumerates them)
 
 
@@ -291,6 +293,8 @@ def _invalid(value: Any, schema: dict[str, Any]) -> str | None:
             return "is not a number"
         if kind == "integer" and not _is_int(value):
             return "is not an integer (integer hyperparameters stay integers)"
+        if value and not FLOAT32_TINY <= abs(value) <= FLOAT32_MAX:
+            return "is not a 32-bit float, as XGBoost reads its parameters"
         if "minimum" in schema and value < schema["minimum"]:
             return f"is below XGBoost's minimum {schema['minimum']}"
         if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
