@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -140,33 +139,28 @@ def test_an_accepted_range_is_one_xgboost_trains_with_at_both_ends(name, low, wi
 
 
 def test_validate_locates_a_tune_mistake_in_the_file(tmp_path: Path):
-    doc = yaml.safe_load((ROOT / "pipelines.yaml").read_text())
-    pipe = doc["pipelines"]["fraud-detect-xgb"]
-    pipe.pop("parameters", None)
-    pipe["tune"] = {
-        "objective": {"metric": "validation:auc"},
-        "hyperparameters": {"eta": {"min": 0, "max": 0.3}},
-    }
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    res = run_cli("validate", str(path))
+    tune = {"objective": {"metric": "validation:auc"}, "hyperparameters": {"eta": {"min": 0, "max": 0.3}}}
+    res = run_cli("validate", str(_workspace(tmp_path, None, tune)))
     assert res.returncode == 1
-    assert re.search(r"pipelines\.yaml:\d+:\d+: FF531 eta min 0 must be above 0", res.stdout + res.stderr)
+    out = res.stdout + res.stderr
+    assert re.search(r"pipelines\.yaml:\d+:\d+: FF531 eta min 0 must be above 0", out), out
+    assert "FF2" not in out  # nothing else is wrong with the file
 
 
 # ---------------------------------------------------------------------------------------------- local runs
 
 
-def _workspace(tmp_path: Path, aws_data: Path, tune: dict[str, Any] | None, **hps: Any) -> Path:
-    doc = yaml.safe_load((ROOT / "pipelines.yaml").read_text())
-    doc["vars"]["data_dir"] = str(aws_data)
-    pipe = doc["pipelines"]["fraud-detect-xgb"]
-    pipe.pop("parameters", None)
-    pipe["train"]["hyperparameters"].update(hps)
+def _workspace(tmp_path: Path, aws_data: Path | None, tune: dict[str, Any] | None) -> Path:
+    """The project's pipelines.yaml on AWS's data (text edits: a YAML round trip would turn `on:` into True),
+    without the MaxDepth parameter, plus a tune section."""
+    text = (ROOT / "pipelines.yaml").read_text()
+    if aws_data is not None:
+        text = text.replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
+    text = "\n".join(ln for ln in text.splitlines() if "MaxDepth:" not in ln) + "\n"
     if tune:
-        pipe["tune"] = tune
+        text += f"    tune: {json.dumps(tune)}\n"  # JSON is YAML; the pipeline's keys are indented 4
     path = tmp_path / "pipelines.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    path.write_text(text)
     return path
 
 
@@ -187,8 +181,8 @@ def _validation_auc(run: dict[str, Any]) -> float:
 @pytest.mark.slow
 def test_a_small_study_in_two_processes_registers_its_best_trial(tmp_path: Path, aws_data: Path):
     tune = {**_tune(max_trials=4, parallel_trials=2, seed=1), "objective": {"metric": "validation:auc"}}
-    path = _workspace(tmp_path, aws_data, tune, num_round=30)
-    res = _run(path)
+    path = _workspace(tmp_path, aws_data, tune)
+    res = _run(path, "--set", "train.hyperparameters.num_round=30")
     assert len(re.findall(r"^  trial \d/4  validation:auc ", res.stdout, re.M)) == 4
     run = _latest(tmp_path)
     assert [s["name"] for s in run["steps"]][:3] == ["preprocess", "tune", "evaluate"]
@@ -209,9 +203,10 @@ def test_a_small_study_in_two_processes_registers_its_best_trial(tmp_path: Path,
 @pytest.mark.slow
 def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path: Path, aws_data: Path):
     tune = _tune(max_trials=6, parallel_trials=1, seed=3, early_stopping=False)
-    path = _workspace(tmp_path, aws_data, tune, num_round=40)
+    path = _workspace(tmp_path, aws_data, tune)
+    rounds = ("--set", "train.hyperparameters.num_round=40")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "fraudflow", "run", str(path)],
+        [sys.executable, "-m", "fraudflow", "run", str(path), *rounds],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -226,7 +221,7 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path: Path, aws_da
             break
     proc.communicate(timeout=300)
     assert proc.returncode == 130, "".join(seen)
-    res = _run(path)
+    res = _run(path, *rounds)
     m = re.search(r"resuming the study: (\d+) of 6 trials finished", res.stdout)
     assert m and int(m.group(1)) >= 2, res.stdout
     done = int(m.group(1))
