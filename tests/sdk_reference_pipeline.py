@@ -451,7 +451,7 @@ def _tuning_step(step: Any, estimator: Any, channels: dict[str, Any], cache: Any
     )
     from sagemaker.workflow.steps import TuningStep
 
-    from fraudflow.tuning import grid_size, objective, search_space, train_hyperparameter_schema
+    from fraudflow.spec.tuning import grid_size, objective, search_space, train_hyperparameter_schema
 
     tune = step.config
     obj = objective(tune)

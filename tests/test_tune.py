@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fraudflow.tuning import problems, search_space, train_hyperparameter_schema
+from fraudflow.spec.tuning import problems, search_space, train_hyperparameter_schema
 from tests.conftest import ROOT, run_cli
 
 HP_SCHEMA = train_hyperparameter_schema()

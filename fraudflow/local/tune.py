@@ -24,10 +24,9 @@ from typing import Any
 
 from fraudflow.errors import Diagnostic, UserError
 from fraudflow.plan import Step
-from fraudflow.tuning import Objective, Range, objective, search_space, train_hyperparameter_schema
+from fraudflow.spec.tuning import Objective, Range, objective, search_space, train_hyperparameter_schema
 
 STUDY_NAME = "fraudflow"
-RETRYABLE = ("FF623",)  # XGBoost refused the sampled values: that trial fails, the study goes on
 PRUNE_WARMUP_ROUNDS = 10  # rounds a trial always trains before the pruner may stop it
 PRUNE_STARTUP_TRIALS = 5  # trials that always finish, so the median means something
 
@@ -236,11 +235,10 @@ def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> int:
         err = outcome.error or {}
         trial.set_user_attr("error", f"{err.get('code', '')} {err.get('message', '')}".strip())
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        if err.get("code") not in RETRYABLE:
-            code = err.get("code") or "FF682"
+        if not err.get("retryable"):
             raise UserError(
                 Diagnostic(
-                    code,
+                    str(err.get("code")),  # train.py's own StepError code: the trial met bad data
                     f"tune: trial {outcome.number}: {err.get('message', 'failed')}",
                     file=err.get("file"),
                     line=err.get("line"),
@@ -334,7 +332,7 @@ def _distributions(space: list[Range]) -> dict[str, Any]:
 
 
 def _grid_size(space: list[Range]) -> int:
-    from fraudflow.tuning import grid_size
+    from fraudflow.spec.tuning import grid_size
 
     return grid_size(space)
 
@@ -421,6 +419,8 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         if not getattr(exc, "ff_code", None):
             raise
         error = {k: getattr(exc, k, None) for k in ("message", "file", "line", "hint")}
+        # XGBoost refused the sampled values: that trial fails and the study goes on; bad data stops it
+        error["retryable"] = exc.ff_code == train.E_XGBOOST
         return TrialOutcome(
             job.number, "failed", seconds=time.perf_counter() - started, error={"code": exc.ff_code, **error}
         )

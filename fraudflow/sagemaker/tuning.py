@@ -14,7 +14,14 @@ import json
 from typing import Any
 
 from fraudflow.plan import Step
-from fraudflow.tuning import Objective, Range, grid_size, objective, search_space, train_hyperparameter_schema
+from fraudflow.spec.tuning import (
+    Objective,
+    Range,
+    grid_size,
+    objective,
+    search_space,
+    train_hyperparameter_schema,
+)
 
 STRATEGIES = {"bayesian": "Bayesian", "random": "Random", "grid": "Grid"}
 NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"

@@ -107,6 +107,7 @@ def grid_size(space: list[Range]) -> int:
 # ---------------------------------------------------------------------------------------------- semantic checks
 
 Problem = tuple[str, str, tuple[Any, ...], str | None]  # (code, message, path inside the pipeline, hint)
+WARNINGS = frozenset({"FF539"})  # reported, but the file stays valid
 
 
 def problems(cfg: dict[str, Any], parameters: dict[str, str] | None = None) -> Iterator[Problem]:
