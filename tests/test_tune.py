@@ -198,6 +198,44 @@ def test_a_small_study_in_two_processes_registers_its_best_trial(tmp_path: Path,
     registered = tmp_path / ".fraudflow" / "registry" / "fraud-detect-xgb" / "1"
     assert (registered / "model" / "xgboost-model").read_bytes() == (model / "xgboost-model").read_bytes()
     assert json.loads((registered / "tuning.json").read_text())["best"] == study["best"]
+    html = (tmp_path / ".fraudflow" / "runs" / "latest" / "report.html").read_text()
+    assert "Tuning: bayesian, 4 trials" in html and 'aria-label="objective per trial"' in html
+    for name in SPACE:
+        assert f'aria-label="{name} against the objective"' in html
+
+
+@given(
+    values=st.lists(st.floats(0.5, 1.0, allow_nan=False), min_size=1, max_size=30),
+    direction=st.sampled_from(["maximize", "minimize"]),
+)
+def test_the_report_s_best_so_far_line_never_gets_worse(values: list[float], direction: str):
+    from fraudflow.local.report import tuning_section
+
+    trials = [
+        {
+            "number": i,
+            "state": "complete",
+            "value": v,
+            "params": {"eta": 0.01 + i / 100, "tree_method": "hist"},
+        }
+        for i, v in enumerate(values)
+    ]
+    study = {
+        "objective": {"metric": "validation:auc", "direction": direction},
+        "space": {
+            "eta": {"min": 0.01, "max": 0.5, "scale": "log"},
+            "tree_method": {"values": ["hist", "approx"]},
+        },
+        "trials": trials,
+    }
+    sec = tuning_section(study)
+    ys = [float(p.split(",")[1]) for p in sec["best_line"].split()]
+    better = (lambda a, b: a <= b + 1e-9) if direction == "maximize" else (lambda a, b: a >= b - 1e-9)
+    assert all(
+        better(b, a) for a, b in zip(ys, ys[1:], strict=False)
+    )  # SVG y grows downwards: a better max is a smaller y
+    for prm in sec["params"]:
+        assert all(0 <= d["x"] <= sec["pw"] and 0 <= d["y"] <= sec["h"] // 2 for d in prm["dots"])
 
 
 @pytest.mark.slow
