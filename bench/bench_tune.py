@@ -68,8 +68,8 @@ def objective(trial):
                         early_stopping_rounds=10, verbose_eval=False, callbacks=[cb])
     if cb.pruned:
         raise optuna.TrialPruned()
-    booster = booster[: booster.best_iteration + 1]
     value = booster.best_score
+    booster = booster[: booster.best_iteration + 1]
     if not best or value > best["value"]:
         best.update(value=value, model=bytes(booster.save_raw("json")))
     return value
