@@ -239,8 +239,9 @@ def test_the_report_s_best_so_far_line_never_gets_worse(values: list[float], dir
 
 
 @pytest.mark.slow
-def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path: Path, aws_data: Path):
-    tune = _tune(max_trials=6, parallel_trials=1, seed=3, early_stopping=False)
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path: Path, aws_data: Path, parallel: int):
+    tune = _tune(max_trials=6, parallel_trials=parallel, seed=3, early_stopping=False)
     path = _workspace(tmp_path, aws_data, tune)
     rounds = ("--set", "train.hyperparameters.num_round=40")
     proc = subprocess.Popen(
@@ -257,8 +258,9 @@ def test_ctrl_c_keeps_finished_trials_and_a_rerun_resumes(tmp_path: Path, aws_da
         if line.startswith("  trial 2/6"):
             proc.send_signal(signal.SIGINT)
             break
-    proc.communicate(timeout=300)
-    assert proc.returncode == 130, "".join(seen)
+    rest, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "Traceback" not in rest  # neither the parent nor a worker prints one
     res = _run(path, *rounds)
     m = re.search(r"resuming the study: (\d+) of 6 trials finished", res.stdout)
     assert m and int(m.group(1)) >= 2, res.stdout

@@ -191,7 +191,9 @@ def _drive(
     done = _finished(study)
     running: dict[Any, Any] = {}
     pool = (
-        cf.ProcessPoolExecutor(max_workers=parallel, mp_context=multiprocessing.get_context("spawn"))
+        cf.ProcessPoolExecutor(
+            max_workers=parallel, mp_context=multiprocessing.get_context("spawn"), initializer=_ignore_sigint
+        )
         if parallel > 1
         else None
     )
@@ -210,13 +212,22 @@ def _drive(
                 outcome = future.result()
             done += _tell(study, trial, outcome)
             _progress(study, outcome, done, total, obj, out)
-    except BaseException:
+    except BaseException:  # Ctrl-C (or a stopping error): the finished trials are in the study already
         if pool is not None:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()  # an unfinished trial is redone by the next run
             pool.shutdown(wait=False, cancel_futures=True)
         raise
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops them (no traceback per worker on the terminal)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> int:
