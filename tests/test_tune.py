@@ -323,3 +323,20 @@ def test_runs_refuses_an_unknown_run(tmp_path: Path):
     (tmp_path / ".fraudflow" / "runs").mkdir(parents=True)
     res = run_cli("runs", "show", "nope", "--workspace", str(tmp_path))
     assert res.returncode == 1 and "FF910" in res.stderr
+
+
+@pytest.mark.slow
+def test_a_grid_tries_each_combination_once(tmp_path: Path, aws_data: Path):
+    grid = {"max_depth": {"min": 2, "max": 3}, "eta": {"values": [0.1, 0.3]}}
+    tune = {
+        "objective": {"metric": "validation:auc"},
+        "strategy": "grid",
+        "max_trials": 4,
+        "hyperparameters": grid,
+    }
+    res = _run(_workspace(tmp_path, aws_data, tune), "--set", "train.hyperparameters.num_round=20")
+    assert len(re.findall(r"^  trial \d/4 ", res.stdout, re.M)) == 4
+    tried = sorted(
+        (t["params"]["max_depth"], t["params"]["eta"]) for t in _latest(tmp_path)["tuning"]["trials"]
+    )
+    assert tried == [(2, 0.1), (2, 0.3), (3, 0.1), (3, 0.3)]

@@ -309,13 +309,25 @@ def _sampler(tune: dict[str, Any], space: list[Range]) -> Any:
     seed = int(tune.get("seed", 0))
     strategy = tune.get("strategy", "bayesian")
     if strategy == "grid":
-        return optuna.samplers.GridSampler({r.name: r.grid() for r in space}, seed=seed)
+        return _grid_sampler({r.name: r.grid() for r in space}, seed)
     if strategy == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     startup = max(1, min(10, int(tune.get("max_trials", 20)) // 2))
     return optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=startup, constant_liar=int(tune.get("parallel_trials", 1)) > 1
     )
+
+
+def _grid_sampler(grid: dict[str, list[Any]], seed: int) -> Any:
+    """Optuna's GridSampler, whose after_trial calls `study.stop()` once the grid is exhausted: allowed only
+    inside `study.optimize`, and this study is driven by ask and tell, which counts the trials itself."""
+    import optuna
+
+    class AskTellGrid(optuna.samplers.GridSampler):
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+    return AskTellGrid(grid, seed=seed)
 
 
 def _prunes(tune: dict[str, Any]) -> bool:
