@@ -3,8 +3,8 @@
 The runner hands the step the same arguments it would give train.py (channels from preprocessing's cached output,
 the model and data folders, the hyperparameters); each trial adds its sampled values as `--name value` text, as
 SageMaker's tuner does, so train.py types them exactly as on SageMaker. Trials run in `parallel_trials` worker
-processes (spawned: XGBoost's OpenMP does not survive a fork); only this parent process asks and tells the study,
-the workers write the per-round values the pruner reads.
+processes (spawned: XGBoost's OpenMP does not survive a fork). Only this parent process reads and writes the
+study, once per trial; a worker prunes against the curves of the trials finished when its trial started.
 
 The study lives in SQLite under .fraudflow/tune/<key>/ (key: the step's digest, i.e. the tune section, the training
 hyperparameters, the code and the content of the data it reads), with each finished trial's model folder beside
@@ -44,6 +44,9 @@ class TrialJob:
     trial_dir: str
     objective: tuple[str, str]  # (split, metric)
     prune: bool
+    direction: str = "maximize"
+    # the per-round objective of every trial finished when this one started: what the pruner compares it with
+    curves: tuple[tuple[float, ...], ...] = ()
 
 
 @dataclass
@@ -131,6 +134,8 @@ def run_study(step: Step, argv: list[str], study_dir: Path, out: Any) -> dict[st
             str(study_dir / "trials" / f"{trial.number:04d}"),
             (obj.split, obj.metric),
             prune,
+            obj.direction,
+            _curves(study) if prune else (),
         )
 
     _drive(study, job, distributions, total, int(tune.get("parallel_trials", 1)), obj, out)
@@ -239,6 +244,8 @@ def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> int:
     if outcome.rounds is not None:
         trial.set_user_attr("rounds", outcome.rounds)
     if outcome.state == "complete":
+        if outcome.curve:  # one JSON attribute, not a row per round: the pruner of later trials reads it
+            trial.set_user_attr("curve", outcome.curve)
         study.tell(trial, outcome.value)
     elif outcome.state == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
@@ -274,6 +281,16 @@ def _progress(study: Any, outcome: TrialOutcome, done: int, total: int, obj: Obj
     print(f"  trial {done}/{total}  {obj.name} {score}  {best}  {outcome.seconds:.1f}s", file=out, flush=True)
 
 
+def _curves(study: Any) -> tuple[tuple[float, ...], ...]:
+    from optuna.trial import TrialState
+
+    return tuple(
+        tuple(t.user_attrs["curve"])
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("curve")
+    )
+
+
 def _finished(study: Any) -> int:
     """Trials that count against max_trials: the finished ones, not those an interruption left unfinished."""
     from optuna.trial import TrialState
@@ -299,7 +316,7 @@ def _close_stale(study: Any) -> int:
 def _storage(url: str) -> Any:
     import optuna
 
-    # workers write per-round values while this process asks and tells: wait for SQLite's lock, never fail on it
+    # another fraudflow process may hold SQLite's lock for a moment (two runs of one study): wait, never fail
     return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
 
 
@@ -463,15 +480,25 @@ def run_trial(job: TrialJob) -> TrialOutcome:
 
 
 class _Pruning:
-    """Reports the objective after every round to the study and stops training when the pruner says so."""
+    """Stops a trial whose per-round objective falls behind: Optuna's median pruner, asked in this process
+    against an in-memory study holding the curves of the trials finished when this one started (the SQLite study
+    is touched only by the parent, once per trial, not once per round)."""
 
     def __init__(self, job: TrialJob):
         import optuna
+        from optuna.trial import TrialState, create_trial
 
-        study = optuna.load_study(
-            study_name=STUDY_NAME, storage=_storage(job.storage), pruner=_median_pruner()
-        )
-        self.trial = optuna.trial.Trial(study, job.trial_id)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction=job.direction, pruner=_median_pruner())
+        for curve in job.curves:
+            study.add_trial(
+                create_trial(
+                    state=TrialState.COMPLETE,
+                    value=curve[-1],
+                    intermediate_values=dict(enumerate(curve)),
+                )
+            )
+        self.trial = study.ask()
         self.split, self.metric = job.objective
         self.curve: list[float] = []
         self.pruned = False
