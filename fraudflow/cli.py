@@ -19,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from fraudflow import exits
 from fraudflow.errors import UserError
+from fraudflow.local.runs import add_parser as _runs_parser
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("step", nargs="?", metavar="STEP", help="the step whose log to print")
     _workspace_arg(p)
     p.set_defaults(func=_cmd("fraudflow.local.runner", "logs_command"))
+
+    _runs_parser(sub, _workspace_arg, _cmd)  # fraudflow runs [show RUN | diff A B]
 
     p = sub.add_parser("sample-data", help="write claims-like sample data (claims.csv, customers.csv)")
     p.add_argument("dir", help="output folder")

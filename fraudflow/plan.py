@@ -7,7 +7,7 @@ of the pipeline (which steps exist, what each one reads, what the gate compares)
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -83,7 +83,7 @@ class FileRef:
 class Step:
     name: str  # local folder name and stable id: preprocess, train, evaluate, bias, explain, register, deploy
     title: str  # SageMaker step name
-    kind: str  # processing | training | bias | explain | register | deploy: one handler per kind in a backend
+    kind: str  # processing | training | tuning | bias | explain | register | deploy: one handler per kind in a backend
     script: str | None = None  # file in step_code/
     config: dict[str, Any] = field(
         default_factory=dict
@@ -206,6 +206,7 @@ def _processing_outputs(*names: str, **files: dict[str, str]) -> tuple[Output, .
 def build_plan(spec: Spec) -> Plan:
     cfg = spec.config
     label = cfg["data"]["label"]
+    model_step = "tune" if cfg.get("tune") else "train"  # the step whose model the later steps read
     steps = [
         Step(
             "preprocess",
@@ -263,7 +264,7 @@ def build_plan(spec: Spec) -> Plan:
             # the gate reads evaluation.json; a champion gate has evaluate score the champion on the same rows
             config={"data": {"label": label}, "evaluate": cfg["evaluate"], **_champion(cfg)},
             inputs=(
-                Input("model", "train", "model", f"{PROC}/model"),
+                Input("model", model_step, "model", f"{PROC}/model"),
                 Input("test", "preprocess", "test", f"{PROC}/test"),
             ),
             outputs=(
@@ -303,7 +304,7 @@ def build_plan(spec: Spec) -> Plan:
                 inputs=(
                     Input("data", "preprocess", "*"),
                     Input("predictions", "evaluate", "evaluation"),
-                    Input("model", "train", "model"),
+                    Input("model", model_step, "model"),
                 ),
                 outputs=(Output("analysis", files=analysis),),
                 args=(
@@ -326,7 +327,7 @@ def build_plan(spec: Spec) -> Plan:
                 script="explain.py",
                 extra_code=(STEP_KIT,),
                 config={"data": {"label": label}, "explain": cfg["explain"]},
-                inputs=(Input("model", "train", "model"), Input("data", "preprocess", "*")),
+                inputs=(Input("model", model_step, "model"), Input("data", "preprocess", "*")),
                 outputs=(Output("analysis", files=analysis),),
                 args=(
                     Arg("--config", "config"),
@@ -340,7 +341,7 @@ def build_plan(spec: Spec) -> Plan:
             )
         )
     report_inputs = [
-        Input("model", "train", "model"),
+        Input("model", model_step, "model"),
         Input("data", "preprocess", "*"),
         Input("evaluation", "evaluate", "evaluation"),
     ]
@@ -367,6 +368,8 @@ def build_plan(spec: Spec) -> Plan:
                 gated=True,
             )
         )
+    if cfg.get("tune"):  # the trials run train.py; the tune step's model folder is the best trial's
+        steps[1] = tune_step(steps[1], dict(cfg["tune"]))
     evaluation = find_file(steps, "evaluate", "evaluation")
     first = conditions[0]
     bias_file = find_file(steps, "bias", "analysis") if bias_gated else None
@@ -377,6 +380,13 @@ def build_plan(spec: Spec) -> Plan:
 def _champion(cfg: PipelineConfig) -> dict[str, Any]:
     champion = gates.champion_config(dict(cfg))
     return {"champion": champion} if champion else {}
+def tune_step(train: Step, tune: dict[str, Any]) -> Step:
+    """The train step as a search: the same script, channels, hyperparameters (the space overrides some) and
+    outputs, plus the study (trials, best parameters) beside the best trial's training report."""
+    study = Output("study", files={"study": "study.json"})
+    return replace(
+        train, name="tune", title="Tune", kind="tuning", config=tune, outputs=(*train.outputs, study)
+    )
 
 
 def training_hyperparameters(train: TrainConfig) -> dict[str, Any]:

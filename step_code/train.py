@@ -227,8 +227,10 @@ def train(
     y_train: np.ndarray,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    callbacks: list | None = None,
 ) -> tuple[Any, dict]:  # (xgboost.Booster, summary)
-    """Train as the hyperparameters say -> (booster holding exactly the kept rounds, training summary)."""
+    """Train as the hyperparameters say -> (booster holding exactly the kept rounds, training summary).
+    `callbacks` (xgboost.callback.TrainingCallback) see every round: the local tuner prunes trials with one."""
     import xgboost as xgb
 
     params = dict(params)
@@ -266,6 +268,7 @@ def train(
             evals_result=history,
             early_stopping_rounds=None if cv else early_stopping,
             verbose_eval=False,
+            callbacks=list(callbacks or []),
         )
     except xgb.core.XGBoostError as exc:
         raise StepError(E_XGBOOST, f"XGBoost rejected the parameters: {_first_line(exc)}") from None
@@ -291,6 +294,18 @@ def train(
         "features": int(x_train.shape[1]),
     }
     return booster, summary
+
+
+def final_metrics(summary: dict) -> dict:
+    """The kept model's metrics as XGBoost logs them (`validation-auc` → value at the last kept round): the
+    objective of a tuning trial, locally and on SageMaker (which reads the printed `final NAME: VALUE` lines)."""
+    last = summary["rounds_trained"] - 1
+    return {
+        f"{split}-{metric}": float(values[last])
+        for split, metrics in summary["evaluation_history"].items()
+        for metric, values in metrics.items()
+        if len(values) > last >= 0
+    }
 
 
 def portable_model(model_json: bytes) -> bytes:
@@ -361,13 +376,14 @@ def run(
     model_dir: str | Path,
     output_data_dir: str | Path,
     schema_dir: str | None = None,
+    callbacks: list | None = None,
 ) -> dict:
     bundle = serving_bundle(schema_dir)
     x_train, y_train = read_channel(train_dir, "train")
     x_val = y_val = None
     if validation_dir and Path(validation_dir).exists():
         x_val, y_val = read_channel(validation_dir, "validation")
-    booster, summary = train(params, x_train, y_train, x_val, y_val)
+    booster, summary = train(params, x_train, y_train, x_val, y_val, callbacks)
 
     def write_model(out: Path) -> None:
         # The model folder becomes model.tar.gz. SageMaker's endpoint runs code/inference.py in script mode; in
@@ -410,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             args.schema,
         )
         print(json.dumps({k: summary[k] for k in ("rounds_trained", "best_iteration", "best_score")}))
+        for name, value in final_metrics(summary).items():  # what a tuning job's MetricDefinitions match
+            print(f"final {name}: {value!r}")
         return 0
 
     return stepkit.entry(argv, work)

@@ -304,6 +304,23 @@ def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
     return out
 
 
+def sample_ranges(ranges: dict[str, list[dict[str, Any]]], rng: Any) -> dict[str, str]:
+    """One set of values from a tuning job's ParameterRanges, as the tuner puts them among the hyperparameters:
+    text, a log-scaled range sampled on the log scale, a categorical value as listed."""
+    out: dict[str, str] = {}
+    for r in ranges.get("ContinuousParameterRanges", []):
+        lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+        if r.get("ScalingType") == "Logarithmic":
+            out[r["Name"]] = repr(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))))
+        else:
+            out[r["Name"]] = repr(float(rng.uniform(lo, hi)))
+    for r in ranges.get("IntegerParameterRanges", []):
+        out[r["Name"]] = str(int(rng.randint(int(r["MinValue"]), int(r["MaxValue"]) + 1)))
+    for r in ranges.get("CategoricalParameterRanges", []):
+        out[r["Name"]] = r["Values"][int(rng.randint(len(r["Values"])))]
+    return out
+
+
 def _decode(value: Any) -> str:
     if isinstance(value, dict):  # `_mapping.to_cmd_args`: a map becomes k=v,k=v (sorted)
         return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
@@ -877,6 +894,69 @@ class PipelineEmulator:
             "OutputDataConfig": args["OutputDataConfig"],
         }
         record.detail.update(ml_root=ml, model_uri=model_uri, output_uri=f"{base}/output.tar.gz")
+
+    # -- Tuning ----------------------------------------------------------------------------------------
+    max_tuning_jobs = 2  # training jobs a Tuning step runs here (SageMaker runs MaxNumberOfTrainingJobs)
+
+    def _tuning(self, step: dict[str, Any], record: StepRun) -> None:
+        """A HyperParameterTuningJob reduced to its contract: each training job is the definition's training job
+        with the tuner's values among its hyperparameters (a range's value as text, a categorical value as
+        listed), run as `_training` runs one; its objective is the last match of the MetricDefinitions regex in
+        its log (SageMaker's final objective metric); the summaries are sorted best first, so
+        `TrainingJobSummaries[0].TrainingJobName` names the best job, whose model is under
+        `<S3OutputPath>/<job name>/output/model.tar.gz`. Values are drawn at random (seeded), for any strategy."""
+        args = self.ctx.resolve(step["Arguments"])
+        config, definition = args["HyperParameterTuningJobConfig"], args["TrainingJobDefinition"]
+        objective = config["HyperParameterTuningJobObjective"]
+        (metric,) = [m for m in definition["AlgorithmSpecification"]["MetricDefinitions"]
+                     if m["Name"] == objective["MetricName"]]  # fmt: skip
+        rng = np.random.RandomState(int(config.get("RandomSeed", 0)))
+        jobs = min(int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]), self.max_tuning_jobs)
+        summaries = []
+        for i in range(jobs):
+            tuned = sample_ranges(config["ParameterRanges"], rng)
+            job = {
+                "Name": f"{step['Name']}-{i + 1:03d}",
+                "Arguments": {
+                    "AlgorithmSpecification": {
+                        k: v
+                        for k, v in definition["AlgorithmSpecification"].items()
+                        if k != "MetricDefinitions"
+                    },
+                    "HyperParameters": {**definition["StaticHyperParameters"], **tuned},
+                    "ResourceConfig": definition["HyperParameterTuningResourceConfig"],
+                    **{k: definition[k] for k in ("RoleArn", "OutputDataConfig", "StoppingCondition")},
+                    "InputDataConfig": definition["InputDataConfig"],
+                },
+            }
+            sub = StepRun(job["Name"], "Training", "Executing")
+            self._training(job, sub)
+            found = re.findall(metric["Regex"], sub.detail["log"])
+            if not found:
+                raise HarnessError(
+                    f"training job {job['Name']}: no {metric['Name']!r} in its log ({metric['Regex']})"
+                )
+            value = float(found[-1])
+            summaries.append(
+                {
+                    "TrainingJobName": self.ctx.properties[job["Name"]]["TrainingJobName"],
+                    "TunedHyperParameters": tuned,
+                    "FinalHyperParameterTuningJobObjectiveMetric": {
+                        "MetricName": metric["Name"],
+                        "Value": value,
+                    },
+                    "detail": sub.detail,
+                }
+            )
+        summaries.sort(
+            key=lambda s: s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"],
+            reverse=objective["Type"] == "Maximize",
+        )
+        self.ctx.properties[step["Name"]] = {
+            "TrainingJobSummaries": summaries,
+            "BestTrainingJob": summaries[0],
+        }
+        record.detail["jobs"] = summaries
 
     # -- Condition / Fail ------------------------------------------------------------------------------
     _OPS: dict[str, Callable[[Any, Any], bool]] = {

@@ -191,7 +191,7 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         return step.properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
 
     # Train: script mode, step_code/train.py on the XGBoost framework image.
-    tr = plan.step("train")
+    tr = plan.step("tune") if plan.has("tune") else plan.step("train")
     hps = {k: value(f"train.hyperparameters.{k}", v) for k, v in tr.hyperparameters.items()}
     xgb = XGBoost(
         entry_point=str(tr.script_path()),
@@ -217,8 +217,12 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         )
         for i in tr.inputs
     }
-    step_train = TrainingStep(name=tr.title, step_args=xgb.fit(channels), cache_config=cache)
-    model_data = step_train.properties.ModelArtifacts.S3ModelArtifacts
+    if tr.kind == "tuning":  # the same estimator under a HyperparameterTuner; the best job's model goes on
+        step_train = _tuning_step(tr, xgb, channels, cache)
+        model_data = step_train.get_top_model_s3_uri(top_k=0, s3_bucket=bucket, prefix=f"{prefix}/model")
+    else:
+        step_train = TrainingStep(name=tr.title, step_args=xgb.fit(channels), cache_config=cache)
+        model_data = step_train.properties.ModelArtifacts.S3ModelArtifacts
     xgb_image = image_uris.retrieve("xgboost", region, version=train_cfg["framework_version"])
 
     # Evaluate: the XGBoost image again (the model's own library version), with a PropertyFile.
@@ -478,6 +482,45 @@ def _build_in(plan: Any, boto_session: Any, tmp: Path) -> str:  # noqa: PLR0915 
         pipeline_experiment_config=None,
     )
     return pipeline.definition()
+
+
+def _tuning_step(step: Any, estimator: Any, channels: dict[str, Any], cache: Any) -> Any:
+    """What an SDK user writes for the tune section: HyperparameterTuner over the train step's estimator."""
+    from sagemaker.tuner import (
+        CategoricalParameter,
+        ContinuousParameter,
+        HyperparameterTuner,
+        IntegerParameter,
+    )
+    from sagemaker.workflow.steps import TuningStep
+
+    from fraudflow.spec.tuning import grid_size, objective, search_space, train_hyperparameter_schema
+
+    tune = step.config
+    obj = objective(tune)
+    space = search_space(tune, train_hyperparameter_schema())
+    strategy = {"bayesian": "Bayesian", "random": "Random", "grid": "Grid"}[tune.get("strategy", "bayesian")]
+    ranges: dict[str, Any] = {}
+    for r in space:
+        if r.kind == "categorical" or strategy == "Grid":
+            ranges[r.name] = CategoricalParameter(r.grid())
+        else:
+            kind = IntegerParameter if r.kind == "integer" else ContinuousParameter
+            ranges[r.name] = kind(r.low, r.high, scaling_type="Logarithmic" if r.log else "Linear")
+    number = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+    tuner = HyperparameterTuner(
+        estimator,
+        objective_metric_name=obj.name,
+        hyperparameter_ranges=ranges,
+        metric_definitions=[{"Name": obj.name, "Regex": f"final {obj.logged}: {number}"}],
+        strategy=strategy,
+        objective_type="Maximize" if obj.direction == "maximize" else "Minimize",
+        max_jobs=min(tune["max_trials"], grid_size(space)) if strategy == "Grid" else tune["max_trials"],
+        max_parallel_jobs=tune["parallel_trials"],
+        early_stopping_type="Auto" if tune["early_stopping"] and strategy != "Grid" else "Off",
+        random_seed=None if strategy == "Grid" else tune["seed"],
+    )
+    return TuningStep(name=step.title, step_args=tuner.fit(channels), cache_config=cache)
 
 
 def _file_source(uri: str) -> Any:

@@ -258,6 +258,7 @@ class Registry:
         preprocess_code: Path | None = None,
         reuse_identical: bool = False,
         check: Callable[[ModelVersion], None] | None = None,
+        tuning: dict | None = None,
     ) -> ModelVersion:
         """Copy the artifacts, then number and insert the version atomically. `preprocess_code` (default: the
         project's step_code/preprocess.py) is snapshotted so serving encodes exactly as this run did.
@@ -294,6 +295,7 @@ class Registry:
                 ("bias.json", bias),
                 ("explainability.json", explainability),
                 ("baselines.json", baselines),
+                ("tuning.json", tuning),  # the tuning study that chose the model: trials, best parameters
             ):
                 if doc is not None:
                     (staging / name).write_text(json.dumps(doc, indent=2, sort_keys=True, default=str))
@@ -335,6 +337,8 @@ class Registry:
                     "created": created,
                     "decision_threshold": threshold,
                 }
+                if tuning:
+                    meta["tuning"] = {"best": tuning.get("best"), "trials": len(tuning.get("trials") or [])}
                 (staging / "version.json").write_text(json.dumps(meta, indent=2))
                 os.rename(staging, final)
                 try:

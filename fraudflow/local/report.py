@@ -37,6 +37,8 @@ def write_report(run_dir: Path, summary: dict, dirs: dict[str, Path], plan: Plan
         if "evaluation" in labels:
             ctx["evaluation"] = read(plan.file(step.name, "evaluation"))
             ctx["roc"] = _roc_points(where(plan.file(step.name, "predictions")))
+        if "study" in labels:  # a tuned run: the trials of its study
+            ctx["tuning"] = tuning_section(read(plan.file(step.name, "study")))
         if "analysis" in labels:
             _analysis_section(ctx, step.kind, read(plan.file(step.name, "analysis")))
     env = Environment(loader=FileSystemLoader(TEMPLATE.parent), autoescape=select_autoescape(["html", "j2"]))
@@ -91,3 +93,62 @@ def _bias_rows(analysis: dict) -> list[dict[str, Any]]:
                         }
                     )
     return rows
+
+
+PLOT_W, PLOT_H, PARAM_W = 520, 180, 240  # the tuning charts' plot areas, in SVG pixels
+
+
+def tuning_section(study: dict[str, Any]) -> dict[str, Any]:
+    """The trials as SVG coordinates: the objective per trial with the best so far, and each searched parameter
+    against the objective (a log-scaled range on a log axis; categories as columns)."""
+    import math
+
+    trials = sorted(study.get("trials") or [], key=lambda t: t["number"])
+    done = [t for t in trials if t.get("value") is not None]
+    maximize = (study.get("objective") or {}).get("direction", "maximize") == "maximize"
+    values = [t["value"] for t in done] or [0.0]
+    lo, hi = min(values), max(values)
+    span = (hi - lo) or 1.0
+    last = max((t["number"] for t in trials), default=0) or 1
+
+    def y(v: float, height: int) -> float:
+        return round((1 - (v - lo) / span) * height, 1)
+
+    points, best, running = [], [], None
+    for t in done:
+        running = t["value"] if running is None else (max if maximize else min)(running, t["value"])
+        x = round(t["number"] / last * PLOT_W, 1)
+        points.append({"x": x, "y": y(t["value"], PLOT_H), "number": t["number"], "value": t["value"]})
+        best.append(f"{x},{y(running, PLOT_H)}")
+    params = []
+    for name, space in (study.get("space") or {}).items():
+        raw = [t["params"].get(name) for t in done]
+        if "values" in space:
+            cats = [str(v) for v in space["values"]]
+            xs = [(cats.index(str(v)) + 0.5) / len(cats) if str(v) in cats else 0.0 for v in raw]
+            ticks = [{"x": round((i + 0.5) / len(cats) * PARAM_W, 1), "label": c} for i, c in enumerate(cats)]
+        else:
+            log = space.get("scale") == "log"
+            f = (lambda v: math.log(v)) if log else (lambda v: float(v))  # noqa: E731 - one axis transform
+            a, b = f(space["min"]), f(space["max"])
+            xs = [(f(v) - a) / ((b - a) or 1) for v in raw]
+            ticks = [{"x": 0, "label": f"{space['min']:g}"}, {"x": PARAM_W, "label": f"{space['max']:g}"}]
+        dots = [
+            {"x": round(x * PARAM_W, 1), "y": y(t["value"], PLOT_H // 2), "value": t["value"], "v": v}
+            for x, t, v in zip(xs, done, raw, strict=True)
+        ]
+        params.append({"name": name, "dots": dots, "ticks": ticks, "log": space.get("scale") == "log"})
+    return {
+        "study": study,
+        "trials": trials,
+        "points": points,
+        "best_line": " ".join(best),
+        "params": params,
+        "lo": lo,
+        "hi": hi,
+        "w": PLOT_W,
+        "h": PLOT_H,
+        "pw": PARAM_W,
+        "pruned": sum(1 for t in trials if t["state"] == "pruned"),
+        "failed": sum(1 for t in trials if t["state"] == "fail"),
+    }

@@ -29,7 +29,7 @@ from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text,
 from fraudflow.plan import FileRef, Plan, Step, build_plan
 from fraudflow.stepcode import load_file
 
-CACHEABLE = ("processing", "training", "bias", "explain")  # the kinds that run a script
+CACHEABLE = ("processing", "training", "tuning", "bias", "explain")  # the kinds that run a script
 # The registration's inputs that carry a check's analysis → the registry's field for it.
 REGISTRY_REPORTS = {"bias": "bias", "explain": "explainability"}
 
@@ -381,7 +381,13 @@ class _Runner:
         argv += self._champion(step).argv
         # The log lives in the run folder, so it outlives a failed step's scratch folder (FF690 points at it).
         log = self.run_dir / f"{step.name}.log"
-        run_script(step, argv, log, aliases)
+        if step.kind == "tuning":  # trials of train.py in worker processes; the study resumes (local/tune.py)
+            from fraudflow.local.tune import run_tuning_step
+
+            study = self.store.root / "tune" / self.digests[step.name][:16]
+            run_tuning_step(step, argv, study, log, self.out)
+        else:
+            run_script(step, argv, log, aliases)
         with _state_write("the step's log", scratch / "log.txt"):
             shutil.copy(log, scratch / "log.txt")
 
@@ -463,6 +469,7 @@ class _Runner:
                 run_id=self.run_id,
                 description=cfg.get("description") or self.plan.spec.config.get("description", ""),
                 reuse_identical=self.use_cache,
+                tuning=self._study(),  # the tune step's study (trials, best parameters), when the pipeline tunes
                 # an Approved version repoints follow-approved endpoints: checked as `registry approve` checks
                 check=functools.partial(
                     servable,
@@ -483,6 +490,12 @@ class _Runner:
             version.artifact_dir,
             {"note": note + (", the same model" if status == "cached" else "")},
         )
+
+    def _study(self) -> dict | None:
+        tune = self.plan.of_kind("tuning")
+        if not tune or tune[0].name not in self.dirs:
+            return None
+        return json.loads(self._file(self.plan.file(tune[0].name, "study")).read_text())
 
     def _deploy(self, step: Step) -> tuple[str, Path | None, dict]:
         from fraudflow.local.registry import VariantSpec
@@ -520,6 +533,19 @@ class _Runner:
         return "ran", None, {"note": f"endpoint {endpoint.name}: {served}; `fraudflow serve` serves it"}
 
     # ----------------------------------------------------------------------------------------------- output
+    def _experiment(self) -> dict[str, Any]:
+        from fraudflow.local.runs import experiment
+
+        files = {
+            label: self.dirs[s.name] / "output" / out.name / name
+            for s in self.plan.steps
+            if s.name in self.dirs
+            for out in s.outputs
+            for label, name in out.files.items()
+        }
+        sources = self.plan.spec.config["data"]["sources"]
+        return experiment(dict(self.plan.spec.config), files, lambda n: self.content.tree(Path(sources[n])))
+
     def write_summary(self) -> None:
         r = self.result
         summary = {
@@ -545,6 +571,7 @@ class _Runner:
             "model_package": r.model_package,
             "endpoint": r.endpoint,
         }
+        summary.update(self._experiment())  # parameters, data digests, metrics, trials (local/runs.py)
         with _state_write("the run summary", self.run_dir / "run.json"):
             atomic_write_text(self.run_dir / "run.json", json.dumps(summary, indent=2) + "\n")
         if r.status != "failed":
@@ -659,8 +686,16 @@ def _evaluation_note(ev: dict[str, Any]) -> str:
     return f"roc_auc {auc['value']:.4f}{ci_text}"
 
 
+def _study_note(s: dict[str, Any]) -> str:
+    best = s["best"]
+    return (
+        f"best of {len(s['trials'])} trials: #{best['number']} {s['objective']['metric']} {best['value']:.4f}"
+    )
+
+
 # The run's one-line notes, by the file (a label in the Plan's outputs) they summarise.
 NOTES = {"report": _data_note, "training": _training_note, "evaluation": _evaluation_note}
+NOTES["study"] = _study_note  # the tune step's study.json
 
 
 def _hp_text(value: Any) -> str:

@@ -228,6 +228,10 @@ class _Compiler:
         return {"Std:Join": {"On": "/", "Values": [*values, EXECUTION_ID, step, "output", output]}}
 
     def step_output(self, step: Step, output: str) -> dict[str, Any]:
+        if step.kind == "tuning":  # the best training job's model (fraudflow/sagemaker/tuning.py)
+            from fraudflow.sagemaker.tuning import top_model_uri
+
+            return top_model_uri(step.title, self.uri(self.key("model")))
         if step.kind == "training":
             return {"Get": f"Steps.{step.title}.ModelArtifacts.S3ModelArtifacts"}
         return {"Get": f"Steps.{step.title}.ProcessingOutputConfig.Outputs['{output}'].S3Output.S3Uri"}
@@ -397,6 +401,11 @@ class _Compiler:
             },
             **self.cache,
         }
+
+    def tuning(self, step: Step) -> dict[str, Any]:
+        from fraudflow.sagemaker.tuning import tuning_step  # the train step's job, searched
+
+        return tuning_step(step, self.training(step))
 
     @property
     def xgb_image(self) -> str:
@@ -660,6 +669,7 @@ class _Compiler:
         handlers = {
             "processing": self.processing,
             "training": self.training,
+            "tuning": self.tuning,
             "bias": self.bias,
             "explain": self.explain,
             "register": self.register,

@@ -7,7 +7,7 @@ only the type checker reads it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, TypedDict
 
 if TYPE_CHECKING:
     from typing_extensions import Required
@@ -226,6 +226,31 @@ TrainConfig = TypedDict(
         "hyperparameters": "Required[TrainHyperparametersConfig]",
         "early_stopping": TrainEarlyStoppingConfig,
         "cv": TrainCvConfig,
+    },
+    total=False,
+)
+
+
+TuneObjectiveConfig = TypedDict(
+    "TuneObjectiveConfig",
+    {
+        "metric": "Required[str]",
+        "direction": Literal["maximize", "minimize"],
+    },
+    total=False,
+)
+
+
+TuneConfig = TypedDict(
+    "TuneConfig",
+    {
+        "objective": "Required[TuneObjectiveConfig]",
+        "strategy": Literal["bayesian", "random", "grid"],
+        "max_trials": int,
+        "parallel_trials": int,
+        "seed": int,
+        "early_stopping": bool,
+        "hyperparameters": "Required[dict[str, Any]]",
     },
     total=False,
 )
@@ -470,6 +495,7 @@ PipelineConfig = TypedDict(
         "features": "Required[FeaturesConfig]",
         "split": "Required[SplitConfig]",
         "train": "Required[TrainConfig]",
+        "tune": TuneConfig,
         "evaluate": EvaluateConfig,
         "gate": "Required[GateConfig]",
         "bias": BiasConfig,

@@ -81,7 +81,19 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_roles(valid, pos, base_dir)
     out += check_api(valid, pos)  # deploy.api (api_semantic.py)
     out += check_gate(valid, pos)
+    out += _check_tune(valid, targets, pos)
     return out
+
+
+def _check_tune(cfg: PipelineConfig, targets: dict[str, str], pos: Positions) -> list[Diagnostic]:
+    # the tune section's rules live with its search space (fraudflow/spec/tuning.py)
+    from fraudflow.spec.tuning import WARNINGS, problems
+
+    found = problems(cast(dict[str, Any], cfg), targets)
+    return [
+        pos.diagnostic(c, m, p, hint=h, severity="warning" if c in WARNINGS else "error")
+        for c, m, p, h in found
+    ]
 
 
 def _parameter_targets(value: Any) -> dict[str, str]:
