@@ -18,6 +18,7 @@ The roles:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -30,7 +31,7 @@ from typing import Any
 
 from fraudflow.errors import UsageError
 from fraudflow.plan import STEP_CODE
-from fraudflow.sagemaker import partition
+from fraudflow.sagemaker import approval_rule, partition
 from fraudflow.sagemaker.compile import LAMBDA_SCRIPT, Rendered
 
 ROLES = ("execution", "deployer", "operator")
@@ -542,11 +543,17 @@ def roles(r: Rendered) -> dict[str, Role]:
     account = r.role_arn.split(":")[4]
     arns = Arns(r.region, account)
     n = needs(r)
+    n.endpoints.update(filter(None, [approval_rule.deployed_endpoint(r)]))  # deployed on approval, no step
     out = {"execution": execution_role(r, n, arns)}
     deployer = deployer_role(r, n, arns)
     if deployer is not None:
         out["deployer"] = deployer
     out["operator"] = operator_role(r, n, arns)
+    for kind, grants in approval_rule.iam_grants(
+        r
+    ).items():  # the EventBridge rule's calls (approval_rule.py)
+        extra = tuple(Statement(sid, actions, res) for sid, actions, res in grants)
+        out[kind] = dataclasses.replace(out[kind], statements=out[kind].statements + extra)
     return out
 
 
