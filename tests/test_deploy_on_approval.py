@@ -191,3 +191,32 @@ def test_a_run_with_when_approved_registers_but_serves_nothing_new_until_approve
     reg.close()
     done = cli(tmp_path, "registry", "approve", GROUP, str(v2))
     assert done.returncode == 0 and f"now serves AllTraffic={GROUP}:{v2}" in done.stdout
+
+
+def _validate(tmp_path: Path, aws_data: Path, deploy_lines: str) -> subprocess.CompletedProcess:
+    text = (REPO / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
+    anchor = "      endpoint_name: fraud-detect-xgb\n"
+    (tmp_path / "pipelines.yaml").write_text(text.replace(anchor, anchor + deploy_lines))
+    return subprocess.run(
+        [sys.executable, "-m", "fraudflow", "validate", str(tmp_path / "pipelines.yaml")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+
+
+def test_when_is_validated_and_contradicting_require_approval_is_located(tmp_path, aws_data):
+    assert _validate(tmp_path, aws_data, "      when: approved\n").returncode == 0
+    assert (
+        _validate(tmp_path, aws_data, "      when: registered\n      require_approval: false\n").returncode
+        == 0
+    )
+    bad = _validate(tmp_path, aws_data, "      when: approved\n      require_approval: false\n")
+    assert bad.returncode == 1
+    line = next(ln for ln in bad.stdout.splitlines() + bad.stderr.splitlines() if "FF560" in ln)
+    text = (tmp_path / "pipelines.yaml").read_text().splitlines()
+    number = next(i for i, t in enumerate(text, 1) if "require_approval: false" in t)
+    assert f"pipelines.yaml:{number}:" in line and "require_approval" in line
+    typo = _validate(tmp_path, aws_data, "      when: approval\n")
+    assert typo.returncode == 1 and "approved" in typo.stdout + typo.stderr

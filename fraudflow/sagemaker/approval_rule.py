@@ -193,10 +193,11 @@ def _remove_permission(lam: Any, function: str, sid: str) -> None:
 
 
 def approval_rule(plan: Plan, context: dict[str, Any]) -> ApprovalRule | None:
-    """Declared when the plan deploys on approval; otherwise present only to remove an earlier rule."""
+    """Declared when the plan deploys on approval; with `when: registered`, present only to remove an earlier
+    rule. Without `deploy` there is none (like the deployer Lambda, a rule left by an earlier apply stays)."""
     pipeline, region = context.get("pipeline_name"), context.get("region")
     role = str(context.get("role_arn") or "")
-    if not pipeline or not region or role.count(":") < 5:
+    if not plan.of_kind("deploy") or not pipeline or not region or role.count(":") < 5:
         return None
     base = ApprovalRule(rule_name(pipeline), region, role.split(":")[4], str(plan.spec.file))
     fn, arguments = context.get("deployer"), context.get("deploy_on_approval")
