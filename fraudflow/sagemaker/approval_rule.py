@@ -256,8 +256,8 @@ def iam_grants(r: Rendered) -> dict[str, list[Grant]]:
     ]
     if rule.group is None:
         return {"operator": operator}
-    # ListModelPackages has no resource-level permissions (Service Authorization Reference): "*"
-    deployer: list[Grant] = [("FindNewestApprovedVersion", ("sagemaker:ListModelPackages",), ("*",))]
+    versions = partition.arn("sagemaker", rule.region, rule.account, f"model-package/{rule.group}/*")
+    deployer: list[Grant] = [("FindNewestApprovedVersion", ("sagemaker:ListModelPackages",), (versions,))]
     return {"operator": operator, "deployer": deployer}
 
 
