@@ -28,6 +28,10 @@ Returns what it did, as the step's OutputParameters (strings): action (created |
 unchanged | skipped), endpoint_name, endpoint_config_name, model_name (the models served, comma-separated),
 variants (e.g. "A->v2 (0.9), B->v1 (0.1)"), and `note` / `reason` when there is something to say.
 
+With `deploy.when: approved` the pipeline has no Lambda step: an EventBridge rule invokes `handler` with
+{"deploy": <these arguments>, "event": <the "SageMaker Model Package State Change" event>}, and
+`on_approval_event` deploys an Approved package or rolls a Rejected served one back (see there).
+
 Self-contained like all step_code: only the standard library and boto3 (which the Lambda runtime provides).
 boto3 honours AWS_ENDPOINT_URL, which the tests point at moto.
 """
