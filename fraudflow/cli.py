@@ -133,7 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         r = rsub.add_parser(action, help=f"{action} a version (as Model Registry's approval status)")
         r.add_argument("group")
         r.add_argument("version")  # checked by registry_cli (FF809)
-        r.add_argument("--reason", default="")
+        r.add_argument(
+            "--reason", "--note", dest="reason", default="", help="recorded in the approval history"
+        )
         _workspace_arg(r)
     p.set_defaults(func=_cmd("fraudflow.local.registry_cli", "command"))
 

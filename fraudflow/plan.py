@@ -380,6 +380,8 @@ def build_plan(spec: Spec) -> Plan:
 def _champion(cfg: PipelineConfig) -> dict[str, Any]:
     champion = gates.champion_config(dict(cfg))
     return {"champion": champion} if champion else {}
+
+
 def tune_step(train: Step, tune: dict[str, Any]) -> Step:
     """The train step as a search: the same script, channels, hyperparameters (the space overrides some) and
     outputs, plus the study (trials, best parameters) beside the best trial's training report."""

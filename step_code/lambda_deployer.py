@@ -28,6 +28,10 @@ Returns what it did, as the step's OutputParameters (strings): action (created |
 unchanged | skipped), endpoint_name, endpoint_config_name, model_name (the models served, comma-separated),
 variants (e.g. "A->v2 (0.9), B->v1 (0.1)"), and `note` / `reason` when there is something to say.
 
+With `deploy.when: approved` the pipeline has no Lambda step: an EventBridge rule invokes `handler` with
+{"deploy": <these arguments>, "event": <the "SageMaker Model Package State Change" event>}, and
+`on_approval_event` deploys an Approved package or rolls a Rejected served one back (see there).
+
 Self-contained like all step_code: only the standard library and boto3 (which the Lambda runtime provides).
 boto3 honours AWS_ENDPOINT_URL, which the tests point at moto.
 """
@@ -476,5 +480,111 @@ def _budget(context: Any, default_s: float = 840.0) -> Callable[[], float]:
     return lambda: end - time.monotonic()
 
 
+# ------------------------------------------------------------------------------------ deploy on approval
+# With deploy.when: approved the pipeline has no Lambda step: an EventBridge rule on the group's "SageMaker Model
+# Package State Change" events (fraudflow/sagemaker/approval_rule.py) invokes this handler with
+# {"deploy": <the arguments the Lambda step would get, without model_package_arn>, "event": <the event>}.
+STATE_CHANGE = "SageMaker Model Package State Change"
+
+
+def on_approval_event(
+    args: dict[str, Any],
+    event: dict[str, Any],
+    sm: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    remaining: Callable[[], float] | None = None,
+) -> dict[str, str]:
+    """Approved: deploy that package (`deploy.variants` resolved with it as `latest`, every served version
+    Approved). Rejected and served: roll back to the group's newest Approved package, or, with none left, delete
+    the endpoint (a rejected model never serves traffic). Any other status, or a package not served: nothing."""
+    detail: dict[str, Any] = event["detail"] if isinstance(event.get("detail"), dict) else {}
+    arn, status = str(detail.get("ModelPackageArn") or ""), str(detail.get("ModelApprovalStatus") or "")
+    if event.get("detail-type") != STATE_CHANGE or not arn:
+        raise DeployError(f"not a {STATE_CHANGE} event with a ModelPackageArn: {json.dumps(event)[:300]}")
+    decision = {"decision": status, "model_package_arn": arn, **_decided_by(detail, arn, sm)}
+    endpoint = args["endpoint_name"]
+    if status == APPROVED:
+        return {
+            **decision,
+            **deploy(
+                {**args, "model_package_arn": arn, "require_approval": True},
+                sm,
+                sleep=sleep,
+                remaining=remaining,
+            ),
+        }
+    if status != REJECTED:
+        return {
+            **decision,
+            "endpoint_name": endpoint,
+            "action": "skipped",
+            "reason": f"{status}: nothing to deploy",
+        }
+    if resource_name(endpoint, arn) not in served_models(sm, endpoint):
+        reason = f"v{_version(arn)} is not served by {endpoint}"
+        return {**decision, "endpoint_name": endpoint, "action": "unchanged", "reason": reason}
+    best = newest_approved(sm, str(detail.get("ModelPackageGroupName") or arn.rsplit("/", 2)[-2]))
+    if best is None:
+        sm.delete_endpoint(EndpointName=endpoint)
+        reason = (
+            f"v{_version(arn)} was rejected by {decision['decided_by']} and no version of the group is Approved: "
+            f"endpoint {endpoint} deleted; approving a version deploys it again"
+        )
+        return {**decision, "endpoint_name": endpoint, "action": "stopped", "reason": reason}
+    done = deploy(
+        {**args, "model_package_arn": best, "require_approval": True}, sm, sleep=sleep, remaining=remaining
+    )
+    rolled = f"rolled back from v{_version(arn)} (Rejected) to v{_version(best)}, the newest Approved version"
+    return {**decision, **done, "note": "; ".join(x for x in (rolled, done.get("note", "")) if x)}
+
+
+def served_models(sm: Any, endpoint: str) -> set[str]:
+    """The model names the endpoint's current config serves (empty when there is no endpoint)."""
+    current = _exists(sm.describe_endpoint, EndpointName=endpoint)
+    if current is None:
+        return set()
+    config = sm.describe_endpoint_config(EndpointConfigName=current["EndpointConfigName"])
+    return {str(v["ModelName"]) for v in config.get("ProductionVariants", [])}
+
+
+def newest_approved(sm: Any, group: str) -> str | None:
+    """The ARN of the group's Approved package with the highest version, or None."""
+    best: tuple[int, str] | None = None
+    kwargs: dict[str, Any] = {"ModelPackageGroupName": group, "ModelApprovalStatus": APPROVED}
+    while True:
+        page = sm.list_model_packages(**kwargs)
+        for p in page.get("ModelPackageSummaryList", []):
+            version = _version(str(p["ModelPackageArn"]))
+            if version.isdigit() and (best is None or int(version) > best[0]):
+                best = (int(version), str(p["ModelPackageArn"]))
+        if not page.get("NextToken"):
+            return None if best is None else best[1]
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def _decided_by(detail: dict[str, Any], arn: str, sm: Any) -> dict[str, str]:
+    """Who decided, when, and their note: the event's own fields, else DescribeModelPackage's (LastModifiedBy
+    names the IAM principal or the Studio user profile that made the change)."""
+    if not detail.get("LastModifiedBy"):
+        detail = {**(_exists(sm.describe_model_package, ModelPackageName=arn) or {}), **detail}
+    by: dict[str, Any] = detail["LastModifiedBy"] if isinstance(detail.get("LastModifiedBy"), dict) else {}
+    identity: dict[str, Any] = by["IamIdentity"] if isinstance(by.get("IamIdentity"), dict) else {}
+    who = identity.get("Arn") or by.get("UserProfileName") or by.get("UserProfileArn") or "unknown principal"
+    return {
+        "decided_by": str(who),
+        "decided_at": str(detail.get("LastModifiedTime") or ""),
+        "decision_note": str(detail.get("ApprovalDescription") or ""),
+    }
+
+
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
+    if isinstance(event.get("deploy"), dict) and isinstance(
+        event.get("event"), dict
+    ):  # from the approval rule
+        result = on_approval_event(event["deploy"], event["event"], _client(), remaining=_budget(context))
+        print(
+            json.dumps({"approval": result}, sort_keys=True, default=str)
+        )  # the decision, in CloudWatch Logs
+        return result
     return deploy(event, _client(), remaining=_budget(context))

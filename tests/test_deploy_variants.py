@@ -4,7 +4,6 @@ package listing (what the pipeline's Lambda step asks), with identical choices, 
 
 from __future__ import annotations
 
-import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,23 +14,11 @@ from hypothesis import strategies as st
 
 from fraudflow.errors import UserError
 from fraudflow.local.registry import Registry
+from tests.deployer_util import deployer
 from tests.test_registry import register
 
-ROOT = Path(__file__).resolve().parents[1]
 GROUP_ARN = "arn:aws:sagemaker:us-east-1:111122223333:model-package/fraud"
 P, A, R = "PendingManualApproval", "Approved", "Rejected"
-
-
-def _deployer() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "lambda_deployer", ROOT / "step_code" / "lambda_deployer.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-deployer = _deployer()
 
 
 class _NotFound(Exception):

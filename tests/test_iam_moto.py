@@ -47,6 +47,10 @@ def _fn(name: str) -> str:
     return name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
+def _rule(name: str) -> str:
+    return f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}"
+
+
 def _obj(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
 
@@ -147,6 +151,17 @@ AUTHORIZATION: dict[tuple[str, str], Callable[[dict[str, Any]], list[Request]]] 
     ("apigateway", "CreateApiKey"): lambda p: [_gw("POST", "/apikeys"), _gw("PUT", "/tags/x")],
     ("apigateway", "UpdateApiKey"): lambda p: [_gw("PATCH", f"/apikeys/{p['apiKey']}")],
     ("apigateway", "DeleteApiKey"): lambda p: [_gw("DELETE", f"/apikeys/{p['apiKey']}")],
+    # deploy.when: approved (fraudflow/sagemaker/approval_rule.py and the deployer's rollback)
+    ("sagemaker", "ListModelPackages"): lambda p: [("sagemaker:ListModelPackages", _sm(f"model-package/{p['ModelPackageGroupName']}/*"), {})],
+    ("events", "DescribeRule"): lambda p: [("events:DescribeRule", _rule(p["Name"]), {})],
+    ("events", "PutRule"): lambda p: [("events:PutRule", _rule(p["Name"]), {})],
+    ("events", "DeleteRule"): lambda p: [("events:DeleteRule", _rule(p["Name"]), {})],
+    ("events", "ListTargetsByRule"): lambda p: [("events:ListTargetsByRule", _rule(p["Rule"]), {})],
+    ("events", "PutTargets"): lambda p: [("events:PutTargets", _rule(p["Rule"]), {})],
+    ("events", "RemoveTargets"): lambda p: [("events:RemoveTargets", _rule(p["Rule"]), {})],
+    ("lambda", "GetPolicy"): lambda p: [("lambda:GetPolicy", _fn(p["FunctionName"]), {})],
+    ("lambda", "AddPermission"): lambda p: [("lambda:AddPermission", _fn(p["FunctionName"]), {})],
+    ("lambda", "RemovePermission"): lambda p: [("lambda:RemovePermission", _fn(p["FunctionName"]), {})],
 }  # fmt: skip
 
 
@@ -367,3 +382,82 @@ def test_access_denied_names_the_action_and_points_at_fraudflow_iam(
     assert "FF740" in out.stderr and f"denied {action}" in out.stderr, out.stderr
     assert "fraudflow iam --for operator" in out.stderr
     assert os.environ.get("AWS_ACCESS_KEY_ID") != key["AccessKeyId"]
+
+
+@pytest.mark.slow
+def test_deploy_on_approval_calls_only_what_the_policies_allow(
+    yaml_file: Path, aws: Aws, recorder: Recorder
+) -> None:
+    """deploy.when: approved: plan/apply converge the EventBridge rule and the Lambda permission, the deployer
+    deploys an approved package and rolls a rejected one back, and back to `registered` apply removes the rule:
+    every call is allowed by the policy `fraudflow iam` prints for the role that makes it."""
+    from fraudflow.cli import main
+    from fraudflow.plan import build_plan
+    from fraudflow.sagemaker import iam
+    from fraudflow.sagemaker.approval_rule import rule_of
+    from fraudflow.sagemaker.compile import compile_plan
+    from fraudflow.spec.load import load_one
+    from tests.deployer_util import NoUpdateEndpoint, on_approval
+
+    approved = ["--set", "deploy.when=approved"]
+    rendered = compile_plan(build_plan(load_one(yaml_file, env=None, overrides=approved[1:], pipeline=None)))
+    roles = iam.roles(rendered)
+    recorder.role = "operator"
+    assert main(["plan", str(yaml_file), *approved]) == 2
+    assert main(["apply", str(yaml_file), "--yes", *approved]) == 0
+    assert main(["plan", str(yaml_file), *approved]) == 0
+    recorder.role = None
+
+    rule = rule_of(rendered)
+    assert rule is not None and rule.arguments is not None and rule.group
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName=rule.group)
+    spec = {"Containers": [{"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1",
+                            "ModelDataUrl": f"s3://{rendered.bucket}/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]}  # fmt: skip
+    v1, v2 = (
+        sm.create_model_package(ModelPackageGroupName=rule.group, InferenceSpecification=spec, ModelApprovalStatus="Approved")["ModelPackageArn"]
+        for _ in range(2)
+    )  # fmt: skip
+
+    def decided(arn: str, status: str) -> dict[str, Any]:
+        sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status)
+        detail = {"ModelPackageArn": arn, "ModelPackageGroupName": rule.group, "ModelApprovalStatus": status}
+        return {
+            "deploy": rule.arguments,
+            "event": {"detail-type": "SageMaker Model Package State Change", "detail": detail},
+        }
+
+    deployer_sm = NoUpdateEndpoint(boto3.client("sagemaker"))
+    approve = decided(v2, "Approved")  # the reviewer's call, not the deployer's
+    recorder.role = "deployer"
+    assert on_approval(approve, deployer_sm)["action"] == "created"
+    recorder.role = None
+    reject = decided(v2, "Rejected")
+    recorder.role = "deployer"
+    assert on_approval(reject, deployer_sm)["action"] == "updated"  # back to v1
+    recorder.role = "operator"
+    assert main(["apply", str(yaml_file), "--yes", "--set", "deploy.when=registered"]) == 0
+    recorder.role = None
+
+    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
+    for expected in [
+        ("operator", "events:PutRule"), ("operator", "events:PutTargets"), ("operator", "lambda:AddPermission"),
+        ("operator", "events:DeleteRule"), ("operator", "lambda:RemovePermission"),
+        ("deployer", "sagemaker:ListModelPackages"), ("deployer", "sagemaker:CreateEndpoint"),
+    ]:  # fmt: skip
+        assert expected in ops, f"the run did not exercise {expected}"
+    registered = iam.roles(
+        compile_plan(
+            build_plan(load_one(yaml_file, env=None, overrides=["deploy.when=registered"], pipeline=None))
+        )
+    )
+    denied = []
+    for role, service, op, params in recorder.calls:
+        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
+        # the removing apply runs with `registered`: its operator policy must allow what it does
+        policies = [roles[role].policy] + ([registered["operator"].policy] if role == "operator" else [])
+        for request in AUTHORIZATION[(service, op)](params):
+            if not any(allowed(p, *request) for p in policies):
+                denied.append((role, f"{service}:{op}", request))
+    assert denied == []

@@ -1,12 +1,12 @@
 """step_code/lambda_deployer.py, called directly (moto's Lambda invoke needs Docker) against moto's server.
 
 moto implements create/describe of models, endpoint configs and endpoints, but not UpdateEndpoint (HTTP 500):
-the update path runs against moto for everything except that one call, which a thin wrapper records.
+the update path runs against moto for everything except that one call, which a thin wrapper records. The wait
+for InService runs on a fake clock (tests/deployer_util.py), so no test sleeps the deployer's 15 s poll.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from typing import Any
@@ -14,24 +14,13 @@ from typing import Any
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
-from tests.conftest_aws import ROLE_ARN, ROOT, Aws  # noqa: E402
+from tests.conftest_aws import ROLE_ARN, Aws  # noqa: E402
+from tests.deployer_util import NoUpdateEndpoint, deploy, deployer  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
-
-
-def _deployer() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "lambda_deployer", ROOT / "step_code" / "lambda_deployer.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-deployer = _deployer()
 
 
 def register(aws: Aws, status: str = "PendingManualApproval") -> str:
@@ -65,7 +54,7 @@ def event(arn: str, **extra: Any) -> dict[str, Any]:
 
 def test_creates_model_config_and_endpoint_then_is_idempotent(aws: Aws) -> None:
     arn = register(aws)
-    out = deployer.handler(event(arn))  # boto3 picks AWS_ENDPOINT_URL (moto) from the environment
+    out = deploy(event(arn))  # boto3 picks AWS_ENDPOINT_URL (moto) from the environment
     config = out.pop("endpoint_config_name")
     assert out == {
         "action": "created",
@@ -84,7 +73,7 @@ def test_creates_model_config_and_endpoint_then_is_idempotent(aws: Aws) -> None:
     )
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == config
 
-    again = deployer.handler(event(arn))  # a retried execution after success
+    again = deployer.handler(event(arn))  # a retried execution after success (the real handler: no wait)
     assert again["action"] == "unchanged"
     assert len(sm.list_models()["Models"]) == 1
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
@@ -97,49 +86,25 @@ def test_retry_after_partial_failure_finishes_the_job(aws: Aws) -> None:
     sm.create_model(
         ModelName="fraud-ep-v1", ExecutionRoleArn=ROLE_ARN, PrimaryContainer={"ModelPackageName": arn}
     )
-    out = deployer.handler(event(arn))
+    out = deploy(event(arn))
     assert out["action"] == "created"
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointStatus"] == "InService"
 
 
 def test_require_approval_skips_unapproved_versions(aws: Aws) -> None:
     arn = register(aws)
-    out = deployer.handler(event(arn, require_approval=True))
+    out = deploy(event(arn, require_approval=True))
     assert out["action"] == "skipped" and "PendingManualApproval" in out["reason"]
     assert aws.client("sagemaker").list_endpoints()["Endpoints"] == []
     approved = register(aws, "Approved")
-    assert deployer.handler(event(approved, require_approval=True))["action"] == "created"
-
-
-class _NoUpdateEndpoint:
-    """moto's client, except UpdateEndpoint (unimplemented in moto): recorded, and DescribeEndpoint then shows
-    the endpoint InService with the new config, as SageMaker does once the update is done."""
-
-    def __init__(self, client: Any):
-        self._client = client
-        self.updates: list[dict[str, Any]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._client, name)
-
-    def update_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        self.updates.append(kwargs)
-        return {
-            "EndpointArn": self._client.describe_endpoint(EndpointName=kwargs["EndpointName"])["EndpointArn"]
-        }
-
-    def describe_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        answer = self._client.describe_endpoint(**kwargs)
-        if self.updates:
-            answer["EndpointConfigName"] = self.updates[-1]["EndpointConfigName"]
-        return answer
+    assert deploy(event(approved, require_approval=True))["action"] == "created"
 
 
 def test_existing_endpoint_is_updated_to_the_new_version(aws: Aws) -> None:
     v1, v2 = register(aws), register(aws)
-    deployer.handler(event(v1))
-    sm = _NoUpdateEndpoint(aws.client("sagemaker"))
-    out = deployer.deploy(event(v2), sm)
+    deploy(event(v1))
+    sm = NoUpdateEndpoint(aws.client("sagemaker"))
+    out = deploy(event(v2), sm)
     assert out["action"] == "updated" and out["model_name"] == "fraud-ep-v2"
     assert out["endpoint_config_name"].startswith("fraud-ep-v2-")
     assert sm.updates == [{"EndpointName": "fraud-ep", "EndpointConfigName": out["endpoint_config_name"]}]
@@ -168,7 +133,7 @@ def served(sm: Any, config: str) -> dict[str, tuple[str, float]]:
 def test_latest_and_previous_split_traffic_then_a_retry_is_a_no_op(aws: Aws) -> None:
     v1, v2 = register(aws), register(aws)
     split = event(v2, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous")))
-    out = deployer.handler(split)
+    out = deploy(split)
     assert out["action"] == "created"
     assert out["variants"] == "Blue->v2 (0.9), Green->v1 (0.1)"
     assert out["model_name"] == "fraud-ep-v2, fraud-ep-v1"
@@ -186,7 +151,7 @@ def test_latest_and_previous_split_traffic_then_a_retry_is_a_no_op(aws: Aws) -> 
     }
     assert sm.describe_endpoint(EndpointName="fraud-ep")["EndpointConfigName"] == out["endpoint_config_name"]
 
-    again = deployer.handler(split)  # a retried execution after success
+    again = deploy(split)  # a retried execution after success
     assert again == {**out, "action": "unchanged"}
     assert len(sm.list_models()["Models"]) == 2
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
@@ -195,11 +160,9 @@ def test_latest_and_previous_split_traffic_then_a_retry_is_a_no_op(aws: Aws) -> 
 def test_another_weight_is_another_endpoint_config(aws: Aws) -> None:
     register(aws)
     v2 = register(aws)
-    deployer.handler(event(v2, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous"))))
-    sm = _NoUpdateEndpoint(aws.client("sagemaker"))
-    out = deployer.deploy(
-        event(v2, variants=variants(("Blue", 0.5, "latest"), ("Green", 0.5, "previous"))), sm
-    )
+    deploy(event(v2, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous"))))
+    sm = NoUpdateEndpoint(aws.client("sagemaker"))
+    out = deploy(event(v2, variants=variants(("Blue", 0.5, "latest"), ("Green", 0.5, "previous"))), sm)
     assert out["action"] == "updated" and out["variants"] == "Blue->v2 (0.5), Green->v1 (0.5)"
     assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 2
     assert len(sm.list_models()["Models"]) == 2  # the same two versions: no new model
@@ -208,7 +171,7 @@ def test_another_weight_is_another_endpoint_config(aws: Aws) -> None:
 
 def test_a_number_pins_that_version(aws: Aws) -> None:
     v1, _, v3 = register(aws), register(aws), register(aws)
-    out = deployer.handler(event(v3, variants=variants(("Pinned", 1, 1))))
+    out = deploy(event(v3, variants=variants(("Pinned", 1, 1))))
     assert out["action"] == "created" and out["variants"] == "Pinned->v1 (1)"
     sm = aws.client("sagemaker")
     assert served(sm, out["endpoint_config_name"]) == {"Pinned": ("fraud-ep-v1", 1.0)}
@@ -219,7 +182,7 @@ def test_a_number_pins_that_version(aws: Aws) -> None:
 def test_a_missing_version_is_a_clear_error_and_changes_nothing(aws: Aws) -> None:
     v1 = register(aws)
     with pytest.raises(deployer.DeployError) as info:
-        deployer.handler(event(v1, variants=variants(("Blue", 0.9, "latest"), ("Old", 0.1, 7))))
+        deploy(event(v1, variants=variants(("Blue", 0.9, "latest"), ("Old", 0.1, 7))))
     message = str(info.value)
     assert "'Old'" in message and "no version 7" in message and "'fraud'" in message and "v1" in message
     sm = aws.client("sagemaker")
@@ -228,13 +191,13 @@ def test_a_missing_version_is_a_clear_error_and_changes_nothing(aws: Aws) -> Non
 
 def test_previous_on_the_first_registration_gives_its_weight_to_latest(aws: Aws) -> None:
     v1 = register(aws)
-    out = deployer.handler(event(v1, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous"))))
+    out = deploy(event(v1, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous"))))
     assert out["action"] == "created" and out["variants"] == "Blue->v1 (1)"
     assert "Green" in out["note"] and "no version before v1" in out["note"] and "Blue" in out["note"]
     sm = aws.client("sagemaker")
     assert served(sm, out["endpoint_config_name"]) == {"Blue": ("fraud-ep-v1", 1.0)}
 
-    alone = deployer.handler(event(v1, endpoint_name="other-ep", variants=variants(("Green", 1, "previous"))))
+    alone = deploy(event(v1, endpoint_name="other-ep", variants=variants(("Green", 1, "previous"))))
     assert alone["variants"] == "Green->v1 (1)" and "serves v1 (latest)" in alone["note"]
 
 
@@ -244,7 +207,7 @@ def test_require_approval_names_the_unapproved_package(aws: Aws) -> None:
     split = event(
         v2, require_approval=True, variants=variants(("Blue", 0.9, "latest"), ("Green", 0.1, "previous"))
     )
-    out = deployer.handler(split)
+    out = deploy(split)
     assert out["action"] == "skipped"
     assert "v1 (Green) is PendingManualApproval" in out["reason"] and "v2" not in out["reason"]
     sm = aws.client("sagemaker")

@@ -7,9 +7,6 @@ expects, in order. Time is a fake clock: `sleep` advances it, `remaining` counts
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-from pathlib import Path
-from typing import Any
 
 import boto3
 import botocore.session
@@ -18,7 +15,8 @@ from botocore.stub import Stubber
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.deployer_util import Clock, deployer
+
 ACCOUNT = "111122223333"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/fraudflow-sagemaker"
 PACKAGE = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:model-package/fraud/1"
@@ -27,16 +25,6 @@ OLD_CONFIG = "fraud-ep-v0-0123abcd"
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 
 
-def _deployer() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "lambda_deployer", ROOT / "step_code" / "lambda_deployer.py"
-    )
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-deployer = _deployer()
 PRODUCTION = [
     {
         "VariantName": "AllTraffic",
@@ -57,18 +45,6 @@ EVENT = {
     "role_arn": ROLE,
 }
 STATUSES = botocore.session.get_session().get_service_model("sagemaker").shape_for("EndpointStatus").enum
-
-
-class Clock:
-    def __init__(self, budget: float = 840.0):
-        self.t, self.budget, self.sleeps = 0.0, budget, []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.t += seconds
-
-    def remaining(self) -> float:
-        return self.budget - self.t
 
 
 class SageMaker:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudflow.errors import UserError
+from fraudflow.local import approval
 from fraudflow.local.store import LEGACY_SCRATCH_AGE, owner_gone, owner_tag
 from fraudflow.plan import STEP_CODE, STEP_KIT
 from fraudflow.variants import Resolution, deploy_error, resolve_variants, variant_problems
@@ -52,7 +53,8 @@ _SCHEMA_VERSION = 1
 # version differs only in these, and reuses it (register(reuse_identical=True)). Every other column is compared.
 NOT_COMPARED = ("grp", "version", "status", "created", "run_id", "artifact_dir")
 
-_DDL = """
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS groups (
     name TEXT PRIMARY KEY, description TEXT NOT NULL DEFAULT '', created TEXT NOT NULL);
@@ -69,6 +71,9 @@ CREATE TABLE IF NOT EXISTS endpoints (
     name TEXT PRIMARY KEY, variants TEXT NOT NULL, follow_approved INTEGER NOT NULL,
     generation INTEGER NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL);
 """
+    + approval.DDL
+    + ";"
+)
 
 
 STAGING = (
@@ -195,6 +200,7 @@ class Registry:
         self.db_path = self.state_dir / "registry.db"
         self.root.mkdir(parents=True, exist_ok=True)
         self._conn = self._connect()
+        self.changes: list[str] = []  # what the last decision did to endpoints deploying on approval
 
     # -- connection ------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -366,6 +372,8 @@ class Registry:
                     )
                     if approval_status == "Approved":
                         self._follow(c, group, check)
+                        who = f"pipeline:{pipeline}"
+                        self.changes = approval.on_decision(self, c, group, version, "Approved", who, check)
                 except BaseException:
                     shutil.rmtree(final, ignore_errors=True)
                     raise
@@ -459,6 +467,7 @@ class Registry:
         raises, the transaction rolls back: neither the status nor any endpoint changes."""
         self._check_status(status)
         _check_reason(reason)
+        self.changes = []
         with self._tx(self._conn) as c:
             current = self.get(group, version)
             if status == current.status:
@@ -476,6 +485,7 @@ class Registry:
                 (group, int(version), status, _actor(), _now(), reason),
             )
             self._follow(c, group, check)
+            self.changes = approval.on_decision(self, c, group, int(version), status, _actor(), check)
         return self.get(group, version)
 
     # -- endpoints --------------------------------------------------------------------------------------
@@ -524,6 +534,7 @@ class Registry:
             for v in variants:
                 self.get(v.group, v.version)
             self._upsert_endpoint(c, endpoint, variants, follow_approved)
+            approval.unbind(c, endpoint)  # an explicit deploy (when: registered) ends deploying on approval
         return self.get_endpoint(endpoint)
 
     def get_endpoint(self, name: str) -> Endpoint:

@@ -58,6 +58,8 @@ def _decide(reg: Registry, group: str, version: int, action: str, reason: str) -
     mv = reg.set_status(group, version, status, reason, check=servable)
     note = "unchanged" if before == mv.status else f"was {before}"
     print(f"{mv.group} version {mv.version}: {mv.status} ({note})")
+    for change in reg.changes:  # endpoints deploying on approval (deploy.when: approved)
+        print(change)
     for ep in reg.list_endpoints():
         served = [v for v in ep.variants if v.group == mv.group]
         if served:

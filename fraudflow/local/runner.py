@@ -506,6 +506,10 @@ class _Runner:
         pkg = self.result.model_package or {}
         group, newest = pkg["group"], pkg["version"]
         registry = self._registry()
+        if cfg.get("when") == "approved":  # a run deploys nothing: approvals do (fraudflow/local/approval.py)
+            from fraudflow.local.approval import deploy_on_approval
+
+            return deploy_on_approval(registry, cfg, group, servable, self.result)
         try:  # the same rule as the SageMaker deployer Lambda (fraudflow/variants.py)
             chosen = registry.choose(
                 group, newest, cfg["variants"], require_approval=bool(cfg.get("require_approval"))

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fraudflow.sagemaker.approval_rule  # noqa: F401  (adds its reconciler to RECONCILERS)
 from fraudflow.errors import UserError
 from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Settings, Step
 from fraudflow.sagemaker import clarify, images, partition
@@ -152,6 +153,7 @@ class _Compiler:
         self.metrics: dict[str, Any] = {}  # ModelMetrics entries of the checks, for the registration
         self.drift: dict[str, Any] = {}  # DriftCheckBaselines entries of the checks
         self.function: LambdaFunction | None = None  # the deployer Lambda, when the plan deploys
+        self.on_approval: dict[str, Any] | None = None  # deploy.when: approved: the deployer's arguments
         self.params = {p.path: p for p in plan.parameters}
         self.cache = (
             {"CacheConfig": {"Enabled": True, "ExpireAfter": self.sm["cache"]["expire_after"]}}
@@ -578,7 +580,7 @@ class _Compiler:
             args["ModelPackageDescription"] = reg["description"]
         return {"Name": f"{step.title}-RegisterModel", "Type": "RegisterModel", "Arguments": args}
 
-    def deploy(self, step: Step) -> dict[str, Any]:
+    def deploy(self, step: Step) -> dict[str, Any] | None:
         d = step.config
         variants = d.get("variants") or []
         lam = self.sm.get("lambda") or {}
@@ -630,6 +632,10 @@ class _Compiler:
             ]
             arguments["variants"] = json.dumps(served, sort_keys=True, separators=(",", ":"))
             outputs = DEPLOY_OUTPUTS + DEPLOY_VARIANT_OUTPUTS
+        if d.get("when") == "approved":  # approvals deploy (approval_rule.py), not the pipeline: no step
+            self.on_approval = {k: v for k, v in arguments.items() if k != "model_package_arn"}
+            self.function = function
+            return None
         out = {
             "Name": step.title,
             "Type": "Lambda",
@@ -684,7 +690,8 @@ class _Compiler:
             steps.append(handlers[s.kind](s))
         gated = (handlers[s.kind](s) for s in self.plan.steps if s.gated)
         if_steps = [*([] if early else [self.model()]), *gated]
-        steps.append(self.gate(if_steps))
+        # a deploy on approval has no step
+        steps.append(self.gate([s for s in if_steps if s is not None]))
         function = self.function
         definition = {
             "Version": FORMAT_VERSION,
@@ -713,6 +720,8 @@ class _Compiler:
             "bucket": self.bucket,
             "pipeline_name": self.name,
             "role_arn": self.role,
+            "deployer": self.function,  # the deployer Lambda, when the plan deploys
+            "deploy_on_approval": self.on_approval,  # its arguments, when approvals deploy
         }
 
 

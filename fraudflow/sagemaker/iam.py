@@ -19,6 +19,7 @@ The roles:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -31,7 +32,7 @@ from typing import Any
 
 from fraudflow.errors import UsageError
 from fraudflow.plan import STEP_CODE
-from fraudflow.sagemaker import partition
+from fraudflow.sagemaker import approval_rule, partition
 from fraudflow.sagemaker.api_gateway import ApiGateway, Declared
 from fraudflow.sagemaker.compile import LAMBDA_SCRIPT, Rendered
 
@@ -590,6 +591,7 @@ def roles(r: Rendered) -> dict[str, Role]:
     account = r.role_arn.split(":")[4]
     arns = Arns(r.region, account)
     n = needs(r)
+    n.endpoints.update(filter(None, [approval_rule.deployed_endpoint(r)]))  # deployed on approval, no step
     out = {"execution": execution_role(r, n, arns)}
     deployer = deployer_role(r, n, arns)
     if deployer is not None:
@@ -598,6 +600,11 @@ def roles(r: Rendered) -> dict[str, Role]:
     if api is not None:
         out["api"] = api
     out["operator"] = operator_role(r, n, arns)
+    for kind, grants in approval_rule.iam_grants(
+        r
+    ).items():  # the EventBridge rule's calls (approval_rule.py)
+        extra = tuple(Statement(sid, actions, res) for sid, actions, res in grants)
+        out[kind] = dataclasses.replace(out[kind], statements=out[kind].statements + extra)
     return out
 
 

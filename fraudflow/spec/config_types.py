@@ -404,6 +404,7 @@ DeployConfig = TypedDict(
         "instance_type": str,
         "instance_count": int,
         "require_approval": bool,
+        "when": Literal["registered", "approved"],
         "variants": list[DeployVariantsItemConfig],
         "api": DeployApiConfig,
     },

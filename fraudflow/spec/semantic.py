@@ -316,6 +316,15 @@ def _check_deploy(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[D
         for index, key, message in variant_problems(variants):
             where: PathT = ("deploy", "variants") if index is None else ("deploy", "variants", index)
             err("FF507", message, (*where, key) if key and index is not None else where)
+    # require_approval: false written out beside when: approved reads as "serve unapproved versions"
+    written = ("deploy", "require_approval") in pos.keys
+    if deploy and deploy.get("when") == "approved" and written and deploy.get("require_approval") is False:
+        err(
+            "FF560",
+            "deploy.when: approved serves only Approved versions, but require_approval is false",
+            ("deploy", "require_approval"),
+            hint="remove require_approval (approved deployment implies it), or use when: registered",
+        )
     return out
 
 

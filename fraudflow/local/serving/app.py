@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from fraudflow.errors import UserError
+from fraudflow.local.approval import idle_reason
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import api_access
 from fraudflow.local.serving import protocol as P
@@ -59,6 +60,7 @@ class ServingState:
 
     def __init__(self, endpoint: str, variants: list[Variant], generation: int):
         self.endpoint, self.variants, self.generation = endpoint, variants, generation
+        self.idle = ""  # why no variant is served, when none is
         self.by_name = {v.name: v for v in variants}
         # Traffic goes to weighted variants; all weights 0 cannot be deployed (FF807), so this is a guard.
         self._weighted = [v for v in variants if v.weight > 0] or variants
@@ -77,6 +79,8 @@ class ServingState:
         return self._weighted[best]
 
     def describe(self) -> str:
+        if not self.variants:  # an endpoint deploying on approval with nothing approved (local/approval.py)
+            return f"no model ({self.idle})"
         return ", ".join(f"{v.name}={v.model.ref} (weight {v.weight:g})" for v in self.variants)
 
 
@@ -128,7 +132,10 @@ class EndpointApp:
             variants.append(Variant(s.name, float(s.weight), self._models[key]))
         live = {(v.model.group, v.model.version) for v in variants}
         self._models = {k: m for k, m in self._models.items() if k in live}
-        return ServingState(name, variants, generation)
+        state = ServingState(name, variants, generation)
+        if not variants:
+            state.idle = idle_reason(registry, name)
+        return state
 
     def start_polling(self) -> None:
         if self.follow and self._poller is None:
@@ -225,6 +232,8 @@ class EndpointApp:
                     raise _Forbidden(403, "ForbiddenException", "Forbidden")
                 body = await _read_body(receive, hdr)
                 state = self.state  # one read: the whole request uses this model set
+                if not state.variants:
+                    raise P.BadRequest(503, "ServiceUnavailable", f"endpoint {self.endpoint}: {state.idle}")
                 target = hdr.get("x-amzn-sagemaker-target-variant")
                 if target is not None:
                     if target not in state.by_name:
