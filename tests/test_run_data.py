@@ -108,7 +108,11 @@ def _edit_claims(ws: Path, edit) -> None:  # noqa: ANN001
     ("case", "code", "words"),
     [
         ("missing column", "FF502", "collision_type"),
-        ("non-binary label", "FF6", "fraud"),
+        (
+            "non-binary label",
+            "FF541",
+            "fraud",
+        ),  # validate reads the label's first values: caught before any step
         ("missing label", "FF6", "fraud"),
         ("one class in a split", "FF6", "class"),
     ],

@@ -36,6 +36,9 @@ from fraudflow.spec.gate_checks import check_gate
 from fraudflow.spec.yamlload import PathT, Positions
 
 FACET_SCAN_ROWS = 200_000
+# The label check reads fewer: every finding it makes from a prefix is certain (a third value, a value in neither
+# class, two values neither of them positive), so a prefix that holds both classes is all it needs.
+LABEL_SCAN_ROWS = 20_000
 # A CSV header is one line of column names: a first line longer than this is not a header (or not a CSV file).
 # Also the longest data line the facet scan reads. The same bound as step_code/stepkit.py's.
 MAX_HEADER_CHARS = 1 << 20
@@ -209,7 +212,9 @@ def _check_labels(
             )
     if headers is None:
         return
-    seen, complete = _column_values(data["label"], data["sources"], headers, base_dir, data.get("format"))
+    seen, _ = _column_values(
+        data["label"], data["sources"], headers, base_dir, data.get("format"), LABEL_SCAN_ROWS
+    )
     if not seen:
         return
     values = sorted({kit.value_key(v) for v in _typed(seen)})
@@ -681,7 +686,12 @@ def missing_words() -> frozenset[str]:
 
 
 def _column_values(
-    column: str, sources: dict[str, str], headers: dict[str, list[str]], base_dir: Path, fmt: Any = None
+    column: str,
+    sources: dict[str, str],
+    headers: dict[str, list[str]],
+    base_dir: Path,
+    fmt: Any = None,
+    limit: int = FACET_SCAN_ROWS,
 ) -> tuple[set[str] | None, bool]:
     for key, cols in headers.items():
         if column in cols:
@@ -701,7 +711,7 @@ def _column_values(
                     reader = csv.reader(_bounded_lines(fh))
                     next(reader, None)
                     for n, row in enumerate(reader):
-                        if n >= FACET_SCAN_ROWS:
+                        if n >= limit:
                             return values, False
                         if idx < len(row) and row[idx] not in missing_words():
                             values.add(row[idx])
