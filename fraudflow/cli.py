@@ -141,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--capture-dir", metavar="DIR", help="capture requests and responses here (SageMaker's layout)"
+    )
+    p.add_argument("--capture-sampling", type=float, default=100.0, metavar="PCT", help="percent captured")
     _workspace_arg(p)
     p.set_defaults(func=_cmd("fraudflow.local.serve", "command"))
 

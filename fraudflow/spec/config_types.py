@@ -212,6 +212,21 @@ DeployVariantsItemConfig = TypedDict(
 )
 
 
+DeployDataCaptureConfig = TypedDict(
+    "DeployDataCaptureConfig",
+    {
+        "enabled": bool,
+        "sampling_percentage": int,
+        "destination": str,
+        "capture_mode": Literal["Input", "Output", "InputAndOutput"],
+        "kms_key_id": str,
+        "rotate_mb": float,
+        "rotate_seconds": float,
+    },
+    total=False,
+)
+
+
 DeployConfig = TypedDict(
     "DeployConfig",
     {
@@ -220,6 +235,7 @@ DeployConfig = TypedDict(
         "instance_count": int,
         "require_approval": bool,
         "variants": list[DeployVariantsItemConfig],
+        "data_capture": DeployDataCaptureConfig,
     },
     total=False,
 )
