@@ -180,3 +180,55 @@ def test_the_yaml_capture_reaches_the_local_endpoint(tmp_path):
     assert C.local_config({"data_capture": {"enabled": False}}, tmp_path, tmp_path) is None
     C.save_endpoint_config(tmp_path / ".fraudflow", "ep", None)
     assert C.endpoint_config(tmp_path / ".fraudflow", "ep") is None
+
+
+@pytest.mark.parametrize(
+    ("block", "code", "exit_code"),
+    [
+        ("{destination: 's3://Bad_Bucket/x'}", "FF565", 1),
+        ("{destination: 'https://example.com/x'}", "FF565", 1),
+        ("{destination: captures}", "FF566", 0),
+        ("{sampling_percentage: 0}", "FF566", 0),
+        ("{sampling_percentage: 101}", "FF204", 1),
+        ("{destination: 's3://good-bucket/p'}", None, 0),
+    ],
+)
+def test_validate_checks_the_capture_section(tmp_path, block, code, exit_code):
+    from tests.conftest import run_cli
+    from tests.test_sagemaker_render import ROOT
+
+    text = (ROOT / "pipelines.yaml").read_text()
+    anchor = "      endpoint_name: fraud-detect-xgb\n"
+    (tmp_path / "pipelines.yaml").write_text(
+        text.replace(anchor, anchor + f"      data_capture: {block}\n", 1)
+    )
+    done = run_cli("validate", str(tmp_path / "pipelines.yaml"))
+    assert done.returncode == exit_code, done.stdout + done.stderr
+    shown = done.stdout + done.stderr
+    if code:
+        assert code in shown and "pipelines.yaml:" in shown
+    else:
+        assert "FF56" not in shown
+
+
+@pytest.mark.slow
+def test_the_yaml_section_makes_the_run_and_serve_capture(tmp_path):
+    """pipelines.yaml's deploy.data_capture → `fraudflow run` records it → `fraudflow serve` captures."""
+    from fraudflow.sampledata import generate
+    from tests.conftest import run_cli
+    from tests.test_sagemaker_render import ROOT
+
+    text = (ROOT / "pipelines.yaml").read_text()
+    anchor = "      endpoint_name: fraud-detect-xgb\n"
+    block = "      data_capture: {destination: caps, sampling_percentage: 100}\n"
+    (tmp_path / "pipelines.yaml").write_text(text.replace(anchor, anchor + block, 1))
+    generate(tmp_path / "data", rows=2000, seed=3)
+    done = run_cli("run", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    server = Server(tmp_path)
+    try:
+        sent = hammer(server, 0, 20)
+    finally:
+        server.stop()
+    got = read_captures(tmp_path / "caps")
+    assert {r["eventMetadata"]["inferenceId"] for _, r in got} == set(sent) and len(got) == 20

@@ -18,6 +18,7 @@ import functools
 import io
 import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,6 +79,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_parameters(valid, targets, pos, rejected)
     out += _check_instance_count(valid, targets, pos)
     out += _check_roles(valid, pos, base_dir)
+    out += _check_capture(valid, pos)
     return out
 
 
@@ -174,6 +176,36 @@ def _check_deploy(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[D
         for index, key, message in variant_problems(variants):
             where: PathT = ("deploy", "variants") if index is None else ("deploy", "variants", index)
             err("FF507", message, (*where, key) if key and index is not None else where)
+    return out
+
+
+_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
+
+
+def _check_capture(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
+    """deploy.data_capture: an s3:// destination SageMaker accepts; a local one only applies to `serve`."""
+    out: list[Diagnostic] = []
+    err, warn = _reporters(pos, out)
+    capture = (cfg.get("deploy") or {}).get("data_capture") or {}
+    dest = capture.get("destination")
+    path: PathT = ("deploy", "data_capture", "destination")
+    if isinstance(dest, str) and dest.startswith("s3://") and not _S3_URI.fullmatch(dest):
+        err("FF565", f"data_capture.destination {dest!r} is not an s3://BUCKET/PREFIX URI", path)
+    elif isinstance(dest, str) and "://" in dest and not dest.startswith("s3://"):
+        err("FF565", f"data_capture.destination {dest!r}: only s3:// URIs or local paths", path)
+    elif isinstance(dest, str) and not dest.startswith("s3://"):
+        warn(
+            "FF566",
+            f"data_capture.destination {dest!r} is a local path: only `fraudflow serve` writes there",
+            path,
+            hint="on SageMaker the captures go to s3://<bucket>/<prefix>/data-capture; name an s3:// URI to choose",
+        )
+    if capture and capture.get("enabled", True) and capture.get("sampling_percentage") == 0:
+        warn(
+            "FF566",
+            "data_capture is enabled with sampling_percentage 0: nothing is captured",
+            path[:-1] + ("sampling_percentage",),
+        )
     return out
 
 
