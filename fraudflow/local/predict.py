@@ -96,6 +96,14 @@ def _output_kind(output: Path) -> str:
     if suffix in (".csv", ".txt"):
         return "csv"
     if suffix in (".parquet", ".pq"):
+        try:
+            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+        except ImportError:
+            raise UsageError.single(
+                E_SOURCE,
+                f"-o {output}: Parquet output needs pyarrow",
+                hint="pip install 'fraudflow[parquet]'",
+            ) from None
         return "parquet"
     raise UsageError.single(
         E_SOURCE, f"-o {output}: the extension says neither CSV nor Parquet", hint="name it .csv or .parquet"
@@ -180,7 +188,8 @@ def resolve_model(state_dir: Path, config: Any, version: str | None, endpoint: s
             f"{model.ref} has no feature schema or preprocess code: it cannot encode raw claims",
             file=str(mv.artifact_dir),
         )
-    model.booster.set_param({"nthread": os.cpu_count() or 1})  # batches: every core (serving uses one)
+    booster: Any = model.booster  # an xgboost.Booster
+    booster.set_param({"nthread": os.cpu_count() or 1})  # batches: every core (serving uses one)
     return model
 
 
@@ -219,7 +228,7 @@ def _categorical(model: LoadedModel) -> set[str]:
 
 def _lookup(source: Source, keys: list[str], wanted: set[str], model: LoadedModel) -> pd.DataFrame:
     """A joined source as a table indexed by the join keys, holding only the columns the model reads."""
-    frames = []
+    frames: list[pd.DataFrame] = []
     cats = _categorical(model)
     for path, shown in zip(source.files, source.shown, strict=True):
         header = _header(path, shown)
@@ -436,7 +445,7 @@ def _writer(path: Path, kind: str, columns: list[str]) -> Iterator:
                 fh.write(",".join(columns) + "\n")
         return
     import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     state: dict[str, Any] = {}
 

@@ -186,7 +186,8 @@ def _check_capture(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
     """deploy.data_capture: an s3:// destination SageMaker accepts; a local one only applies to `serve`."""
     out: list[Diagnostic] = []
     err, warn = _reporters(pos, out)
-    capture = (cfg.get("deploy") or {}).get("data_capture") or {}
+    deploy = cfg.get("deploy")
+    capture: dict[str, Any] = dict(deploy.get("data_capture") or {}) if deploy else {}
     dest = capture.get("destination")
     path: PathT = ("deploy", "data_capture", "destination")
     if isinstance(dest, str) and dest.startswith("s3://") and not _S3_URI.fullmatch(dest):
