@@ -148,3 +148,19 @@ def test_mistakes_are_one_line_errors_with_the_right_exit_code(workspace, tmp_pa
 def test_the_output_extension_must_name_a_format(workspace, tmp_path):
     done = run_cli("predict", "-o", str(tmp_path / "o.xlsx"), cwd=workspace)
     assert done.returncode == 64 and "FF920" in done.stderr
+
+
+def test_an_inner_join_scores_only_the_claims_with_a_match(workspace, tmp_path):
+    claims = pd.read_csv(workspace / "data" / "claims.csv").head(40)
+    claims.loc[[5, 17], "policy_id"] = [10**9, 10**9 + 1]  # no customer: an inner join drops them
+    path = tmp_path / "c.csv"
+    claims.to_csv(path, index=False)
+    out = tmp_path / "o.parquet"
+    done = run_cli(
+        "predict", "--set", "data.join.how=inner", "--source", f"claims={path}", "-o", str(out), cwd=workspace
+    )
+    assert done.returncode == 0, done.stderr
+    got = pd.read_parquet(out)
+    want = expected(workspace, claims=path, how="inner")
+    assert len(got) == 38 and got["policy_id"].astype(int).tolist() == want["policy_id"].tolist()
+    np.testing.assert_allclose(got["probability"], want["probability"], rtol=0, atol=1e-7)
