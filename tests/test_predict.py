@@ -164,3 +164,48 @@ def test_an_inner_join_scores_only_the_claims_with_a_match(workspace, tmp_path):
     want = expected(workspace, claims=path, how="inner")
     assert len(got) == 38 and got["policy_id"].astype(int).tolist() == want["policy_id"].tolist()
     np.testing.assert_allclose(got["probability"], want["probability"], rtol=0, atol=1e-7)
+
+
+def test_a_batch_transform_of_the_same_model_gives_what_predict_writes(workspace, tmp_path):
+    """The packed model (model.tar.gz's folder) in the XGBoost container's script mode, fed as a batch transform
+    with SplitType Line: JSON lines of one claim record each (SingleRecord: a JSON body holds one document), and
+    encoded CSV rows in MultiRecord mini-batches. Both equal `fraudflow predict`'s probabilities."""
+    from tests.sagemaker_harness import HarnessError, ServedModel, batch_transform, tar_gz
+
+    art = workspace / ".fraudflow" / "registry" / "fraud-detect-xgb" / "1"
+    env = {
+        "SAGEMAKER_PROGRAM": "inference.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        "FRAUDFLOW_DECISION_THRESHOLD": "0.1",
+    }
+    served = ServedModel.from_archive(tar_gz(art / "model"), env, tmp_path)
+    out = tmp_path / "scored.csv"
+    assert run_cli("predict", "-o", str(out), cwd=workspace).returncode == 0
+    want = pd.read_csv(out).head(300)
+
+    joined = pd.read_csv(workspace / "data" / "claims.csv").merge(
+        pd.read_csv(workspace / "data" / "customers.csv"), on="policy_id", how="left"
+    )
+    lines = [json.dumps({"records": [r]}) for r in json.loads(joined.head(300).to_json(orient="records"))]
+    body = ("\n".join(lines) + "\n").encode()
+    answer = batch_transform(
+        served,
+        body,
+        content_type="application/json",
+        accept="application/json",
+        batch_strategy="SingleRecord",
+    )
+    preds = [json.loads(ln)["predictions"][0] for ln in answer.decode().splitlines()]
+    np.testing.assert_allclose([p["probability"] for p in preds], want["probability"], rtol=0, atol=1e-6)
+    assert [p["decision"] for p in preds] == want["decision"].tolist()
+
+    with pytest.raises(HarnessError, match="400"):  # MultiRecord joins JSON documents: not one JSON body
+        batch_transform(served, body, content_type="application/json", batch_strategy="MultiRecord")
+
+    from fraudflow.local.serving.model import load_preprocess
+
+    schema = json.loads((art / "feature_schema.json").read_text())
+    rows = load_preprocess(art / "preprocess.py").transform(joined.head(300), schema).to_numpy(dtype=float)
+    csv = "".join(",".join(repr(float(v)) for v in r) + "\n" for r in rows).encode()
+    scores = batch_transform(served, csv, content_type="text/csv", accept="text/csv", max_payload_mb=0.01)
+    np.testing.assert_allclose(np.array(scores.split(), dtype=float), want["probability"], rtol=0, atol=1e-6)
