@@ -144,7 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--capture-dir", metavar="DIR", help="capture requests and responses here (SageMaker's layout)"
     )
-    p.add_argument("--capture-sampling", type=float, default=100.0, metavar="PCT", help="percent captured")
+    p.add_argument(
+        "--capture-sampling",
+        type=float,
+        default=100.0,
+        metavar="PCT",
+        help="percent of requests --capture-dir captures (default 100)",
+    )
     _workspace_arg(p)
     p.set_defaults(func=_cmd("fraudflow.local.serve", "command"))
 
