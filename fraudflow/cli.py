@@ -148,8 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--capture-dir", metavar="DIR", help="capture requests and responses here (SageMaker's layout)"
+    )
+    p.add_argument(
+        "--capture-sampling",
+        type=float,
+        default=100.0,
+        metavar="PCT",
+        help="percent of requests --capture-dir captures (default 100)",
+    )
     _workspace_arg(p)
     p.set_defaults(func=_cmd("fraudflow.local.serve", "command"))
+
+    p = sub.add_parser(
+        "predict", help="score raw claims in batch with a registered version (CSV/Parquet out)"
+    )
+    _spec_args(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--version", dest="model_version", metavar="GROUP:VERSION", help="score with this version")
+    g.add_argument(
+        "--endpoint", help="score with the version this local endpoint serves (default: the pipeline's)"
+    )
+    p.add_argument("--source", dest="sources", action="append", default=[], metavar="NAME=PATH")
+    p.add_argument("--keep", action="append", default=[], metavar="COL", help="copy this input column out")
+    p.add_argument("--chunk-rows", type=int, default=100_000, help="rows scored at a time (memory bound)")
+    p.add_argument("-o", "--output", required=True, help="output file: .csv or .parquet")
+    p.set_defaults(func=_cmd("fraudflow.local.predict", "command"))
 
     p = sub.add_parser("render", help="render the SageMaker pipeline definition (offline, deterministic)")
     _spec_args(p)

@@ -116,13 +116,17 @@ def resource_name(endpoint: str, package_arn: str) -> str:
     return (endpoint[: MAX_NAME - len(suffix)] + suffix).strip("-")
 
 
-def config_name(endpoint: str, production_variants: list[dict[str, Any]]) -> str:
+def config_name(
+    endpoint: str, production_variants: list[dict[str, Any]], capture: dict[str, Any] | None = None
+) -> str:
     """<endpoint>-v<versions>-<hash>: one endpoint config per distinct variant set, ≤ 63 characters.
 
     The hash covers everything the config holds (variant names, models, weights, instance type and count), so
-    any change gives a new config (endpoint configs are immutable) and the same set always gives the same name.
+    any change gives a new config (endpoint configs are immutable) and the same set always gives the same name;
+    a DataCaptureConfig, when there is one, is hashed with them (without one, names are as they always were).
     """
-    doc = json.dumps(production_variants, sort_keys=True, separators=(",", ":"))
+    hashed: Any = production_variants if capture is None else [production_variants, capture]
+    doc = json.dumps(hashed, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(doc.encode()).hexdigest()[:8]
     versions = [v["ModelName"].rsplit("-", 1)[-1] for v in production_variants]
     readable = "-".join(dict.fromkeys(versions))
@@ -301,6 +305,20 @@ def _variants(event: dict[str, Any]) -> list[dict[str, Any]]:
         raise DeployError(f"`variants` must be a JSON list, got {raw!r}") from None
 
 
+def _data_capture(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The DataCaptureConfig fraudflow render built from deploy.data_capture (a JSON string), or None."""
+    raw = event.get("data_capture")
+    if raw in (None, ""):
+        return None
+    try:
+        doc = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict) or "DestinationS3Uri" not in doc:
+        raise DeployError(f"`data_capture` must be a DataCaptureConfig as JSON, got {str(raw)[:200]!r}")
+    return doc
+
+
 def resolve(event: dict[str, Any], sm: Any) -> tuple[list[Served], list[str], str]:
     """The packages to serve, the notes to report, and why nothing may be deployed ("" if it may)."""
     latest = event["model_package_arn"]
@@ -343,7 +361,8 @@ def deploy(
         }
         for s in served
     ]
-    config = config_name(endpoint, production)
+    capture = _data_capture(event)
+    config = config_name(endpoint, production, capture)
     result = {
         "endpoint_name": endpoint,
         "endpoint_config_name": config,
@@ -362,8 +381,13 @@ def deploy(
                 ModelName=name, ExecutionRoleArn=event["role_arn"], PrimaryContainer={"ModelPackageName": arn}
             )
     if _exists(sm.describe_endpoint_config, EndpointConfigName=config) is None:
+        extra = {"DataCaptureConfig": capture} if capture else {}
         _consistent(
-            sm.create_endpoint_config, sleep, EndpointConfigName=config, ProductionVariants=production
+            sm.create_endpoint_config,
+            sleep,
+            EndpointConfigName=config,
+            ProductionVariants=production,
+            **extra,
         )
     action, events = converge(sm, endpoint, config, sleep, remaining)
     if events:

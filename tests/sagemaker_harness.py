@@ -579,6 +579,50 @@ class ServedModel:
         return found
 
 
+def batch_transform(
+    served: ServedModel,
+    data: bytes,
+    *,
+    content_type: str,
+    accept: str | None = None,
+    batch_strategy: str = "MultiRecord",
+    max_payload_mb: float = 6.0,
+    assemble_with: str = "Line",
+) -> bytes:
+    """A batch transform job's data plane over one input object with `SplitType: Line`, as SageMaker runs it
+    against the same container: the object is split into records at line ends (empty lines dropped), the
+    records are grouped into mini-batches (MultiRecord: as many lines as fit MaxPayloadInMB, joined by a
+    newline; SingleRecord: one line each), each mini-batch is one POST /invocations, and the answers are
+    concatenated in order (`AssembleWith: Line`: each followed by a newline, unless it ends with one). Any
+    non-200 answer fails the job, as it does on SageMaker."""
+    if batch_strategy not in ("MultiRecord", "SingleRecord"):
+        raise HarnessError(f"BatchStrategy {batch_strategy!r}")
+    limit = int(max_payload_mb * 1024 * 1024)
+    records = [ln for ln in data.splitlines() if ln.strip()]
+    batches: list[list[bytes]] = []
+    size = 0
+    for rec in records:
+        if rec and len(rec) > limit:
+            raise HarnessError(f"a record of {len(rec)} bytes exceeds MaxPayloadInMB {max_payload_mb}")
+        if batch_strategy == "SingleRecord" or not batches or size + len(rec) + 1 > limit:
+            batches.append([])
+            size = 0
+        batches[-1].append(rec)
+        size += len(rec) + 1
+    out = bytearray()
+    for i, batch in enumerate(batches):
+        answer = served.request(b"\n".join(batch) + b"\n", content_type, accept)
+        if answer.status != 200:
+            raise HarnessError(
+                f"mini-batch {i} (records from {sum(map(len, batches[:i]))}): "
+                f"{answer.status} {answer.body[:300]!r}"
+            )
+        out += answer.body
+        if assemble_with == "Line" and not answer.body.endswith(b"\n"):
+            out += b"\n"
+    return bytes(out)
+
+
 def _no_default(name: str) -> Callable[..., Any]:
     def fail(*_: Any) -> Any:
         raise HarnessError(f"script mode without {name}: the harness emulates only the user's handlers")

@@ -25,6 +25,8 @@ from typing import Any
 
 from fraudflow import exits
 from fraudflow.errors import Diagnostic, UsageError, UserError
+from fraudflow.local.serving.capture import local_config as local_capture
+from fraudflow.local.serving.capture import save_endpoint_config as save_capture
 from fraudflow.local.store import Digests, NotRegular, Store, atomic_write_text, file_digest, step_digest
 from fraudflow.plan import FileRef, Plan, Step, build_plan
 from fraudflow.stepcode import load_file
@@ -533,6 +535,11 @@ class _Runner:
             registry.close()
         self.result.endpoint = endpoint.to_dict()
         api_access.record(self.store.root, endpoint.name, cfg.get("api"))  # what serve demands (deploy.api)
+        save_capture(
+            self.store.root,
+            cfg["endpoint_name"],
+            local_capture(cfg, self.store.root, self.plan.spec.workspace),
+        )
         served = ", ".join(f"{v.name}→v{v.version} ({v.weight:g})" for v in endpoint.variants)
         return "ran", None, {"note": f"endpoint {endpoint.name}: {served}; `fraudflow serve` serves it"}
 

@@ -33,7 +33,8 @@ def command(args: argparse.Namespace) -> int:
             hint="run the pipeline first, or point --workspace at the folder holding .fraudflow/",
         )
     # Load once in the parent even with workers: bad names and broken models fail here, before binding.
-    app = EndpointApp(state_dir, endpoint=args.endpoint, model_version=args.model_version)
+    capture = capture_option(args)
+    app = EndpointApp(state_dir, endpoint=args.endpoint, model_version=args.model_version, capture=capture)
     sock = _bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     print(
@@ -54,6 +55,7 @@ def command(args: argparse.Namespace) -> int:
             "state_dir": str(state_dir.resolve()),
             "endpoint": app.endpoint if not args.model_version else None,
             "model_version": args.model_version,
+            "capture": app.capture.config.to_json() if app.capture is not None else None,
         }
     )
     config = uvicorn.Config(
@@ -61,6 +63,17 @@ def command(args: argparse.Namespace) -> int:
     )
     Multiprocess(config, sockets=[sock]).run()
     return 0
+
+
+def capture_option(args: argparse.Namespace) -> Any:  # a CaptureConfig or None
+    """--capture-dir DIR captures to DIR (else the endpoint's deploy.data_capture, read by the app)."""
+    from fraudflow.local.serving.capture import CaptureConfig
+
+    pct = getattr(args, "capture_sampling", 100.0)
+    if not 0 <= pct <= 100:
+        raise UserError.single("FF860", f"--capture-sampling {pct:g} is not a percentage (0-100)")
+    folder = getattr(args, "capture_dir", None)
+    return CaptureConfig(Path(folder).resolve(), sampling_percentage=pct) if folder else None
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -23,6 +23,7 @@ import fraudflow.sagemaker.approval_rule  # noqa: F401  (adds its reconciler to 
 from fraudflow.errors import UserError
 from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Settings, Step
 from fraudflow.sagemaker import clarify, images, partition
+from fraudflow.sagemaker.capture import data_capture_config
 from fraudflow.sagemaker.resources import Reconciler, reconcilers_for
 
 FORMAT_VERSION = "2020-12-01"
@@ -618,6 +619,9 @@ class _Compiler:
             "require_approval": bool(d.get("require_approval", False)),
             "role_arn": self.role,
         }
+        capture = data_capture_config(d.get("data_capture"), self.uri(self.key("data-capture")))
+        if capture is not None:  # the endpoint config's DataCaptureConfig, built here, passed through as JSON
+            arguments["data_capture"] = json.dumps(capture, sort_keys=True, separators=(",", ":"))
         outputs: tuple[str, ...] = DEPLOY_OUTPUTS
         # One variant serving the newest version needs nothing beyond variant_name, and renders as it always did
         # (the SDK conformance test covers that shape). Anything else travels as a JSON string.

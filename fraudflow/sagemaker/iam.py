@@ -158,6 +158,7 @@ class Needs:
     groups: set[str] = field(default_factory=set)
     functions: set[str] = field(default_factory=set)
     endpoints: set[str] = field(default_factory=set)
+    captures: set[str] = field(default_factory=set)  # data-capture destinations (s3:// prefixes)
 
 
 WRITE_KEYS = ("S3Output", "S3OutputPath")
@@ -174,6 +175,9 @@ def needs(r: Rendered) -> Needs:
             endpoint = (step.get("Arguments") or {}).get("endpoint_name")
             if endpoint:
                 out.endpoints.add(endpoint)
+            capture = (step.get("Arguments") or {}).get("data_capture")
+            if isinstance(capture, str):  # the endpoint writes captures with the model's (execution) role
+                out.captures.add(json.loads(capture)["DestinationS3Uri"])
         for path, value in _walk(
             {k: v for k, v in step.items() if k != "Arguments" or step["Type"] != "Condition"}
         ):
@@ -335,6 +339,11 @@ def execution_role(r: Rendered, n: Needs, arns: Arns) -> Role:
     st = [
         Statement("ReadInputs", ("s3:GetObject",), tuple(reads)),
         Statement("WriteAndReadRunOutputs", ("s3:GetObject", "s3:PutObject"), tuple(writes)),
+        Statement(
+            "WriteDataCapture",
+            ("s3:PutObject",),
+            tuple(sorted(arns.s3(*_s3_split(f"{u.rstrip('/')}/*")) for u in n.captures)),
+        ),
         *_list_bucket("ListInputAndOutputPrefixes", arns, listed),
         Statement("PullStepImages", ECR_PULL, tuple(sorted({arns.ecr_repository(i) for i in n.images}))),
         Statement("EcrLoginHasNoResourceLevel", ("ecr:GetAuthorizationToken",), ("*",)),

@@ -397,6 +397,21 @@ DeployApiConfig = TypedDict(
 )
 
 
+DeployDataCaptureConfig = TypedDict(
+    "DeployDataCaptureConfig",
+    {
+        "enabled": bool,
+        "sampling_percentage": int,
+        "destination": str,
+        "capture_mode": Literal["Input", "Output", "InputAndOutput"],
+        "kms_key_id": str,
+        "rotate_mb": float,
+        "rotate_seconds": float,
+    },
+    total=False,
+)
+
+
 DeployConfig = TypedDict(
     "DeployConfig",
     {
@@ -407,6 +422,7 @@ DeployConfig = TypedDict(
         "when": Literal["registered", "approved"],
         "variants": list[DeployVariantsItemConfig],
         "api": DeployApiConfig,
+        "data_capture": DeployDataCaptureConfig,
     },
     total=False,
 )

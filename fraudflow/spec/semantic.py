@@ -18,6 +18,7 @@ import difflib
 import functools
 import math
 import os
+import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -85,6 +86,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += check_api(valid, pos)  # deploy.api (api_semantic.py)
     out += check_gate(valid, pos)
     out += _check_tune(valid, targets, pos)
+    out += _check_capture(valid, pos)
     return out
 
 
@@ -329,6 +331,37 @@ def _check_deploy(cfg: PipelineConfig, pos: Positions, base_dir: Path) -> list[D
             "deploy.when: approved serves only Approved versions, but require_approval is false",
             ("deploy", "require_approval"),
             hint="remove require_approval (approved deployment implies it), or use when: registered",
+        )
+    return out
+
+
+_S3_URI = re.compile(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?")
+
+
+def _check_capture(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
+    """deploy.data_capture: an s3:// destination SageMaker accepts; a local one only applies to `serve`."""
+    out: list[Diagnostic] = []
+    err, warn = _reporters(pos, out)
+    deploy = cfg.get("deploy")
+    capture: dict[str, Any] = dict(deploy.get("data_capture") or {}) if deploy else {}
+    dest = capture.get("destination")
+    path: PathT = ("deploy", "data_capture", "destination")
+    if isinstance(dest, str) and dest.startswith("s3://") and not _S3_URI.fullmatch(dest):
+        err("FF565", f"data_capture.destination {dest!r} is not an s3://BUCKET/PREFIX URI", path)
+    elif isinstance(dest, str) and "://" in dest and not dest.startswith("s3://"):
+        err("FF565", f"data_capture.destination {dest!r}: only s3:// URIs or local paths", path)
+    elif isinstance(dest, str) and not dest.startswith("s3://"):
+        warn(
+            "FF566",
+            f"data_capture.destination {dest!r} is a local path: only `fraudflow serve` writes there",
+            path,
+            hint="on SageMaker the captures go to s3://<bucket>/<prefix>/data-capture; name an s3:// URI to choose",
+        )
+    if capture and capture.get("enabled", True) and capture.get("sampling_percentage") == 0:
+        warn(
+            "FF566",
+            "data_capture is enabled with sampling_percentage 0: nothing is captured",
+            path[:-1] + ("sampling_percentage",),
         )
     return out
 

@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from fraudflow.errors import UserError
 from fraudflow.local.approval import idle_reason
 from fraudflow.local.registry import Endpoint, Registry, VariantSpec
 from fraudflow.local.serving import api_access
+from fraudflow.local.serving import capture as C
 from fraudflow.local.serving import protocol as P
 from fraudflow.local.serving.model import LoadedModel, load_model
 
@@ -93,6 +95,7 @@ class EndpointApp:
         model_version: str | None = None,
         poll: float = 1.0,
         log: IO[str] | None = None,
+        capture: C.CaptureConfig | None = None,
     ):
         self.state_dir = Path(state_dir)
         self.poll = poll
@@ -119,6 +122,9 @@ class EndpointApp:
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
         self._heavy = asyncio.Semaphore(_HEAVY_AT_ONCE)
+        if capture is None and self.follow:  # what the local deploy step configured for this endpoint
+            capture = C.endpoint_config(self.state_dir, self.endpoint)
+        self.capture = C.CaptureWriter(capture) if capture is not None else None
 
     # -- model state ------------------------------------------------------------------------------------
     def _build(
@@ -202,6 +208,8 @@ class EndpointApp:
                     await send({"type": "lifespan.startup.complete"})
                 elif msg["type"] == "lifespan.shutdown":
                     self.stop_polling()
+                    if self.capture is not None:
+                        self.capture.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
 
@@ -246,10 +254,14 @@ class EndpointApp:
                     variant = state.pick()
                 variant_name, model_ref = variant.name, variant.model.ref
                 in_model = True  # from here a client mistake is the model container's 4xx
+                request = body
                 body, ctype, rows = await self._invoke(variant, hdr, body)
                 status = 200
                 headers.append((b"x-amzn-invoked-production-variant", variant.name.encode()))
                 headers.append((b"x-fraudflow-model", variant.model.ref.encode()))
+                headers.append(
+                    (b"x-amzn-sagemaker-inference-id", self._captured(variant, hdr, request, ctype, body))
+                )
             else:
                 raise P.BadRequest(
                     404, "NotFound", f"no route {P.shown(path)}: use GET /ping or POST /invocations"
@@ -290,6 +302,25 @@ class EndpointApp:
                 "worker": os.getpid(),
             }
         )
+
+    def _captured(self, variant: Variant, hdr: dict, request: bytes, ctype: bytes, answer: bytes) -> bytes:
+        """The inference id (the caller's, else a new one), after capturing the exchange when sampled: the
+        record is on disk before the answer is sent."""
+        inference_id = hdr.get("x-amzn-sagemaker-inference-id") or str(uuid.uuid4())
+        if self.capture is not None and self.capture.sampled():
+            when = time.time()
+            rec = C.record(
+                inference_id=inference_id,
+                request_type=hdr.get("content-type"),
+                request=request,
+                response_type=ctype.decode("latin-1"),
+                response=answer,
+                model=variant.model.ref,
+                when=when,
+                mode=self.capture.config.mode,
+            )
+            self.capture.write(self.state.endpoint, variant.name, rec, when)
+        return inference_id.encode("latin-1", "replace")
 
     async def _invoke(self, variant: Variant, hdr: dict, body: bytes) -> tuple[bytes, bytes, int]:
         """step_code/inference.py's protocol (the SageMaker endpoint's), in its order: 415, 406, then the body."""
@@ -473,6 +504,10 @@ def only_endpoint(registry: Registry) -> str:
 def app_from_env() -> EndpointApp:
     """Factory for uvicorn workers (each process builds its own app from the settings the parent exported)."""
     cfg = json.loads(os.environ["FRAUDFLOW_SERVE"])
+    capture = C.CaptureConfig.from_json(cfg["capture"]) if cfg.get("capture") else None
     return EndpointApp(
-        Path(cfg["state_dir"]), endpoint=cfg.get("endpoint"), model_version=cfg.get("model_version")
+        Path(cfg["state_dir"]),
+        endpoint=cfg.get("endpoint"),
+        model_version=cfg.get("model_version"),
+        capture=capture,
     )
