@@ -36,7 +36,7 @@ def infer_command(args: argparse.Namespace) -> int:
 
     spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
     data = spec.config["data"]
-    joined = _read_joined(data, Path(str(spec.file)).parent)
+    joined = _read_joined(dict(data), Path(str(spec.file)).parent)
     keys = data.get("join", {}).get("on")
     expect = infer(joined, data["label"], [keys] if isinstance(keys, str) else list(keys or []))
     sys.stdout.write(render(expect, spec.name, len(joined)))

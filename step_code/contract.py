@@ -13,6 +13,7 @@ value; each rule has its own error code and a `level`, `fail` (the step stops be
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -151,7 +152,7 @@ def check(df: pd.DataFrame, expect: dict, label: str, where: Where) -> list[Viol
                 )
             )
             continue
-        out += _column(df[column], column, spec, lambda rule, spec=spec: _level(spec, rule, default), where)
+        out += _column(df[column], column, spec, functools.partial(_level, spec, default=default), where)
     return out
 
 

@@ -97,7 +97,7 @@ def _output_kind(output: Path) -> str:
         return "csv"
     if suffix in (".parquet", ".pq"):
         try:
-            import pyarrow  # type: ignore[import-untyped]  # noqa: F401
+            import pyarrow  # noqa: F401
         except ImportError:
             raise UsageError.single(
                 E_SOURCE,
@@ -445,7 +445,7 @@ def _writer(path: Path, kind: str, columns: list[str]) -> Iterator:
                 fh.write(",".join(columns) + "\n")
         return
     import pyarrow as pa
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.parquet as pq
 
     state: dict[str, Any] = {}
 

@@ -270,7 +270,7 @@ def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             continue
         entry: dict[str, Any] = {"a": va, "b": vb}
         if _is_num(va) and _is_num(vb):
-            entry["delta"] = vb - va
+            entry["delta"] = float(vb) - float(va)  # type: ignore[arg-type]
         metrics[key] = entry
     out: dict[str, Any] = {
         "a": a["run_id"],

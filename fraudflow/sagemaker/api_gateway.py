@@ -87,7 +87,7 @@ class Declared:
 
 
 def declared(plan: Plan, context: dict[str, Any]) -> Declared | None:
-    deploy = plan.spec.config.get("deploy") or {}
+    deploy: dict[str, Any] = dict(plan.spec.config.get("deploy") or {})
     api = deploy.get("api")
     if not api:
         return None

@@ -520,7 +520,10 @@ class _Compiler:
 
     def bias(self, step: Step) -> dict[str, Any]:
         """A ClarifyCheck (MODEL_BIAS); its reports feed the registration's ModelMetrics and drift baselines."""
-        label, bias = step.config["data"]["label"], clarify.encoded(step.config["bias"], self.cfg["data"])
+        label, bias = (
+            step.config["data"]["label"],
+            clarify.encoded(step.config["bias"], dict(self.cfg["data"])),
+        )
         pred = clarify.predictor(self.sm["clarify"]["instance_type"])
         self.metrics["Bias"] = {
             "PostTrainingReport": self._clarify_prop(step, "CalculatedBaselineConstraints")
@@ -688,10 +691,11 @@ class _Compiler:
         ungated = [s for s in self.plan.steps if not s.gated]
         # A check the gate reads (bias) runs before the Condition, after the model its shadow endpoint serves.
         early = next((s for s in ungated if s.kind in ("bias", "explain")), None)
-        steps = []
+        steps: list[dict[str, Any]] = []
         for s in ungated:
             steps += [self.model()] if s is early else []
-            steps.append(handlers[s.kind](s))
+            rendered = handlers[s.kind](s)
+            steps += [rendered] if rendered is not None else []
         gated = (handlers[s.kind](s) for s in self.plan.steps if s.gated)
         if_steps = [*([] if early else [self.model()]), *gated]
         # a deploy on approval has no step

@@ -11,7 +11,8 @@ from fraudflow.spec.yamlload import Positions
 
 def check_api(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
     out: list[Diagnostic] = []
-    api: dict[str, Any] = dict((cfg.get("deploy") or {}).get("api") or {})
+    deploy: dict[str, Any] = dict(cfg.get("deploy") or {})
+    api: dict[str, Any] = dict(deploy.get("api") or {})
     if not api:
         return out
     where = ("deploy", "api")
