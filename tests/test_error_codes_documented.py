@@ -49,8 +49,8 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
 # checking that it means the same thing; otherwise give it a new number.
 SHARED: dict[str, tuple[set[str], str]] = {
     "FF205": (
-        {"fraudflow/spec/schema.py", "fraudflow/spec/semantic.py"},
-        "missing required key (semantic: several sources without `join`)",
+        {"fraudflow/spec/schema.py", "fraudflow/spec/semantic.py", "fraudflow/spec/gate_checks.py"},
+        "missing required key (semantic: several sources without `join`; a gate with no condition)",
     ),
     "FF715": (
         {"fraudflow/sagemaker/apply.py", "fraudflow/sagemaker/commands.py"},

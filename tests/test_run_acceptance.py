@@ -87,7 +87,11 @@ def test_evaluation_format_and_auc_equals_sklearn(reference_run: tuple) -> None:
     for key in ("pr_auc", "precision", "recall", "f1", "confusion_matrix"):
         assert key in ev["classification_metrics"]
     gate = _summary(ws)["gate"]
-    assert gate == {"metric": "roc_auc", "value": auc, "threshold": 0.7, "passed": auc >= 0.7}
+    one = {k: gate[k] for k in ("metric", "value", "threshold", "passed")}  # the one-condition form's fields
+    assert one == {"metric": "roc_auc", "value": auc, "threshold": 0.7, "passed": auc >= 0.7}
+    assert [(c["metric"], c["value"], c["requirement"], c["passed"]) for c in gate["conditions"]] == [
+        ("roc_auc", auc, ">= 0.7", auc >= 0.7)
+    ]
 
 
 def test_label_dpl_matches_an_independent_computation(reference_run: tuple, aws_data: Path) -> None:

@@ -17,6 +17,14 @@ def check_gate(cfg: PipelineConfig, pos: Positions) -> list[Diagnostic]:
     err, _ = _reporters(pos, out)
     gate: dict[str, Any] = dict(cfg.get("gate") or {})
     bias: dict[str, Any] = dict(cfg.get("bias") or {})
+    if "gate" in cfg and not any(gate.get(k) is not None for k in ("threshold", "conditions", "champion")):
+        err(
+            "FF205",
+            "gate: 'threshold' is a required property (or give `conditions` or `champion`)",
+            ("gate",),
+            hint="e.g. gate: {metric: roc_auc, threshold: 0.7}",
+            key=True,
+        )
     for i, cond in enumerate(gate.get("conditions") or []):
         where = ("gate", "conditions", i)
         metric = cond.get("metric")
