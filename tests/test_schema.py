@@ -33,6 +33,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/data/properties/expect/properties/columns",
     "$defs/pipeline/properties/features/properties/ordinal",
     "$defs/pipeline/properties/parameters",
+    "$defs/pipeline/properties/tune/properties/hyperparameters",  # name → search range
     "$defs/pipeline/properties/sagemaker/properties/tags",
 }
 
