@@ -31,6 +31,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/data/properties/sources",
     "$defs/pipeline/properties/features/properties/ordinal",
     "$defs/pipeline/properties/parameters",
+    "$defs/pipeline/properties/monitor/properties/columns",
     "$defs/pipeline/properties/sagemaker/properties/tags",
 }
 
