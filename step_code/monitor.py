@@ -201,6 +201,7 @@ def decode_rows(rows: list[list[float]], schema: dict) -> list[dict]:
     """Encoded model rows (CSV bodies, `instances`) back to raw columns: numeric as they are, an ordinal's index
     to its value, a one-hot group to the category whose dummy is 1 (none: missing)."""
     index = {f: i for i, f in enumerate(schema["features"])}
+    fill = schema["missing"]["categorical"]
     records = []
     for row in rows:
         rec: dict = {}
@@ -213,10 +214,11 @@ def decode_rows(rows: list[list[float]], schema: dict) -> list[dict]:
                 ok = not math.isnan(v) and 0 <= int(v) < len(spec["values"])
                 rec[c] = spec["values"][int(v)] if ok else None
         for c, spec in schema["one_hot"].items():
-            rec[c] = next(
+            found = next(
                 (k for k, n in zip(spec["categories"], spec["columns"]) if n in index and row[index[n]] == 1),  # noqa: B905
                 None,
             )
+            rec[c] = None if found == fill else found  # the fill word stood for a missing value
         records.append(rec)
     return records
 
@@ -379,6 +381,10 @@ def _missing(series: pd.Series) -> np.ndarray:
     return series.isna().to_numpy()
 
 
+def missing_rate(series: pd.Series) -> float:
+    return float(_missing(series).mean()) if len(series) else 0.0
+
+
 def _numbers(series: pd.Series) -> np.ndarray:
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64")
     return values[np.isfinite(values)]
@@ -501,7 +507,7 @@ def feature_drift(train: pd.DataFrame, window: pd.DataFrame, schema: dict, monit
             result = categorical_drift(column, base, cur, categorical[column], th)
         else:
             result = numeric_drift(column, base, cur, th)
-        b_missing, c_missing = float(_missing(base).mean()), float(_missing(cur).mean())
+        b_missing, c_missing = missing_rate(base), missing_rate(cur)
         result.update(baseline_missing_rate=b_missing, current_missing_rate=c_missing)
         change = c_missing - b_missing
         if abs(change) > th["missing_rate_change"]:
@@ -588,6 +594,7 @@ def join_labels(window: pd.DataFrame, labels: pd.DataFrame, label: str, key: str
     labels = labels.rename(columns={"record": "__record"})
     if labels.duplicated(on).any():
         raise _located(E_LABELS, f"the labels repeat a key ({', '.join(on)})", path)
+    window = window[window[on].notna().all(axis=1)]  # records without the key (encoded rows) cannot be joined
     if window.duplicated(on).any():
         raise _located(
             E_LABELS,
@@ -679,7 +686,7 @@ def bias_drift(baseline: dict, window: pd.DataFrame, bias: dict, th: dict) -> di
         ("DI", base[1], cur[1], th["di_change"]),
     ):
         result["metrics"][name] = {"baseline": b, "current": c}
-        if b is not None and c is not None and abs(c - b) > limit:
+        if limit is not None and b is not None and c is not None and abs(c - b) > limit:
             result["violations"].append(
                 _violation(
                     facet,

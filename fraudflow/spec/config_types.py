@@ -305,7 +305,7 @@ MonitorBiasConfig = TypedDict(
     "MonitorBiasConfig",
     {
         "dppl_change": float,
-        "di_change": float,
+        "di_change": float | None,
     },
     total=False,
 )
