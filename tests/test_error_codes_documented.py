@@ -32,6 +32,7 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
     (640, 649, ("step_code/bias.py",)),
     (650, 659, ("step_code/explain.py",)),
     (660, 669, ("step_code/inference.py", "step_code/train.py")),  # serving: the script, and train's packing
+    (685, 689, ("step_code/monitor.py",)),
     (690, 699, ("fraudflow/local/runner.py",)),
     (700, 799, ("fraudflow/sagemaker/",)),
     (800, 849, ("fraudflow/local/registry.py", "fraudflow/local/registry_cli.py")),

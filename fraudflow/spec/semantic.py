@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
+from fraudflow.spec import monitor_checks
 from fraudflow.spec import schema as sch
 from fraudflow.spec.config_types import (
     BiasConfig,
@@ -78,6 +79,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_parameters(valid, targets, pos, rejected)
     out += _check_instance_count(valid, targets, pos)
     out += _check_roles(valid, pos, base_dir)
+    out += monitor_checks.check(cast(dict[str, Any], valid), pos)
     return out
 
 
