@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("render", help="render the SageMaker pipeline definition (offline, deterministic)")
     _spec_args(p)
     p.add_argument("-o", "--output", help="write the definition here instead of stdout")
+    p.add_argument(
+        "--monitoring", action="store_true", help="the monitoring pipeline (monitor.schedule) instead"
+    )
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "render"))
 
     p = sub.add_parser(

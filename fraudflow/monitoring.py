@@ -18,7 +18,7 @@ from typing import Any
 
 from fraudflow import exits
 from fraudflow.errors import UsageError, UserError
-from fraudflow.plan import Plan, build_plan, monitor_step
+from fraudflow.plan import Plan, build_plan, monitor_config, monitor_step
 
 HTML_TEMPLATE = Path(__file__).parent / "local" / "templates" / "monitor.html.j2"
 
@@ -29,7 +29,7 @@ def command(args: argparse.Namespace) -> int:
     spec = load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline)
     plan = build_plan(spec)
     step = monitor_step(spec)
-    if args.retrain and step.config["monitor"]["retrain"] != "on_violation":
+    if args.retrain and monitor_config(spec.config)["retrain"] != "on_violation":
         raise UsageError.single(
             "FF933",
             "--retrain needs `monitor.retrain: on_violation` in the pipeline",

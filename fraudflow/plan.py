@@ -387,10 +387,14 @@ def _parameter(name: str, path: str, cfg: PipelineConfig) -> Parameter:
     return Parameter(name, path, kind, node)
 
 
-MONITOR_CODE = (
-    STEP_KIT,
-    "preprocess.py",
-)  # monitor.py reads preprocess's NA words, category keys and transform
+# monitor.py reads preprocess's NA words, category keys and transform
+MONITOR_CODE = (STEP_KIT, "preprocess.py")
+MONITOR_ELSEWHERE = (
+    "capture",
+    "schedule",
+    "schedule_role_arn",
+    "retrain",
+)  # read by fraudflow, not the script
 
 
 def monitor_config(cfg: PipelineConfig) -> dict[str, Any]:
@@ -414,7 +418,8 @@ def monitor_step(spec: Spec) -> Step:
             "data": {"label": cfg["data"]["label"]},
             "decision_threshold": float(cfg["evaluate"]["decision_threshold"]),
             "bias": dict(cfg["bias"]) if cfg.get("bias") else None,
-            "monitor": monitor_config(cfg),
+            # what the script reads: not where traffic is captured, when it runs or what follows a violation
+            "monitor": {k: v for k, v in monitor_config(cfg).items() if k not in MONITOR_ELSEWHERE},
         },
         inputs=(
             Input("baseline", "preprocess", "baseline", f"{PROC}/baseline"),

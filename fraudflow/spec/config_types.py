@@ -332,6 +332,7 @@ MonitorConfig = TypedDict(
         "bias": MonitorBiasConfig,
         "labels": MonitorLabelsConfig,
         "retrain": Literal["never", "on_violation"],
+        "schedule_role_arn": str,
         "schedule": str,
     },
     total=False,
