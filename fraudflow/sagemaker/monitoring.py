@@ -187,11 +187,30 @@ class MonitoringReconciler:
         account = self.context["role_arn"].split(":")[4]
         return partition.arn("sagemaker", region, account, f"pipeline/{self.name.lower()}")
 
+    @property
+    def capture(self) -> str:
+        return str((self.plan.spec.config.get("monitor") or {}).get("capture") or "")
+
+    @property
+    def retrains(self) -> bool:
+        return (self.plan.spec.config.get("monitor") or {}).get("retrain") == "on_violation"
+
+    def target_role(self, r: Rendered) -> str:
+        return str((self.plan.spec.config.get("monitor") or {}).get("schedule_role_arn") or r.role_arn)
+
+    def uploads(self, r: Rendered) -> tuple[Upload, ...]:
+        return render(self.plan, r)[1]
+
+    def output_prefix(self, r: Rendered) -> str:
+        """The monitoring executions' output keys (as the compiler's output_uri spells them)."""
+        sm = self.plan.spec.config["sagemaker"]
+        prefix = (sm.get("prefix") if sm.get("prefix") is not None else self.plan.name).strip("/")
+        return "/".join(x for x in (prefix, self.name) if x)
+
     def target(self, r: Rendered) -> dict[str, Any]:
-        mon = self.plan.spec.config["monitor"]
         return {
             "Arn": self.pipeline_arn(r.region),
-            "RoleArn": mon.get("schedule_role_arn") or r.role_arn,
+            "RoleArn": self.target_role(r),
             "SageMakerPipelineParameters": {"PipelineParameterList": []},
         }
 
