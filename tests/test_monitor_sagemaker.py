@@ -9,8 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.conftest_aws")
+pytest.register_assert_rewrite("tests.conftest_aws", "tests.iam_eval")
 from tests.conftest_aws import BUCKET, Aws  # noqa: E402
+from tests.iam_eval import allowed  # noqa: E402
+from tests.test_iam_moto import AUTHORIZATION, Recorder, _deployer  # noqa: E402
+from tests.test_iam_moto import recorder as recorder  # noqa: E402, F401 - the fixture
 from tests.test_sagemaker_apply import cli  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
@@ -94,3 +97,83 @@ def test_apply_converges_the_monitoring_pipeline_and_schedule(yaml_file: Path, a
     assert not aws.client("scheduler").list_schedules()["Schedules"]
     assert NAME not in [p["PipelineName"] for p in sm.list_pipelines()["PipelineSummaries"]]
     assert "No changes" in cli("apply", str(yaml_file), "--yes", env=aws.env).stdout
+
+
+def _pairs(args: list[str]) -> list[str]:
+    return [a for a in args if a != "--set"]
+
+
+def test_the_monitoring_calls_are_what_the_policies_allow(
+    yaml_file: Path, aws: Aws, recorder: Recorder
+) -> None:
+    """apply with and then without a schedule as the operator, and the deployer Lambda's two monitoring actions
+    as the deployer (against moto's SageMaker): every call is allowed by the policy `fraudflow iam` prints."""
+    from fraudflow.cli import main
+    from fraudflow.plan import build_plan
+    from fraudflow.sagemaker import iam
+    from fraudflow.sagemaker.compile import compile_plan
+    from fraudflow.sagemaker.monitoring import render
+    from fraudflow.spec.load import load_one
+
+    plan = build_plan(load_one(yaml_file, env=None, overrides=_pairs(MONITOR), pipeline=None))
+    rendered = compile_plan(plan)
+    roles = iam.roles(rendered)
+
+    recorder.role = "operator"
+    assert main(["apply", str(yaml_file), "--yes", *MONITOR]) == 0
+
+    # the deployer, as the monitoring pipeline's two Lambda steps call it
+    recorder.role = None
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="fraud-detect-xgb")
+    prefix = f"s3://{BUCKET}/fraud-detect/fraud-detect-xgb/exec1"
+    package = sm.create_model_package(
+        ModelPackageGroupName="fraud-detect-xgb",
+        InferenceSpecification={
+            "Containers": [{"Image": "img", "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelMetrics={
+            "ModelQuality": {
+                "Statistics": {
+                    "ContentType": "application/json",
+                    "S3Uri": f"{prefix}/Evaluate/output/evaluation/evaluation.json",
+                }
+            }
+        },
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+    deploy = next(s for s in iam.steps(rendered.definition) if s["Type"] == "Lambda")
+    lam = _deployer()
+    assert lam.handler({**deploy["Arguments"], "model_package_arn": package})["action"] == "created"
+    definition, _ = render(plan, rendered)
+    resolve = definition["Steps"][0]["Arguments"]
+    start = definition["Steps"][2]["Arguments"]["IfSteps"][0]["Arguments"]
+    recorder.role = "deployer"
+    found = lam.handler(resolve)
+    started = lam.handler({**start, "token": "abc123def456"})
+    recorder.role = "operator"
+    assert main(["apply", str(yaml_file), "--yes"]) == 0  # the section removed: both deleted
+    recorder.role = None
+
+    assert found["model_package_arn"] == package
+    assert found["baseline_uri"] == f"{prefix}/Preprocess/output/baseline"
+    assert found["schema_uri"] == f"{prefix}/Preprocess/output/schema"
+    assert found["evaluation_uri"] == f"{prefix}/Evaluate/output/evaluation"
+    assert ":pipeline/fraud-detect-xgb/execution/" in started["pipeline_execution_arn"]
+
+    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
+    for expected in [
+        ("operator", "scheduler:CreateSchedule"), ("operator", "scheduler:DeleteSchedule"),
+        ("operator", "sagemaker:DeletePipeline"), ("deployer", "sagemaker:DescribeModelPackage"),
+        ("deployer", "sagemaker:StartPipelineExecution"), ("deployer", "sagemaker:DescribeModel"),
+    ]:  # fmt: skip
+        assert expected in ops, f"the run did not exercise {expected}"
+    denied = []
+    for role, service, op, params in recorder.calls:
+        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
+        for request in AUTHORIZATION[(service, op)](params):
+            if not allowed(roles[role].policy, *request):
+                denied.append((role, f"{service}:{op}", request))
+    assert denied == []
