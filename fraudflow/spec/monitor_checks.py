@@ -1,4 +1,4 @@
-"""Semantic checks of the `monitor` section (FF570-FF574): what the schema cannot say about columns, the
+"""Semantic checks of the `monitor` section (FF570-FF575): what the schema cannot say about columns, the
 schedule expression and where the scheduled monitoring pipeline reads captured traffic."""
 
 from __future__ import annotations
@@ -74,6 +74,15 @@ def check(cfg: dict[str, Any], pos: Any) -> list[Diagnostic]:
                     "from S3: monitor.capture must be an s3:// URI",
                     ("monitor", "capture") if capture else ("monitor", "schedule"),
                     hint="e.g. capture: s3://my-bucket/fraud-detect/data-capture/fraud-detect-xgb",
+                )
+            )
+        if not cfg.get("deploy"):
+            out.append(
+                pos.diagnostic(
+                    "FF575",
+                    "monitor.schedule monitors the endpoint the pipeline deploys, but there is no `deploy` section",
+                    ("monitor", "schedule"),
+                    hint="declare deploy (the monitoring pipeline judges the version its endpoint serves)",
                 )
             )
         if not cfg.get("sagemaker"):
