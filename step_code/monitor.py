@@ -529,6 +529,7 @@ def prediction_drift(base_scores: np.ndarray, scores: np.ndarray, threshold: flo
     psi, edges = psi_numeric(base_scores, scores, int(th["psi_bins"]))
     stat, p = ks_test(base_scores, scores)
     b_rate, c_rate = positive_rate(base_scores, threshold), positive_rate(scores, threshold)
+    v: list[dict] = []
     result = {
         "psi": psi,
         "ks_statistic": stat,
@@ -541,9 +542,8 @@ def prediction_drift(base_scores: np.ndarray, scores: np.ndarray, threshold: flo
             "baseline": (bin_counts(base_scores, edges) / len(base_scores)).tolist(),
             "current": (bin_counts(scores, edges) / len(scores)).tolist(),
         },
-        "violations": [],
+        "violations": v,
     }
-    v = result["violations"]
     if psi > th["psi"]:
         v.append(_violation("prediction", "baseline_drift_check", f"score PSI {psi:.4f} exceeds {th['psi']}"))
     if p < th["ks_p_value"] and stat > th["ks_statistic"]:

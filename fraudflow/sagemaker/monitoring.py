@@ -41,7 +41,7 @@ SCHEDULE_GROUP = "default"
 
 
 def monitoring_name(plan: Plan) -> str:
-    sm = plan.spec.config.get("sagemaker") or {}
+    sm: dict[str, Any] = dict(plan.spec.config.get("sagemaker") or {})
     return f"{sm.get('pipeline_name') or plan.name}-monitor"[:256]
 
 
@@ -203,8 +203,8 @@ class MonitoringReconciler:
 
     def output_prefix(self, r: Rendered) -> str:
         """The monitoring executions' output keys (as the compiler's output_uri spells them)."""
-        sm = self.plan.spec.config["sagemaker"]
-        prefix = (sm.get("prefix") if sm.get("prefix") is not None else self.plan.name).strip("/")
+        configured = self.plan.spec.config["sagemaker"].get("prefix")
+        prefix = (self.plan.name if configured is None else str(configured)).strip("/")
         return "/".join(x for x in (prefix, self.name) if x)
 
     def target(self, r: Rendered) -> dict[str, Any]:
