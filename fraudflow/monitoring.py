@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -43,7 +44,7 @@ def command(args: argparse.Namespace) -> int:
         spec.workspace
         / ".fraudflow"
         / "monitor"
-        / (time.strftime("%Y%m%d-%H%M%S") + f"-{id(args) % 10**6:06d}")
+        / (time.strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}")
     )
     report = run_monitor(step, dirs, current, labels, out, args.window_hours)
     html = write_html(out, report, spec.name, dirs["version"])

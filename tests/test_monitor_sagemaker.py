@@ -118,6 +118,11 @@ def test_the_monitoring_calls_are_what_the_policies_allow(
     plan = build_plan(load_one(yaml_file, env=None, overrides=_pairs(MONITOR), pipeline=None))
     rendered = compile_plan(plan)
     roles = iam.roles(rendered)
+    # the schedule assumes the execution role (no monitor.schedule_role_arn): it trusts Scheduler too
+    assert roles["execution"].trust["Statement"][0]["Principal"]["Service"] == [
+        "sagemaker.amazonaws.com",
+        "scheduler.amazonaws.com",
+    ]
 
     recorder.role = "operator"
     assert main(["apply", str(yaml_file), "--yes", *MONITOR]) == 0
