@@ -176,9 +176,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file: .csv or .parquet")
     p.set_defaults(func=_cmd("fraudflow.local.predict", "command"))
 
+    p = sub.add_parser(
+        "monitor", help="compare captured or scored claims with the training baseline (exit 4: drift)"
+    )
+    _spec_args(p)
+    p.add_argument("--current", required=True, metavar="PATH", help="a capture folder or a scored/raw file")
+    p.add_argument("--labels", metavar="PATH", help="ground truth, joined by monitor.labels.key")
+    p.add_argument("--version", dest="model_version", metavar="GROUP:VERSION", help="judge this version")
+    p.add_argument("--window-hours", type=float, help="only records captured in the last N hours")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p.add_argument(
+        "--retrain", action="store_true", help="on a violation, run the pipeline (monitor.retrain)"
+    )
+    p.set_defaults(func=_cmd("fraudflow.monitoring", "command"))
+
     p = sub.add_parser("render", help="render the SageMaker pipeline definition (offline, deterministic)")
     _spec_args(p)
     p.add_argument("-o", "--output", help="write the definition here instead of stdout")
+    p.add_argument(
+        "--monitoring", action="store_true", help="the monitoring pipeline (monitor.schedule) instead"
+    )
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "render"))
 
     p = sub.add_parser(

@@ -11,6 +11,7 @@ OK = 0  # done; `plan`: nothing to change; `validate`: the file is valid
 ERROR = 1  # the user's input or the world is wrong: an invalid file, a failed step, AWS refused a call
 CHANGES = 2  # `plan` only: apply would change something
 GATE_STOPPED = 3  # `run` only: the quality gate stopped the pipeline (a normal outcome)
+VIOLATIONS = 4  # `monitor` only: a drift, quality or bias check was violated (a normal outcome)
 USAGE = 64  # the command line is wrong: a bad flag, an unknown --env or --pipeline, a bad --set (EX_USAGE)
 INTERNAL = 70  # a bug in fraudflow: one line on stderr, the traceback in a crash log (EX_SOFTWARE)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it

@@ -418,3 +418,67 @@ def _parameter(name: str, path: str, cfg: PipelineConfig) -> Parameter:
     if path in ("gate.threshold", THRESHOLD_PATH):
         kind, node = "Float", float(node)
     return Parameter(name, path, kind, node)
+
+
+# monitor.py reads preprocess's NA words, category keys and transform
+MONITOR_CODE = (STEP_KIT, "preprocess.py")
+MONITOR_ELSEWHERE = (
+    "capture",
+    "schedule",
+    "schedule_role_arn",
+    "retrain",
+)  # read by fraudflow, not the script
+
+
+def monitor_config(cfg: PipelineConfig) -> dict[str, Any]:
+    """The `monitor` section with the schema's defaults (an absent section: all defaults)."""
+    from fraudflow.spec.schema import fill_defaults
+
+    return dict(fill_defaults({"monitor": dict(cfg.get("monitor") or {})})["monitor"])
+
+
+def monitor_step(spec: Spec) -> Step:
+    """The monitoring step (`fraudflow monitor`, the SageMaker monitoring pipeline): the training run's baseline,
+    schema and evaluation against a window of captured or scored claims. Not a step of the training pipeline."""
+    cfg = spec.config
+    return Step(
+        "monitor",
+        "Monitor",
+        "processing",
+        script="monitor.py",
+        extra_code=MONITOR_CODE,
+        config={
+            "data": {"label": cfg["data"]["label"]},
+            "decision_threshold": float(cfg["evaluate"]["decision_threshold"]),
+            "bias": dict(cfg["bias"]) if cfg.get("bias") else None,
+            # what the script reads: not where traffic is captured, when it runs or what follows a violation
+            "monitor": {k: v for k, v in monitor_config(cfg).items() if k not in MONITOR_ELSEWHERE},
+        },
+        inputs=(
+            Input("baseline", "preprocess", "baseline", f"{PROC}/baseline"),
+            Input("schema", "preprocess", "schema", f"{PROC}/schema"),
+            Input("evaluation", "evaluate", "evaluation", f"{PROC}/evaluation"),
+            Input("current", None, "capture", f"{PROC}/current"),
+        ),
+        outputs=(
+            Output(
+                "monitor",
+                f"{PROC}/output/monitor",
+                {
+                    "report": "report.json",
+                    "violations": "constraint_violations.json",
+                    "result": "result.json",
+                },
+            ),
+        ),
+        args=(
+            Arg("--config", "config"),
+            Arg("--baseline-dir", "input:baseline"),
+            Arg("--schema-dir", "input:schema"),
+            Arg("--evaluation-dir", "input:evaluation"),
+            Arg("--current", "input:current"),
+            Arg("--output-dir", "output:monitor"),
+        ),
+        settings="processing",
+        image="sklearn",
+    )

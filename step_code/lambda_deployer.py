@@ -611,4 +611,43 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
             json.dumps({"approval": result}, sort_keys=True, default=str)
         )  # the decision, in CloudWatch Logs
         return result
+    action = event.get("action")  # the monitoring pipeline's two calls (fraudflow/sagemaker/monitoring.py)
+    if action == "baseline":
+        return served_baseline(event, _client())
+    if action == "start_pipeline":
+        return start_pipeline(event, _client())
     return deploy(event, _client(), remaining=_budget(context))
+
+
+def served_baseline(event: dict[str, Any], sm: Any) -> dict[str, str]:
+    """Where the training execution that produced the endpoint's main variant wrote its outputs: the model
+    package's ModelQuality statistics are that execution's evaluation.json (`evaluation_file`, relative to the
+    execution's prefix); the baseline, schema and evaluation folders are the given paths under the same prefix."""
+    endpoint = sm.describe_endpoint(EndpointName=event["endpoint_name"])
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    main = max(config["ProductionVariants"], key=lambda v: float(v.get("InitialVariantWeight", 1.0)))
+    model = sm.describe_model(ModelName=main["ModelName"])
+    container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+    package = container["ModelPackageName"]
+    described = sm.describe_model_package(ModelPackageName=package)
+    uri = described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    suffix = "/" + event["evaluation_file"]
+    if not uri.endswith(suffix):
+        raise DeployError(f"{package}: its ModelQuality statistics {uri} are not a pipeline's {suffix[1:]}")
+    prefix = uri[: -len(suffix)]
+    out = {"model_package_arn": package, "variant": str(main["VariantName"])}
+    for name in ("baseline", "schema", "evaluation"):
+        out[f"{name}_uri"] = f"{prefix}/{event[name]}"
+    return out
+
+
+def start_pipeline(event: dict[str, Any], sm: Any) -> dict[str, str]:
+    """Start the training pipeline (a monitoring pipeline found a violation)."""
+    started = sm.start_pipeline_execution(
+        PipelineName=event["pipeline_name"],
+        PipelineExecutionDisplayName=str(event.get("reason", "monitor-violation"))[:82],
+        ClientRequestToken=f"monitor-{event['token']}".ljust(32, "0")[
+            :128
+        ],  # a retried step starts nothing new
+    )
+    return {"pipeline_execution_arn": started["PipelineExecutionArn"]}

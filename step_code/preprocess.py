@@ -829,6 +829,13 @@ def statistics(frame: pd.DataFrame) -> dict:
     return {"rows": int(len(frame)), "features": stats}
 
 
+def raw_inputs(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """The raw columns the model reads, as they were before encoding (missing values kept): the monitor's
+    baseline of feature drift, missing rates and categories (step_code/monitor.py)."""
+    columns = [*schema["numeric"], *schema["ordinal"], *schema["one_hot"]]
+    return df[[c for c in df.columns if c in columns]]
+
+
 def _write_json(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=False) + "\n")
@@ -863,6 +870,7 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
             _write_csv(out / name / f"{name}.csv", frame, header=False)
         _write_csv(out / "baseline" / "train_with_header.csv", frames["train"], header=True)
         _write_csv(out / "baseline" / "test_with_header.csv", frames["test"], header=True)
+        _write_csv(out / "baseline" / "train_raw.csv", raw_inputs(train, schema), header=True)
         _write_json(out / "baseline" / "statistics.json", statistics(frames["train"][schema["features"]]))
         _write_json(out / "schema" / "feature_schema.json", schema)
         _write_json(out / "report" / "preprocess.json", report)

@@ -1108,6 +1108,7 @@ class PipelineEmulator:
             ModelPackageGroupName=group,
             InferenceSpecification=args["InferenceSpecification"],
             ModelApprovalStatus=args["ModelApprovalStatus"],
+            **({"ModelMetrics": args["ModelMetrics"]} if args.get("ModelMetrics") else {}),
         )["ModelPackageArn"]
         self.ctx.properties[step["Name"]] = {"ModelPackageArn": arn}
         record.detail["arn"] = arn

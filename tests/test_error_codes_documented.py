@@ -35,6 +35,7 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
     (660, 669, ("step_code/inference.py", "step_code/train.py")),  # serving: the script, and train's packing
     (670, 679, ("step_code/preprocess.py", "step_code/contract.py")),  # label values, formats, the contract
     (680, 684, ("fraudflow/local/tune.py",)),  # the local tune step's study and trials
+    (685, 689, ("step_code/monitor.py",)),
     (690, 699, ("fraudflow/local/runner.py",)),
     (700, 799, ("fraudflow/sagemaker/",)),
     (800, 849, ("fraudflow/local/registry.py", "fraudflow/local/registry_cli.py")),

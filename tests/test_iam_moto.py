@@ -55,6 +55,10 @@ def _obj(bucket: str, key: str) -> str:
     return f"arn:aws:s3:::{bucket}/{key}"
 
 
+def _schedule(p: dict[str, Any]) -> str:
+    return f"arn:aws:scheduler:{REGION}:{ACCOUNT}:schedule/{p.get('GroupName', 'default')}/{p['Name']}"
+
+
 def _pass(role: str, service: str) -> Request:
     return ("iam:PassRole", role, {"iam:PassedToService": f"{service}.amazonaws.com"})
 
@@ -162,6 +166,11 @@ AUTHORIZATION: dict[tuple[str, str], Callable[[dict[str, Any]], list[Request]]] 
     ("lambda", "GetPolicy"): lambda p: [("lambda:GetPolicy", _fn(p["FunctionName"]), {})],
     ("lambda", "AddPermission"): lambda p: [("lambda:AddPermission", _fn(p["FunctionName"]), {})],
     ("lambda", "RemovePermission"): lambda p: [("lambda:RemovePermission", _fn(p["FunctionName"]), {})],
+    ("sagemaker", "DeletePipeline"): lambda p: [("sagemaker:DeletePipeline", _sm(f"pipeline/{p['PipelineName']}"), {})],
+    ("scheduler", "GetSchedule"): lambda p: [("scheduler:GetSchedule", _schedule(p), {})],
+    ("scheduler", "DeleteSchedule"): lambda p: [("scheduler:DeleteSchedule", _schedule(p), {})],
+    ("scheduler", "CreateSchedule"): lambda p: [("scheduler:CreateSchedule", _schedule(p), {}), _pass(p["Target"]["RoleArn"], "scheduler")],
+    ("scheduler", "UpdateSchedule"): lambda p: [("scheduler:UpdateSchedule", _schedule(p), {}), _pass(p["Target"]["RoleArn"], "scheduler")],
 }  # fmt: skip
 
 

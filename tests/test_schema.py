@@ -34,6 +34,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/features/properties/ordinal",
     "$defs/pipeline/properties/parameters",
     "$defs/pipeline/properties/tune/properties/hyperparameters",  # name → search range
+    "$defs/pipeline/properties/monitor/properties/columns",
     "$defs/pipeline/properties/sagemaker/properties/tags",
 }
 

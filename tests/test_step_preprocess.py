@@ -38,6 +38,7 @@ def test_outputs_are_complete(out):
     assert files == [
         "baseline/statistics.json",
         "baseline/test_with_header.csv",
+        "baseline/train_raw.csv",
         "baseline/train_with_header.csv",
         "report/preprocess.json",
         "schema/feature_schema.json",
@@ -45,6 +46,18 @@ def test_outputs_are_complete(out):
         "train/train.csv",
         "validation/validation.csv",
     ]
+
+
+def test_train_raw_is_the_training_split_before_encoding(out):
+    """The monitor's baseline: the model's raw input columns of the training rows, missing values kept."""
+    schema = json.loads((out / "schema/feature_schema.json").read_text())
+    raw = pd.read_csv(out / "baseline/train_raw.csv")
+    encoded = pd.read_csv(out / "baseline/train_with_header.csv")
+    assert sorted(raw.columns) == sorted([*schema["numeric"], *schema["ordinal"], *schema["one_hot"]])
+    assert len(raw) == len(encoded)
+    for column in schema["numeric"]:  # numeric fill "none" in the reference: the same values, row by row
+        assert raw[column].equals(encoded[column].astype(raw[column].dtype)), column
+    assert raw["authorities_contacted"].isna().any()  # "None" in the data: missing before the fill
 
 
 def test_report_counts_rows_and_positives(out):

@@ -83,6 +83,10 @@ def check_params(spec: Any, items: list[str]) -> None:
 def render(args: argparse.Namespace) -> int:
     rendered = _render(args)
     text = rendered.text + "\n"
+    if getattr(args, "monitoring", False):  # the monitoring pipeline (monitor.schedule) instead
+        from fraudflow.sagemaker.monitoring import render_definition
+
+        text = render_definition(args, rendered) + "\n"
     if args.output and args.output != "-":
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)

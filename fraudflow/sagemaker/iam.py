@@ -422,12 +422,13 @@ def execution_role(r: Rendered, n: Needs, arns: Arns) -> Role:
     if n.functions:
         st.append(Statement("InvokeDeployer", ("lambda:InvokeFunction",), tuple(sorted(n.functions))))
     st.append(_pass_role("PassItselfToSageMaker", [r.role_arn], SAGEMAKER))
+    st += monitoring_statements("execution", r, arns)
     return Role(
         "execution",
         r.role_arn,
         "sagemaker.role_arn",
         SAGEMAKER,
-        _trust(SAGEMAKER),
+        monitoring_trust(r, _trust(SAGEMAKER)),
         tuple(s for s in st if s.resources),
         notes=(
             "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level permissions in IAM, "
@@ -479,6 +480,7 @@ def deployer_role(r: Rendered, n: Needs, arns: Arns) -> Role | None:
         ),
         _pass_role("PassExecutionRoleToModels", [r.role_arn], SAGEMAKER),
         *_logs("OwnLogs", arns, [f"/aws/lambda/{fn.name}"], ("logs:CreateLogGroup",)),
+        *monitoring_statements("deployer", r, arns),
     ]
     return Role(
         "deployer",
@@ -560,6 +562,7 @@ def operator_role(r: Rendered, n: Needs, arns: Arns) -> Role:
             (f"{pipeline}/execution/*",),
         ),
         _pass_role("PassExecutionRoleToSageMaker", [r.role_arn], SAGEMAKER),
+        *monitoring_statements("operator", r, arns),
     ]
     fn = r.lambda_function
     if fn is not None:
@@ -703,3 +706,65 @@ def command(args: argparse.Namespace) -> int:
         for note in role.notes:
             print(f"# note: {note}", file=out)
     return 0
+
+
+# -- monitoring (monitor.schedule: fraudflow/sagemaker/monitoring.py) -----------------------------------------
+SCHEDULER = "scheduler.amazonaws.com"
+
+
+def _monitoring(r: Rendered) -> Any | None:
+    from fraudflow.sagemaker.monitoring import MonitoringReconciler
+
+    return next((x for x in r.resources if isinstance(x, MonitoringReconciler)), None)
+
+
+def monitoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]:
+    """What each role needs for the monitoring pipeline and its schedule. The operator may always find and
+    remove them (apply removes what the YAML no longer declares); the rest only when a schedule is declared."""
+    m = _monitoring(r)
+    if m is None:
+        return []
+    pipeline = arns.sagemaker(f"pipeline/{m.name}")
+    schedule = partition.arn("scheduler", arns.region, arns.account, f"schedule/default/{m.name}")
+    declared = bool(m.schedule)
+    if kind == "operator":
+        st = [
+            Statement("FindOrRemoveMonitoringPipeline", ("sagemaker:DeletePipeline", "sagemaker:DescribePipeline"), (pipeline,)),
+            Statement("FindOrRemoveMonitoringSchedule", ("scheduler:DeleteSchedule", "scheduler:GetSchedule"), (schedule,)),
+        ]  # fmt: skip
+        if declared:
+            uploads = tuple(sorted({arns.s3(r.bucket, u.key.replace(u.sha256, "*")) for u in m.uploads(r)}))
+            st += [
+                Statement("UploadMonitoringCodeAndConfig", ("s3:GetObject", "s3:PutObject"), uploads),
+                Statement("UpsertMonitoringPipeline", ("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"), (pipeline,)),
+                Statement("UpsertMonitoringSchedule", ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"), (schedule,)),
+                _pass_role("PassScheduleRoleToScheduler", [m.target_role(r)], SCHEDULER),
+            ]  # fmt: skip
+        return st
+    if not declared:
+        return []
+    if kind == "deployer":
+        if m.retrains:
+            return [Statement("StartTrainingOnViolation", ("sagemaker:StartPipelineExecution",), (arns.sagemaker(f"pipeline/{r.name}"),))]  # fmt: skip
+        return []
+    capture_bucket, capture_key = _s3_split(m.capture)
+    capture = f"{capture_key.rstrip('/')}/*" if capture_key else "*"
+    monitor_out = f"{m.output_prefix(r)}/*"
+    st = [
+        Statement("ReadCapturedTraffic", ("s3:GetObject",), (arns.s3(capture_bucket, capture),)),
+        Statement("ReadMonitoringCodeAndConfig", ("s3:GetObject",), tuple(sorted({arns.s3(r.bucket, u.key) for u in m.uploads(r)}))),
+        Statement("WriteMonitoringReports", ("s3:GetObject", "s3:PutObject"), (arns.s3(r.bucket, monitor_out),)),
+        *_list_bucket("ListCapturedTraffic", arns, {capture_bucket: {capture}}),
+    ]  # fmt: skip
+    if m.target_role(r) == r.role_arn:  # the schedule starts the monitoring pipeline as the execution role
+        st.append(Statement("ScheduleStartsMonitoring", ("sagemaker:StartPipelineExecution",), (pipeline,)))
+    return st
+
+
+def monitoring_trust(r: Rendered, trust: dict[str, Any]) -> dict[str, Any]:
+    """The execution role's trust, with EventBridge Scheduler when the schedule assumes that role."""
+    m = _monitoring(r)
+    if m is None or not m.schedule or m.target_role(r) != r.role_arn:
+        return trust
+    statement = {**trust["Statement"][0], "Principal": {"Service": [SAGEMAKER, SCHEDULER]}}
+    return {**trust, "Statement": [statement]}

@@ -38,7 +38,15 @@ class Reconciler(Protocol):
 # Each factory reads the Plan and returns its reconciler, or None when the kind cannot apply to this plan at all
 # (a reconciler that must remove leftovers when its section is gone returns itself with nothing declared).
 ReconcilerFactory = Callable[["Plan", dict[str, Any]], "Reconciler | None"]
-RECONCILERS: list[ReconcilerFactory] = []
+
+
+def _monitoring(plan: Plan, context: dict[str, Any]) -> Reconciler | None:
+    from fraudflow.sagemaker.monitoring import reconciler  # imports the compiler, which imports this module
+
+    return reconciler(plan, context)
+
+
+RECONCILERS: list[ReconcilerFactory] = [_monitoring]
 
 
 def reconcilers_for(plan: Plan, context: dict[str, Any]) -> tuple[Reconciler, ...]:

@@ -428,6 +428,120 @@ DeployConfig = TypedDict(
 )
 
 
+MonitorFeaturesConfig = TypedDict(
+    "MonitorFeaturesConfig",
+    {
+        "psi": float,
+        "psi_bins": int,
+        "ks_p_value": float,
+        "ks_statistic": float,
+        "chi_square_p_value": float,
+        "missing_rate_change": float,
+        "unseen_categories": float,
+    },
+    total=False,
+)
+
+
+MonitorColumnsValueConfig = TypedDict(
+    "MonitorColumnsValueConfig",
+    {
+        "psi": float,
+        "psi_bins": int,
+        "ks_p_value": float,
+        "ks_statistic": float,
+        "chi_square_p_value": float,
+        "missing_rate_change": float,
+        "unseen_categories": float,
+        "ignore": bool,
+    },
+    total=False,
+)
+
+
+MonitorPredictionConfig = TypedDict(
+    "MonitorPredictionConfig",
+    {
+        "psi": float,
+        "psi_bins": int,
+        "ks_p_value": float,
+        "ks_statistic": float,
+        "positive_rate_change": float,
+    },
+    total=False,
+)
+
+
+MonitorQualityMinConfig = TypedDict(
+    "MonitorQualityMinConfig",
+    {
+        "roc_auc": float,
+        "precision": float,
+        "recall": float,
+    },
+    total=False,
+)
+
+
+MonitorQualityMaxDropConfig = TypedDict(
+    "MonitorQualityMaxDropConfig",
+    {
+        "roc_auc": float,
+        "precision": float,
+        "recall": float,
+    },
+    total=False,
+)
+
+
+MonitorQualityConfig = TypedDict(
+    "MonitorQualityConfig",
+    {
+        "min": MonitorQualityMinConfig,
+        "max_drop": MonitorQualityMaxDropConfig,
+    },
+    total=False,
+)
+
+
+MonitorBiasConfig = TypedDict(
+    "MonitorBiasConfig",
+    {
+        "dppl_change": float,
+        "di_change": float | None,
+    },
+    total=False,
+)
+
+
+MonitorLabelsConfig = TypedDict(
+    "MonitorLabelsConfig",
+    {
+        "key": str,
+    },
+    total=False,
+)
+
+
+MonitorConfig = TypedDict(
+    "MonitorConfig",
+    {
+        "capture": str,
+        "window_hours": float | None,
+        "features": MonitorFeaturesConfig,
+        "columns": dict[str, MonitorColumnsValueConfig],
+        "prediction": MonitorPredictionConfig,
+        "quality": MonitorQualityConfig,
+        "bias": MonitorBiasConfig,
+        "labels": MonitorLabelsConfig,
+        "retrain": Literal["never", "on_violation"],
+        "schedule_role_arn": str,
+        "schedule": str,
+    },
+    total=False,
+)
+
+
 SagemakerProcessingConfig = TypedDict(
     "SagemakerProcessingConfig",
     {
@@ -519,6 +633,7 @@ PipelineConfig = TypedDict(
         "explain": ExplainConfig,
         "register": "Required[RegisterConfig]",
         "deploy": DeployConfig,
+        "monitor": MonitorConfig,
         "parameters": dict[str, str],
         "sagemaker": SagemakerConfig,
     },

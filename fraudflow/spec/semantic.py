@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
+from fraudflow.spec import monitor_checks
 from fraudflow.spec import schema as sch
 from fraudflow.spec.api_semantic import check_api
 from fraudflow.spec.config_types import (
@@ -87,6 +88,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += check_gate(valid, pos)
     out += _check_tune(valid, targets, pos)
     out += _check_capture(valid, pos)
+    out += monitor_checks.check(cast(dict[str, Any], valid), pos)
     return out
 
 
