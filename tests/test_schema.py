@@ -32,6 +32,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/features/properties/ordinal",
     "$defs/pipeline/properties/parameters",
     "$defs/pipeline/properties/sagemaker/properties/tags",
+    "$defs/pipeline/properties/tune/properties/hyperparameters",  # name → search range
 }
 
 
