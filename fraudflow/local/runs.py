@@ -169,7 +169,9 @@ def _list(runs_dir: Path, args: argparse.Namespace) -> int:
         runs = runs[: args.limit]
     rows = []
     for i, run in enumerate(runs):
-        ref = baseline or (runs[i + 1] if i + 1 < len(runs) else None)
+        # the run before: the next older run of the same pipeline (another pipeline's parameters differ anyway)
+        older = (r for r in runs[i + 1 :] if r.get("pipeline") == run.get("pipeline"))
+        ref = baseline or next(older, None)
         changed = _changed(ref.get("params") if ref else None, run.get("params"))
         rows.append(
             {

@@ -27,6 +27,7 @@ from fraudflow.plan import Step
 from fraudflow.spec.tuning import Objective, Range, objective, search_space, train_hyperparameter_schema
 
 STUDY_NAME = "fraudflow"
+OUTCOME = "fraudflow"  # the user attribute holding a finished trial's seconds, rounds, curve or error
 PRUNE_WARMUP_ROUNDS = 10  # rounds a trial always trains before the pruner may stop it
 PRUNE_STARTUP_TRIALS = 5  # trials that always finish, so the median means something
 
@@ -240,18 +241,19 @@ def _tell(study: Any, trial: Any, outcome: TrialOutcome) -> int:
     study with the error train.py raised, as the train step would."""
     import optuna
 
-    trial.set_user_attr("seconds", round(outcome.seconds, 3))
-    if outcome.rounds is not None:
-        trial.set_user_attr("rounds", outcome.rounds)
+    # one attribute per trial (each is a transaction): what the summary, the pruner and the resume read
+    record: dict[str, Any] = {"seconds": round(outcome.seconds, 3), "rounds": outcome.rounds}
+    if outcome.state == "complete" and outcome.curve:
+        record["curve"] = outcome.curve  # the pruner of later trials compares with it
+    err = outcome.error or {}
+    if outcome.state == "failed":
+        record["error"] = f"{err.get('code', '')} {err.get('message', '')}".strip()
+    trial.set_user_attr(OUTCOME, record)
     if outcome.state == "complete":
-        if outcome.curve:  # one JSON attribute, not a row per round: the pruner of later trials reads it
-            trial.set_user_attr("curve", outcome.curve)
         study.tell(trial, outcome.value)
     elif outcome.state == "pruned":
         study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     else:
-        err = outcome.error or {}
-        trial.set_user_attr("error", f"{err.get('code', '')} {err.get('message', '')}".strip())
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if not err.get("retryable"):
             raise UserError(
@@ -285,9 +287,9 @@ def _curves(study: Any) -> tuple[tuple[float, ...], ...]:
     from optuna.trial import TrialState
 
     return tuple(
-        tuple(t.user_attrs["curve"])
+        tuple(t.user_attrs[OUTCOME]["curve"])
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.user_attrs.get("curve")
+        if t.user_attrs.get(OUTCOME, {}).get("curve")
     )
 
 
@@ -299,7 +301,7 @@ def _finished(study: Any) -> int:
         1
         for t in study.get_trials(deepcopy=False)
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        or (t.state == TrialState.FAIL and "error" in t.user_attrs)
+        or (t.state == TrialState.FAIL and "error" in t.user_attrs.get(OUTCOME, {}))
     )
 
 
@@ -316,8 +318,20 @@ def _close_stale(study: Any) -> int:
 def _storage(url: str) -> Any:
     import optuna
 
-    # another fraudflow process may hold SQLite's lock for a moment (two runs of one study): wait, never fail
-    return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    path = url.removeprefix("sqlite:///")
+    return optuna.storages.RDBStorage(url, engine_kwargs={"creator": lambda: _sqlite(path)})
+
+
+def _sqlite(path: str) -> Any:
+    """The study's connection. WAL with synchronous=NORMAL: a commit survives a killed process (Ctrl-C keeps every
+    told trial) without an fsync per commit, which on a busy disk cost more than the trials' training; another
+    fraudflow process holding the lock for a moment is waited for, not an error."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=120, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
 
 
 def _sampler(tune: dict[str, Any], space: list[Range]) -> Any:
@@ -390,7 +404,8 @@ def study_summary(study: Any, tune: dict[str, Any], obj: Objective, space: list[
 
     trials = []
     for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.FAIL and "error" not in t.user_attrs:
+        record = t.user_attrs.get(OUTCOME, {})
+        if t.state == TrialState.FAIL and "error" not in record:
             continue  # cut short by an interruption and redone
         trials.append(
             {
@@ -398,9 +413,9 @@ def study_summary(study: Any, tune: dict[str, Any], obj: Objective, space: list[
                 "state": t.state.name.lower(),
                 "value": t.value if t.state == TrialState.COMPLETE else None,
                 "params": t.params,
-                "seconds": t.user_attrs.get("seconds"),
-                "rounds": t.user_attrs.get("rounds"),
-                **({"error": t.user_attrs["error"]} if "error" in t.user_attrs else {}),
+                "seconds": record.get("seconds"),
+                "rounds": record.get("rounds"),
+                **({"error": record["error"]} if "error" in record else {}),
             }
         )
     complete = [t for t in trials if t["state"] == "complete"]
@@ -439,6 +454,7 @@ def run_trial(job: TrialJob) -> TrialOutcome:
     from fraudflow.local.runner import load_script
 
     train = load_script(Path(job.script))
+    _read_each_channel_once(train)
     started = time.perf_counter()
     out_dir = Path(job.trial_dir)
     if out_dir.exists():  # left by an interrupted attempt of the same trial number: not a finished trial
@@ -477,6 +493,27 @@ def run_trial(job: TrialJob) -> TrialOutcome:
         rounds=summary["rounds_trained"],
         curve=pruning.curve if pruning else [],
     )
+
+
+def _read_each_channel_once(train: Any) -> None:
+    """Every trial reads the same train and validation channels: this process parses each once (train.py's own
+    `read_channel`, remembered by the channel's files, their sizes and modification times)."""
+    if getattr(train.read_channel, "remembers", False):
+        return
+    read, seen = train.read_channel, {}
+
+    def read_channel(channel: str | None, name: str) -> Any:
+        folder = Path(channel) if channel else None
+        files = sorted(folder.iterdir()) if folder and folder.is_dir() else [folder] if folder else []
+        key = (channel, name, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files if f))
+        if key not in seen:
+            if len(seen) >= 4:  # train and validation of the newest data are worth keeping
+                seen.clear()
+            seen[key] = read(channel, name)
+        return seen[key]
+
+    read_channel.remembers = True  # type: ignore[attr-defined]
+    train.read_channel = read_channel
 
 
 class _Pruning:
