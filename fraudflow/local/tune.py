@@ -20,7 +20,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from fraudflow.errors import Diagnostic, UserError
 from fraudflow.plan import Step
@@ -75,7 +75,8 @@ def run_tuning_step(step: Step, argv: list[str], study_dir: Path, log: Path, out
 
 class _Tee:
     def __init__(self, out: Any):
-        self.out, self.parts = out, []
+        self.out = out
+        self.parts: list[str] = []
 
     def write(self, text: str) -> int:
         self.parts.append(text)
@@ -472,13 +473,14 @@ def run_trial(job: TrialJob) -> TrialOutcome:
             callbacks=[pruning.callback()] if pruning else None,
         )
     except Exception as exc:
-        if not getattr(exc, "ff_code", None):
+        code = getattr(exc, "ff_code", None)
+        if not code:
             raise
         error = {k: getattr(exc, k, None) for k in ("message", "file", "line", "hint")}
         # XGBoost refused the sampled values: that trial fails and the study goes on; bad data stops it
-        error["retryable"] = exc.ff_code == train.E_XGBOOST
+        error["retryable"] = code == train.E_XGBOOST
         return TrialOutcome(
-            job.number, "failed", seconds=time.perf_counter() - started, error={"code": exc.ff_code, **error}
+            job.number, "failed", seconds=time.perf_counter() - started, error={"code": code, **error}
         )
     seconds = time.perf_counter() - started
     if pruning is not None and pruning.pruned:
@@ -500,7 +502,8 @@ def _read_each_channel_once(train: Any) -> None:
     `read_channel`, remembered by the channel's files, their sizes and modification times)."""
     if getattr(train.read_channel, "remembers", False):
         return
-    read, seen = train.read_channel, {}
+    read = train.read_channel
+    seen: dict[Any, Any] = {}
 
     def read_channel(channel: str | None, name: str) -> Any:
         folder = Path(channel) if channel else None
@@ -526,7 +529,7 @@ class _Pruning:
         from optuna.trial import TrialState, create_trial
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction=job.direction, pruner=_median_pruner())
+        study = optuna.create_study(direction=cast(Any, job.direction), pruner=_median_pruner())
         for curve in job.curves:
             study.add_trial(
                 create_trial(
@@ -545,7 +548,7 @@ class _Pruning:
 
         pruning = self
 
-        class Prune(xgb.callback.TrainingCallback):  # type: ignore[misc]
+        class Prune(xgb.callback.TrainingCallback):
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
                 return pruning.after_round(epoch, evals_log)
 
