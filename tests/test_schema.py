@@ -35,7 +35,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/parameters",
     "$defs/pipeline/properties/tune/properties/hyperparameters",  # name → search range
     "$defs/pipeline/properties/monitor/properties/columns",
-    "$defs/pipeline/properties/sagemaker/properties/tags",  # name → search range
+    "$defs/pipeline/properties/sagemaker/properties/tags",
 }
 
 
