@@ -704,6 +704,91 @@ def as_categories(df: pd.DataFrame, config: dict) -> pd.DataFrame:
     return df
 
 
+_EXACT_INT = 2**53  # a larger integer would become another float in a float column
+
+
+def _plain_number(value: object) -> bool:
+    """An int (not a bool) or float that every path turns into the same float64."""
+    return type(value) is float or (type(value) is int and -_EXACT_INT <= value <= _EXACT_INT)  # noqa: E721
+
+
+def record_encoder(schema: dict) -> Any:
+    """`transform` compiled for raw records (dicts, as a serving request holds them): a function of a list of
+    records returning their model rows as a float64 array, equal to `transform(DataFrame(records), schema)`'s,
+    or None when a record holds a value outside the plain cases (a number is an int, a float or missing;
+    a category a string, an int, a float or missing), which the caller then encodes with `transform`. The
+    column maps are built once here, so encoding one record costs no DataFrame and no per-column pandas call.
+    None when the schema is not one `fit` wrote."""
+    if schema.get("version") != SCHEMA_VERSION or not all(
+        k in schema for k in ("numeric", "ordinal", "one_hot")
+    ):
+        return None
+    at = {f: i for i, f in enumerate(schema["features"])}
+    cat_fill = schema["missing"]["categorical"]
+    fill_key = None if cat_fill is None else _key(cat_fill)
+    numeric = [
+        (c, at[c], spec["fill"], bool(spec.get("integer")))
+        for c, spec in schema["numeric"].items()
+        if c in at
+    ]
+    ordinal = [
+        (c, at[c], {v: i for i, v in enumerate(spec["values"])})
+        for c, spec in schema["ordinal"].items()
+        if c in at
+    ]
+    one_hot = [
+        (c, {k: at[n] for k, n in zip(spec["categories"], spec["columns"]) if n in at})  # noqa: B905
+        for c, spec in schema["one_hot"].items()
+    ]
+    covered = (
+        {i for _, i, *_ in numeric} | {i for _, i, _ in ordinal} | {i for _, m in one_hot for i in m.values()}
+    )
+    if len(covered) != len(at):
+        return None
+
+    def category(value: object) -> str | None:
+        if value is None or (type(value) is float and value != value):  # noqa: E721
+            return fill_key
+        if type(value) is str:  # noqa: E721
+            return value
+        if _plain_number(value):
+            return _key(value)
+        raise _Unplain
+
+    def encode(records: list) -> np.ndarray | None:
+        rows = np.zeros((len(records), len(at)), dtype=np.float64)
+        try:
+            for c, i, fill, integer in numeric:
+                values = [r.get(c) for r in records]
+                if not all(v is None or _plain_number(v) for v in values):
+                    return None
+                floats = [math.nan if v is None else float(v) for v in values]
+                if fill is not None:
+                    floats = [fill if v != v else v for v in floats]
+                # transform keeps an integer column int64 when every value is a whole number (then -0.0 is 0)
+                if integer and all(
+                    math.isfinite(v) and abs(v) <= _EXACT_INT and v == round(v) for v in floats
+                ):
+                    floats = [v + 0.0 for v in floats]
+                rows[:, i] = floats
+            for c, i, index in ordinal:
+                rows[:, i] = [index.get(category(r.get(c)), -1) for r in records]
+            for c, columns in one_hot:
+                for row, r in enumerate(records):
+                    j = columns.get(category(r.get(c)))
+                    if j is not None:
+                        rows[row, j] = 1.0
+        except _Unplain:
+            return None
+        return rows
+
+    return encode
+
+
+class _Unplain(Exception):
+    """A record value record_encoder leaves to transform."""
+
+
 def model_frame(df: pd.DataFrame, schema: dict) -> pd.DataFrame:
     """Label first, then the features: the rows the XGBoost container reads."""
     features = transform(df, schema)
@@ -753,12 +838,12 @@ def csv_bytes(frame: pd.DataFrame) -> bytes | None:
     for i in range(len(frame.columns)):
         values = frame.iloc[:, i].to_numpy()
         # numpy formats numbers slowly (per value): format each distinct value once, as narrow as the longest
-        distinct, inverse = np.unique(values, return_inverse=True)
-        if (
-            values.dtype.kind == "f"
-        ):  # Python's repr is numpy's str of a float64 (shortest round trip), faster
-            shown = np.array(["" if v != v else repr(v) for v in distinct.tolist()], dtype=str)
+        if values.dtype.kind == "f":  # distinct bit patterns: 0.0 == -0.0, but they are written differently
+            bits, inverse = np.unique(values.astype(np.float64).view(np.int64), return_inverse=True)
+            # Python's repr is numpy's str of a float64 (the shortest round trip), and faster
+            shown = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=str)
         else:
+            distinct, inverse = np.unique(values, return_inverse=True)
             shown = distinct.astype(str)
         width = max(1, int(np.char.str_len(shown).max())) if len(shown) else 1
         text = shown.astype(f"S{width}")[inverse.reshape(-1)]  # ASCII: digits, signs, '.', 'e', 'inf'
