@@ -60,15 +60,41 @@ def auc_by_ranks(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return auc
 
 
+def tie_groups(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each score's rank among the distinct scores (0 = lowest), and how many distinct scores there are."""
+    distinct, group = np.unique(scores, return_inverse=True)
+    return group.reshape(-1).astype(np.int64), len(distinct)
+
+
+def auc_of_resamples(column: np.ndarray, n_groups: int) -> np.ndarray:
+    """ROC-AUC of each resample (row) from its rows' (tie group * 2 + class), shape (B, n), without sorting:
+    count each resample's negatives and positives per tie group, then U = sum over groups of positives x
+    (negatives below + half the negatives tied). The counts are integers, so 2U and P*N are exact and the one
+    division gives the same float as the rank sum (auc_by_ranks) does. Rows holding one class give NaN."""
+    b = column.shape[0]
+    offsets = (np.arange(b, dtype=np.int64) * 2 * n_groups)[:, None]
+    counts = np.bincount((column + offsets).ravel(), minlength=b * 2 * n_groups).reshape(b, n_groups, 2)
+    neg, pos = counts[:, :, 0], counts[:, :, 1]
+    below = np.cumsum(neg, axis=1) - neg
+    u2 = (pos * (2 * below + neg)).sum(axis=1)
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auc = u2.astype("float64") / (2.0 * n_pos * n_neg)
+    auc[(n_pos == 0) | (n_neg == 0)] = np.nan
+    return auc
+
+
 def bootstrap_auc(labels: np.ndarray, scores: np.ndarray, samples: int, confidence: float, seed: int) -> dict:
     """Percentile bootstrap CI of ROC-AUC; resamples holding one class are skipped (and not counted)."""
     rng = np.random.RandomState(seed)  # RandomState: same stream on numpy 1.x and 2.x
     n = len(labels)
     batch = max(1, MAX_CELLS // max(n, 1))
     aucs = []
+    group, n_groups = tie_groups(scores)
+    column = group * 2 + (np.asarray(labels) == 1)  # (score's tie group, class) of each row
     for start in range(0, samples, batch):
         idx = rng.randint(0, n, size=(min(batch, samples - start), n))
-        aucs.append(auc_by_ranks(labels[idx], scores[idx]))
+        aucs.append(auc_of_resamples(column[idx], n_groups))
     values = np.concatenate(aucs) if aucs else np.array([])
     values = values[~np.isnan(values)]
     if len(values) == 0:

@@ -336,8 +336,28 @@ def records_frame(records: list, columns: list) -> Any:  # a pandas.DataFrame
     return pd.DataFrame(data, index=pd.RangeIndex(len(records)), columns=list(columns))
 
 
+_ENCODERS: dict = {}  # (id(transform), id(schema)) -> (transform, schema, compiled encoder or None)
+
+
+def record_encoder(model: Any) -> Any:
+    """The model's own preprocess.record_encoder compiled for its schema once (None when its preprocess.py
+    has none: a model packed before it existed is encoded with transform alone)."""
+    key = (id(model.transform), id(model.schema))
+    cached = _ENCODERS.get(key)
+    if cached is None or cached[0] is not model.transform or cached[1] is not model.schema:
+        compile_encoder = getattr(model.transform, "__globals__", {}).get("record_encoder")
+        encoder = compile_encoder(model.schema) if callable(compile_encoder) else None
+        cached = _ENCODERS[key] = (model.transform, model.schema, encoder)
+    return cached[2]
+
+
 def encode_records(model: Any, records: list) -> np.ndarray:  # a ServedModel or a LoadedModel
-    """Raw records -> model rows with the model's own preprocess.transform: one row per record."""
+    """Raw records -> model rows with the model's own preprocess: its compiled record encoder when every value
+    is a plain one (no DataFrame per request), else its transform. One row per record."""
+    encoder = record_encoder(model)
+    x = encoder(records) if encoder is not None else None
+    if x is not None:
+        return x
     frame = records_frame(records, model.raw_columns)
     x = np.ascontiguousarray(np.asarray(model.transform(frame, model.schema), dtype=np.float64))
     if x.ndim != 2 or x.shape[0] != len(records):
