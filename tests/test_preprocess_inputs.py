@@ -136,7 +136,10 @@ NAME = st.one_of(
 def _header_file(root: Path, names: list[str], blank_lines: int = 0) -> Path:
     buf = io.StringIO()
     buf.write("\n" * blank_lines)
-    writer = csv.writer(buf, lineterminator="\n")
+    # csv quotes a field holding the line terminator ("\n") but not a bare "\r", which every CSV reader takes
+    # for a line break: such a header is then written quoted, as a tool writing a valid CSV would.
+    quoting = csv.QUOTE_ALL if any("\r" in n for n in names) else csv.QUOTE_MINIMAL
+    writer = csv.writer(buf, lineterminator="\n", quoting=quoting)
     writer.writerow(names)
     writer.writerow(["1"] * len(names))
     path = root / "data.csv"
