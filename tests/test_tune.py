@@ -343,7 +343,9 @@ def test_a_grid_tries_each_combination_once(tmp_path: Path, aws_data: Path):
 
 
 @pytest.mark.parametrize("parallel", [1, 2, 3, 8])
-def test_parallel_workers_share_the_cores_unless_the_user_says(monkeypatch: pytest.MonkeyPatch, parallel: int):
+def test_parallel_workers_share_the_cores_unless_the_user_says(
+    monkeypatch: pytest.MonkeyPatch, parallel: int
+):
     """Each spawned worker's XGBoost gets cores // workers OpenMP threads (at least 1): N workers each taking every
     core made parallel trials slower than one at a time. The user's OMP_NUM_THREADS is left as it is."""
     import concurrent.futures as cf
@@ -356,7 +358,10 @@ def test_parallel_workers_share_the_cores_unless_the_user_says(monkeypatch: pyte
     threads = tune._threads_per_worker(parallel)
     assert threads == str(max(1, len(os.sched_getaffinity(0)) // parallel))
     with cf.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn"), initializer=tune._start_worker, initargs=(threads,)
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=tune._start_worker,
+        initargs=(threads,),
     ) as pool:
         assert pool.submit(os.getenv, "OMP_NUM_THREADS").result() == threads
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
