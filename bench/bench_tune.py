@@ -10,7 +10,8 @@
 
 Figures (median, min, max): (a) whole-process wall and CPU seconds (wait4's rusage), and the trials alone (the
 tune step's seconds in run.json; the hand-written loop's `study.optimize`); (b) the tune step's seconds.
-Both sides run with the caller's OMP_NUM_THREADS (1 gives each trial one core, so (b) measures the processes).
+Both sides run with the caller's OMP_NUM_THREADS (1 gives each trial one core, so (b) measures the processes);
+unset, XGBoost takes every core and fraudflow's parallel workers get cores // parallel_trials threads each.
 """
 
 from __future__ import annotations

@@ -340,3 +340,58 @@ def test_a_grid_tries_each_combination_once(tmp_path: Path, aws_data: Path):
         (t["params"]["max_depth"], t["params"]["eta"]) for t in _latest(tmp_path)["tuning"]["trials"]
     )
     assert tried == [(2, 0.1), (2, 0.3), (3, 0.1), (3, 0.3)]
+
+
+@pytest.mark.parametrize("parallel", [1, 2, 3, 8])
+def test_parallel_workers_share_the_cores_unless_the_user_says(
+    monkeypatch: pytest.MonkeyPatch, parallel: int
+):
+    """Each spawned worker's XGBoost gets cores // workers OpenMP threads (at least 1): N workers each taking every
+    core made parallel trials slower than one at a time. The user's OMP_NUM_THREADS is left as it is."""
+    import concurrent.futures as cf
+    import multiprocessing
+    import os
+
+    from fraudflow.local import tune
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    threads = tune._threads_per_worker(parallel)
+    assert threads == str(max(1, len(os.sched_getaffinity(0)) // parallel))
+    with cf.ProcessPoolExecutor(
+        1,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=tune._start_worker,
+        initargs=(threads,),
+    ) as pool:
+        assert pool.submit(os.getenv, "OMP_NUM_THREADS").result() == threads
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert tune._threads_per_worker(parallel) is None
+
+
+def test_the_recorded_library_versions_are_the_libraries_own():
+    """The steps' cache keys carry the versions; read from package metadata, they are what the modules say."""
+    import numpy
+    import pandas
+    import sklearn
+    import xgboost
+
+    from fraudflow.local.runner import _library_versions
+
+    assert _library_versions() == {
+        "numpy": numpy.__version__,
+        "pandas": pandas.__version__,
+        "sklearn": sklearn.__version__,
+        "xgboost": xgboost.__version__,
+    }
+
+
+def test_a_tune_only_run_does_not_import_scikit_learn(tmp_path: Path):
+    """train.py never uses scikit-learn: `fraudflow run` must not pay its import up front."""
+    code = (
+        "import sys\n"
+        "from fraudflow.local import runner\n"
+        "runner._library_versions()\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"

@@ -203,7 +203,7 @@ class _Runner:
     def execute(self) -> RunResult:
         plan = self.plan
         self.say(f"fraudflow run {plan.name}  (run {self.run_id}, {self.run_dir})")
-        _library_versions()  # imports the ML libraries once, up front, so no step's timing carries that cost
+        _library_versions()  # the ML libraries' versions (the steps' cache keys), read once
         ungated = [s for s in plan.steps if not s.gated]
         gated = [s for s in plan.steps if s.gated]
         total = len(plan.steps) + 1
@@ -719,16 +719,15 @@ def _hp_text(value: Any) -> str:
 
 @functools.cache
 def _library_versions() -> dict[str, str]:
-    import numpy
-    import pandas
-    import sklearn
-    import xgboost
+    """The installed versions, from the packages' metadata: importing the libraries to ask them cost a `--only
+    tune` run seconds of scikit-learn it never uses (the same strings as their `__version__`)."""
+    from importlib.metadata import version
 
     return {
-        "numpy": numpy.__version__,
-        "pandas": pandas.__version__,
-        "sklearn": sklearn.__version__,
-        "xgboost": xgboost.__version__,
+        "numpy": version("numpy"),
+        "pandas": version("pandas"),
+        "sklearn": version("scikit-learn"),
+        "xgboost": version("xgboost"),
     }
 
 
