@@ -129,7 +129,7 @@ class _ScoreCompiler(_Compiler):
                     "InstanceCount": int(self.batch.get("instance_count", 1)),
                 },
                 "BatchStrategy": "SingleRecord",
-                "DataProcessing": {"InputFilter": "$", "OutputFilter": "$", "JoinSource": "Input"},
+                "DataProcessing": {"JoinSource": "Input"},
             },
         }
 
