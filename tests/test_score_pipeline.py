@@ -137,3 +137,14 @@ def test_the_join_step_writes_each_joined_claim_as_a_json_record(yaml_file: Path
             assert doc[0][column] == (
                 None if pd.isna(value) else pytest.approx(value) if isinstance(value, float) else value
             )
+
+
+def test_batch_without_sagemaker_settings_is_located(yaml_file: Path) -> None:
+    text = yaml_file.read_text()
+    start, end = text.index("defaults:\n  sagemaker:"), text.index("\nenvironments:")
+    yaml_file.write_text(text[:start] + text[end + 1 :])
+    assert "FF568" not in cli("validate", str(yaml_file)).stderr  # only deploy.batch needs the section
+    out = cli("validate", str(yaml_file), *BATCH)
+    assert out.returncode != 0
+    assert "FF568" in out.stderr and "deploy.batch" in out.stderr
+    assert "Traceback" not in out.stderr
