@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--monitoring", action="store_true", help="the monitoring pipeline (monitor.schedule) instead"
     )
+    p.add_argument("--scoring", action="store_true", help="the scoring pipeline (deploy.batch) instead")
     p.set_defaults(func=_cmd("fraudflow.sagemaker.commands", "render"))
 
     p = sub.add_parser(

@@ -616,6 +616,8 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, str]:
         return served_baseline(event, _client())
     if action == "start_pipeline":
         return start_pipeline(event, _client())
+    if action == "served_model":  # the scoring pipeline's (fraudflow/sagemaker/scoring.py)
+        return served_model(event, _client())
     return deploy(event, _client(), remaining=_budget(context))
 
 
@@ -623,22 +625,44 @@ def served_baseline(event: dict[str, Any], sm: Any) -> dict[str, str]:
     """Where the training execution that produced the endpoint's main variant wrote its outputs: the model
     package's ModelQuality statistics are that execution's evaluation.json (`evaluation_file`, relative to the
     execution's prefix); the baseline, schema and evaluation folders are the given paths under the same prefix."""
+    package, variant, described = _served_package(event, sm)
+    uri = described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    suffix = "/" + event["evaluation_file"]
+    if not uri.endswith(suffix):
+        raise DeployError(f"{package}: its ModelQuality statistics {uri} are not a pipeline's {suffix[1:]}")
+    prefix = uri[: -len(suffix)]
+    out = {"model_package_arn": package, "variant": variant}
+    for name in ("baseline", "schema", "evaluation"):
+        out[f"{name}_uri"] = f"{prefix}/{event[name]}"
+    return out
+
+
+def _served_package(event: dict[str, Any], sm: Any) -> tuple[str, str, dict[str, Any]]:
+    """The model package the endpoint's main variant (the heaviest) serves: (ARN, variant, its description)."""
     endpoint = sm.describe_endpoint(EndpointName=event["endpoint_name"])
     config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     main = max(config["ProductionVariants"], key=lambda v: float(v.get("InitialVariantWeight", 1.0)))
     model = sm.describe_model(ModelName=main["ModelName"])
     container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
     package = container["ModelPackageName"]
-    described = sm.describe_model_package(ModelPackageName=package)
-    uri = described["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
-    suffix = "/" + event["evaluation_file"]
-    if not uri.endswith(suffix):
-        raise DeployError(f"{package}: its ModelQuality statistics {uri} are not a pipeline's {suffix[1:]}")
-    prefix = uri[: -len(suffix)]
-    out = {"model_package_arn": package, "variant": str(main["VariantName"])}
-    for name in ("baseline", "schema", "evaluation"):
-        out[f"{name}_uri"] = f"{prefix}/{event[name]}"
-    return out
+    return package, str(main["VariantName"]), sm.describe_model_package(ModelPackageName=package)
+
+
+def served_model(event: dict[str, Any], sm: Any) -> dict[str, str]:
+    """The scoring pipeline's call (fraudflow/sagemaker/scoring.py): the served package and its model data."""
+    package, variant, described = _served_package(event, sm)
+    container = described["InferenceSpecification"]["Containers"][0]
+    threshold = (container.get("Environment") or {}).get("FRAUDFLOW_DECISION_THRESHOLD")
+    if threshold is None:  # every package fraudflow registers has it (compile.py's serving_env)
+        raise DeployError(
+            f"{package}: its container has no FRAUDFLOW_DECISION_THRESHOLD: not a fraudflow model"
+        )
+    return {
+        "model_package_arn": package,
+        "variant": variant,
+        "model_data_url": container["ModelDataUrl"],
+        "decision_threshold": str(threshold),
+    }
 
 
 def start_pipeline(event: dict[str, Any], sm: Any) -> dict[str, str]:

@@ -455,8 +455,9 @@ def _require_column(df: pd.DataFrame, column: str, shown: list[str], what: str) 
         )
 
 
-def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read every source, check labels and keys, and join them onto the first. Returns (joined, report)."""
+def load_joined(config: dict, input_dir: str | Path, labelled: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Read every source, check labels and keys, and join them onto the first. Returns (joined, report).
+    labelled=False (claims to score, `--records`): the label is neither required nor checked."""
     input_dir = Path(input_dir)
     sources = _get(config, "data.sources", kind=dict)
     if not sources:
@@ -480,7 +481,7 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
         )
     all_shown = [s for _, _, shown in tables for s in shown]
     holders = [(n, df, s) for n, df, s in tables if label in df.columns]
-    if not holders:
+    if not holders and labelled:
         columns = [c for _, df, _ in tables for c in df.columns if not c.startswith("__ff_")]
         near = _closest(label, columns)
         raise StepError(
@@ -491,7 +492,8 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
             column=label,
             hint=f"did you mean '{near}'?" if near else None,
         )
-    report["label_values"] = _check_label(holders[0][1], label, holders[0][2], _label_classes(config))
+    if labelled:
+        report["label_values"] = _check_label(holders[0][1], label, holders[0][2], _label_classes(config))
     base_name, joined, base_shown = tables[0]
     for name, df, shown in tables[1:]:
         for k in keys:
@@ -520,6 +522,9 @@ def load_joined(config: dict, input_dir: str | Path) -> tuple[pd.DataFrame, dict
     joined = joined.reset_index(drop=True)
     if joined.empty:
         raise StepError(E_NO_DATA, f"the {how} join on '{_key_text(keys)}' left no rows", file=base_shown[0])
+    if not labelled:
+        report["joined_rows"] = int(len(joined))
+        return joined.drop(columns=[label], errors="ignore"), report
     if joined[label].isna().any():  # label held by a joined source with unmatched base rows
         row = int(np.flatnonzero(joined[label].isna().to_numpy())[0])
         why = "its join key is missing" if _missing_key(joined.iloc[[row]], keys)[0] else "it has no match"
@@ -1045,6 +1050,25 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
     return report
 
 
+def records(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
+    """The scoring pipeline's join (`--records`): the sources joined as for training, without the label, written
+    as JSON Lines `{"records": [claim]}` (one claim per line: what inference.py reads as a JSON document, and what a
+    batch transform with SplitType Line and BatchStrategy SingleRecord sends it one at a time)."""
+    joined, report = load_joined(config, input_dir, labelled=False)
+    claims = joined[[c for c in joined.columns if not str(c).startswith("__ff_")]]
+
+    def write(out: Path) -> None:
+        target = out / "records" / "records.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8") as f:
+            for start in range(0, len(claims), 10000):
+                lines = claims.iloc[start : start + 10000].to_json(orient="records", lines=True)
+                f.writelines('{"records": [' + line + "]}\n" for line in lines.splitlines() if line)
+
+    stepkit.publish(Path(output_dir), write)
+    return report
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 
@@ -1054,10 +1078,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="/opt/ml/processing/input/config/config.json")
     parser.add_argument("--input-dir", default="/opt/ml/processing/input")
     parser.add_argument("--output-dir", default="/opt/ml/processing/output")
+    parser.add_argument(
+        "--records", action="store_true", help="join only: write records/records.jsonl to score"
+    )
 
     def work() -> int:
         args = parser.parse_args(argv)
-        report = run(stepkit.read_config(args.config, E_CONFIG), args.input_dir, args.output_dir)
+        config = stepkit.read_config(args.config, E_CONFIG)
+        if args.records:  # the scoring pipeline's join (fraudflow/sagemaker/scoring.py)
+            print(json.dumps({"records": records(config, args.input_dir, args.output_dir)["joined_rows"]}))
+            return 0
+        report = run(config, args.input_dir, args.output_dir)
         print(json.dumps({"preprocess": report["splits"]}))
         return 0
 

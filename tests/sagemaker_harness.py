@@ -623,6 +623,16 @@ def batch_transform(
     return bytes(out)
 
 
+def _joined(line: bytes, answer: bytes, content_type: str) -> bytes:
+    """SageMaker's JoinSource Input for one record: a JSON object gains `SageMakerOutput`, a CSV row the answer."""
+    if content_type == "application/json":
+        doc = json.loads(line)
+        if not isinstance(doc, dict):
+            raise HarnessError("JoinSource Input: a JSON input record must be an object")
+        return json.dumps({**doc, "SageMakerOutput": json.loads(answer)}).encode()
+    return line + b"," + answer
+
+
 def _no_default(name: str) -> Callable[..., Any]:
     def fail(*_: Any) -> Any:
         raise HarnessError(f"script mode without {name}: the harness emulates only the user's handlers")
@@ -1040,6 +1050,45 @@ class PipelineEmulator:
         self.models[name] = args["PrimaryContainer"]
         self.ctx.properties[step["Name"]] = {"ModelName": name}
         record.detail["container"] = args["PrimaryContainer"]
+
+    def _transform(self, step: dict[str, Any], record: StepRun) -> None:
+        """A batch transform job: each object under the input prefix through `batch_transform` against the Model
+        step's container, written to S3OutputPath as `<object>.out`; `JoinSource: Input` puts each JSON input
+        line's answer under its `SageMakerOutput` key (CSV: the answer's fields appended to the input's)."""
+        args = self.ctx.resolve(step["Arguments"])
+        source, inp, out = (
+            args["TransformInput"]["DataSource"]["S3DataSource"],
+            args["TransformInput"],
+            args["TransformOutput"],
+        )
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix" or inp.get("SplitType") != "Line":
+            raise HarnessError("only S3Prefix inputs split at lines are emulated")
+        job = self._job(step)
+        served = ServedModel.load(self.s3, self.models[args["ModelName"]], job / "model")
+        join = (args.get("DataProcessing") or {}).get("JoinSource", "None") == "Input"
+        bucket, prefix = split_s3(out["S3OutputPath"])
+        written = []
+        for path in download_prefix(self.s3, source["S3Uri"], job / "input"):
+            data = path.read_bytes()
+            answer = batch_transform(
+                served, data, content_type=inp["ContentType"], accept=out.get("Accept"),
+                batch_strategy=args.get("BatchStrategy", "MultiRecord"), max_payload_mb=args.get("MaxPayloadInMB", 6),
+                assemble_with=out.get("AssembleWith", "None"),
+            )  # fmt: skip
+            if join:
+                lines = [ln for ln in data.splitlines() if ln.strip()]
+                answers = answer.splitlines()
+                if len(answers) != len(lines):
+                    raise HarnessError(f"JoinSource Input: {len(lines)} input lines, {len(answers)} answers")
+                answer = b"".join(
+                    _joined(i, a, inp["ContentType"]) + b"\n" for i, a in zip(lines, answers, strict=True)
+                )
+            key = "/".join(
+                x for x in (prefix.rstrip("/"), path.relative_to(job / "input").as_posix() + ".out") if x
+            )
+            self.s3.put_object(Bucket=bucket, Key=key, Body=answer)
+            written.append(f"s3://{bucket}/{key}")
+        record.detail["outputs"] = written
 
     def _clarifycheck(self, step: dict[str, Any], record: StepRun) -> None:
         args = self.ctx.resolve(step["Arguments"])

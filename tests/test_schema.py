@@ -36,6 +36,7 @@ FREE_FORM_MAPS = {
     "$defs/pipeline/properties/tune/properties/hyperparameters",  # name → search range
     "$defs/pipeline/properties/monitor/properties/columns",
     "$defs/pipeline/properties/sagemaker/properties/tags",
+    "$defs/pipeline/properties/deploy/properties/batch/properties/inputs",  # source name → s3:// URI
 }
 
 

@@ -87,6 +87,10 @@ def render(args: argparse.Namespace) -> int:
         from fraudflow.sagemaker.monitoring import render_definition
 
         text = render_definition(args, rendered) + "\n"
+    if getattr(args, "scoring", False):  # the scoring pipeline (deploy.batch) instead
+        from fraudflow.sagemaker import scoring
+
+        text = scoring.render_definition(args, rendered) + "\n"
     if args.output and args.output != "-":
         with open(args.output, "w", encoding="utf-8") as f:
             f.write(text)

@@ -423,6 +423,7 @@ def execution_role(r: Rendered, n: Needs, arns: Arns) -> Role:
         st.append(Statement("InvokeDeployer", ("lambda:InvokeFunction",), tuple(sorted(n.functions))))
     st.append(_pass_role("PassItselfToSageMaker", [r.role_arn], SAGEMAKER))
     st += monitoring_statements("execution", r, arns)
+    st += scoring_statements("execution", r, arns)
     return Role(
         "execution",
         r.role_arn,
@@ -563,6 +564,7 @@ def operator_role(r: Rendered, n: Needs, arns: Arns) -> Role:
         ),
         _pass_role("PassExecutionRoleToSageMaker", [r.role_arn], SAGEMAKER),
         *monitoring_statements("operator", r, arns),
+        *scoring_statements("operator", r, arns),
     ]
     fn = r.lambda_function
     if fn is not None:
@@ -768,3 +770,49 @@ def monitoring_trust(r: Rendered, trust: dict[str, Any]) -> dict[str, Any]:
         return trust
     statement = {**trust["Statement"][0], "Principal": {"Service": [SAGEMAKER, SCHEDULER]}}
     return {**trust, "Statement": [statement]}
+
+
+# -- batch scoring (deploy.batch: fraudflow/sagemaker/scoring.py) ----------------------------------------------
+def _scoring(r: Rendered) -> Any | None:
+    from fraudflow.sagemaker.scoring import ScoringReconciler
+
+    return next((x for x in r.resources if isinstance(x, ScoringReconciler)), None)
+
+
+def scoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]:
+    """What each role needs for the scoring pipeline: the operator may always find and remove it; the execution
+    role runs its join, model and transform. The deployer's `served_model` reads what deploying already reads."""
+    s = _scoring(r)
+    if s is None:
+        return []
+    pipeline = arns.sagemaker(f"pipeline/{s.name}")
+    declared = s.declared()
+    if kind == "operator":
+        st = [Statement("FindOrRemoveScoringPipeline", ("sagemaker:DeletePipeline", "sagemaker:DescribePipeline"), (pipeline,))]  # fmt: skip
+        if declared:
+            uploads = tuple(sorted({arns.s3(r.bucket, u.key.replace(u.sha256, "*")) for u in s.uploads(r)}))
+            st += [
+                Statement("UploadScoringCodeConfigAndData", ("s3:GetObject", "s3:PutObject"), uploads),
+                Statement("UpsertScoringPipeline", ("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"), (pipeline,)),
+            ]  # fmt: skip
+        return st
+    if kind != "execution" or not declared:
+        return []
+    inputs = [_s3_split(u) for u in (s.batch.get("inputs") or {}).values()]
+    out_bucket, out_key = _s3_split(str(s.batch["output"]))
+    writes = [
+        (r.bucket, f"{s.output_prefix()}/*"),
+        (out_bucket, f"{out_key.rstrip('/')}/*" if out_key else "*"),
+    ]
+    listed: dict[str, set[str]] = {}
+    for bucket, key in [*((b, f"{k}*") for b, k in inputs), *writes]:
+        listed.setdefault(bucket, set()).add(key)
+    job = PIPELINE_JOB_PREFIX + "*"
+    group = "/aws/sagemaker/TransformJobs"
+    return [
+        Statement("ReadScoringCodeConfigAndClaims", ("s3:GetObject",), tuple(sorted({arns.s3(r.bucket, u.key) for u in s.uploads(r)} | {arns.s3(b, f"{k}*") for b, k in inputs}))),
+        Statement("WriteScoredClaims", ("s3:GetObject", "s3:PutObject"), tuple(sorted(arns.s3(b, k) for b, k in writes))),
+        *_list_bucket("ListScoringPrefixes", arns, listed),
+        Statement("ScoringTransformJob", ("sagemaker:AddTags", "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"), (arns.sagemaker(f"transform-job/{job}"),)),
+        *_logs("TransformJobLogs", arns, [group], LOG_GROUP_ACTIONS),
+    ]  # fmt: skip

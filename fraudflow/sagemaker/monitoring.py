@@ -22,13 +22,13 @@ plan shows both, a second apply changes nothing, and removing `monitor.schedule`
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from fraudflow.plan import Plan, Step, monitor_step
 from fraudflow.sagemaker import partition
 from fraudflow.sagemaker.compile import _Compiler
 from fraudflow.sagemaker.resources import Action
+from fraudflow.sagemaker.side_pipeline import PipelineReconciler, definition_text
 
 if TYPE_CHECKING:
     from fraudflow.sagemaker.apply import Clients
@@ -165,20 +165,15 @@ def render_definition(args: Any, training: Rendered) -> str:
     return definition_text(definition)
 
 
-def definition_text(definition: dict[str, Any]) -> str:
-    return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False)
-
-
 # ---------------------------------------------------------------------------------------------- apply
 
 
-class MonitoringReconciler:
+class MonitoringReconciler(PipelineReconciler):
     kind = "monitoring pipeline and schedule"
+    what = "monitoring pipeline"
 
     def __init__(self, plan: Plan, context: dict[str, Any]):
-        self.plan = plan
-        self.name = monitoring_name(plan)
-        self.context = context
+        super().__init__(plan, context, monitoring_name(plan))
         mon = plan.spec.config.get("monitor") or {}
         self.schedule = mon.get("schedule")  # None: nothing declared, leftovers are removed
 
@@ -198,9 +193,6 @@ class MonitoringReconciler:
     def target_role(self, r: Rendered) -> str:
         return str((self.plan.spec.config.get("monitor") or {}).get("schedule_role_arn") or r.role_arn)
 
-    def uploads(self, r: Rendered) -> tuple[Upload, ...]:
-        return render(self.plan, r)[1]
-
     def output_prefix(self, r: Rendered) -> str:
         """The monitoring executions' output keys (as the compiler's output_uri spells them)."""
         configured = self.plan.spec.config["sagemaker"].get("prefix")
@@ -215,59 +207,25 @@ class MonitoringReconciler:
         }
 
     # -- the actions -----------------------------------------------------------------------------------
-    def actions(self, c: Clients, r: Rendered) -> list[Action]:
-        from fraudflow.sagemaker.apply import aws_errors, deployed_definition
+    def declared(self) -> bool:
+        return bool(self.schedule)
 
-        deployed = deployed_definition(c, self.name, r.file)
+    def render(self, r: Rendered) -> tuple[dict[str, Any], tuple[Upload, ...]]:
+        return render(self.plan, r)
+
+    def actions(self, c: Clients, r: Rendered) -> list[Action]:
+        from fraudflow.sagemaker.apply import aws_errors
+
         with aws_errors(f"schedule {self.name}", r.file):
             schedule = _get_schedule(c, self.name)
+        out = self.pipeline_actions(c, r)
         if not self.schedule:
-            out = []
             if schedule is not None:
-                out.append(
-                    Action(
-                        "-", f"schedule {self.name}: delete", lambda c: _delete_schedule(c, self.name), 110
-                    )
+                delete = Action(
+                    "-", f"schedule {self.name}: delete", lambda c: _delete_schedule(c, self.name), 110
                 )
-            if deployed is not None:
-                out.append(
-                    Action(
-                        "-",
-                        f"monitoring pipeline {self.name}: delete",
-                        lambda c: c.sagemaker.delete_pipeline(
-                            PipelineName=self.name, ClientRequestToken=_token(self.name)
-                        ),
-                        120,
-                    )
-                )
+                out.insert(0, delete)
             return out
-        definition, uploads = render(self.plan, r)
-        text = definition_text(definition)
-        out = []
-        missing = [u for u in uploads if not _exists(c, r.bucket, u.key)]
-        if deployed != text or missing:
-            verb = "create" if deployed is None else "update"
-
-            def put_pipeline(c: Clients) -> None:
-                with aws_errors(f"monitoring pipeline {self.name}", r.file):
-                    for u in missing:
-                        c.s3.put_object(Bucket=r.bucket, Key=u.key, Body=u.read())
-                    args = {"PipelineName": self.name, "PipelineDefinition": text, "RoleArn": r.role_arn}
-                    if verb == "create":
-                        c.sagemaker.create_pipeline(
-                            **args, PipelineDescription=f"fraudflow monitoring of {r.name}"[:3072]
-                        )
-                    else:
-                        c.sagemaker.update_pipeline(**args)
-
-            out.append(
-                Action(
-                    "+" if verb == "create" else "~",
-                    f"monitoring pipeline {self.name}: {verb}",
-                    put_pipeline,
-                    110,
-                )
-            )
         wanted = {"ScheduleExpression": self.schedule, "Target": self.target(r), "State": "ENABLED"}
         if schedule is None or _schedule_differs(schedule, wanted):
             verb = "create" if schedule is None else "update"
@@ -296,20 +254,6 @@ class MonitoringReconciler:
                 )
             )
         return out
-
-
-def _token(name: str) -> str:
-    return f"fraudflow-delete-{name}"[:128].ljust(32, "0")
-
-
-def _exists(c: Clients, bucket: str, key: str) -> bool:
-    import botocore.exceptions as bx
-
-    try:
-        c.s3.head_object(Bucket=bucket, Key=key)
-        return True
-    except bx.ClientError:
-        return False
 
 
 def _get_schedule(c: Clients, name: str) -> dict[str, Any] | None:

@@ -68,3 +68,13 @@ def _api_gateway(plan: Plan, context: dict[str, Any]) -> Reconciler | None:
 
 
 RECONCILERS.append(_api_gateway)
+
+
+def _scoring(plan: Plan, context: dict[str, Any]) -> Reconciler | None:
+    """deploy.batch: the scoring pipeline <name>-score (fraudflow/sagemaker/scoring.py)."""
+    from fraudflow.sagemaker.scoring import reconciler
+
+    return reconciler(plan, context)
+
+
+RECONCILERS.append(_scoring)

@@ -364,6 +364,18 @@ DeployVariantsItemConfig = TypedDict(
 )
 
 
+DeployBatchConfig = TypedDict(
+    "DeployBatchConfig",
+    {
+        "output": "Required[str]",
+        "inputs": dict[str, str],
+        "instance_type": str,
+        "instance_count": int,
+    },
+    total=False,
+)
+
+
 DeployApiThrottleConfig = TypedDict(
     "DeployApiThrottleConfig",
     {
@@ -421,6 +433,7 @@ DeployConfig = TypedDict(
         "require_approval": bool,
         "when": Literal["registered", "approved"],
         "variants": list[DeployVariantsItemConfig],
+        "batch": DeployBatchConfig,
         "api": DeployApiConfig,
         "data_capture": DeployDataCaptureConfig,
     },

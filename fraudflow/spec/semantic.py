@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
-from fraudflow.spec import monitor_checks
+from fraudflow.spec import batch_checks, monitor_checks
 from fraudflow.spec import schema as sch
 from fraudflow.spec.api_semantic import check_api
 from fraudflow.spec.config_types import (
@@ -89,6 +89,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_tune(valid, targets, pos)
     out += _check_capture(valid, pos)
     out += monitor_checks.check(cast(dict[str, Any], valid), pos)
+    out += batch_checks.check(cast(dict[str, Any], valid), pos)  # deploy.batch
     return out
 
 

@@ -1,0 +1,125 @@
+"""The scoring pipeline (deploy.batch) on moto's server: `plan` shows it, `apply` converges it (a second apply
+changes nothing, removing the section removes it), the deployer Lambda's `served_model` action resolves the
+served package, and every call is allowed by the policies `fraudflow iam` prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("tests.conftest_aws", "tests.iam_eval")
+from tests.conftest_aws import BUCKET, Aws  # noqa: E402
+from tests.iam_eval import allowed  # noqa: E402
+from tests.test_iam_moto import AUTHORIZATION, Recorder, _deployer  # noqa: E402
+from tests.test_iam_moto import recorder as recorder  # noqa: E402, F401 - the fixture
+from tests.test_monitor_sagemaker import yaml_file as yaml_file  # noqa: E402, F401 - the fixture
+from tests.test_sagemaker_apply import cli  # noqa: E402
+
+pytest_plugins = ["tests.conftest_aws"]
+pytestmark = pytest.mark.aws
+
+NAME = "fraud-detect-xgb-score"
+BATCH = ["--set", f"deploy.batch.output=s3://{BUCKET}/scored", "--set", "deploy.batch.instance_count=2"]
+
+
+def test_apply_converges_the_scoring_pipeline(yaml_file: Path, aws: Aws) -> None:
+    plan = cli("plan", str(yaml_file), *BATCH, env=aws.env)
+    assert plan.returncode == 2
+    assert f"+ scoring pipeline {NAME}: create" in plan.stdout
+
+    first = cli("apply", str(yaml_file), "--yes", *BATCH, env=aws.env)
+    assert first.returncode == 0, first.stderr
+    rendered = cli("render", str(yaml_file), "--scoring", *BATCH, env=aws.env).stdout
+    sm = aws.client("sagemaker")
+    assert sm.describe_pipeline(PipelineName=NAME)["PipelineDefinition"] + "\n" == rendered
+    keys = {o["Key"] for o in aws.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert any(k.endswith("/preprocess.py") for k in keys) and any(k.endswith("/config.json") for k in keys)
+
+    second = cli("apply", str(yaml_file), "--yes", *BATCH, env=aws.env)
+    assert second.returncode == 0 and "No changes" in second.stdout, second.stdout + second.stderr
+
+    changed = [*BATCH[:3], "deploy.batch.instance_count=3"]
+    plan = cli("plan", str(yaml_file), *changed, env=aws.env)
+    assert plan.returncode == 2 and f"~ scoring pipeline {NAME}: update" in plan.stdout
+    assert cli("apply", str(yaml_file), "--yes", *changed, env=aws.env).returncode == 0
+
+    plan = cli("plan", str(yaml_file), env=aws.env)
+    assert plan.returncode == 2 and f"- scoring pipeline {NAME}: delete" in plan.stdout
+    assert cli("apply", str(yaml_file), "--yes", env=aws.env).returncode == 0
+    assert NAME not in [p["PipelineName"] for p in sm.list_pipelines()["PipelineSummaries"]]
+    assert "No changes" in cli("apply", str(yaml_file), "--yes", env=aws.env).stdout
+
+
+def test_the_scoring_calls_are_what_the_policies_allow(yaml_file: Path, aws: Aws, recorder: Recorder) -> None:
+    """apply with and then without deploy.batch as the operator, and the deployer Lambda's `served_model` as the
+    scoring pipeline's first step calls it (against moto's SageMaker)."""
+    from fraudflow.cli import main
+    from fraudflow.plan import build_plan
+    from fraudflow.sagemaker import iam
+    from fraudflow.sagemaker.compile import compile_plan
+    from fraudflow.sagemaker.scoring import render
+    from fraudflow.spec.load import load_one
+
+    overrides = [a for a in BATCH if a != "--set"]
+    plan = build_plan(load_one(yaml_file, env=None, overrides=overrides, pipeline=None))
+    rendered = compile_plan(plan)
+    roles = iam.roles(rendered)
+    execution = {a for s in roles["execution"].policy["Statement"] for a in _list(s["Action"])}
+    assert "sagemaker:CreateTransformJob" in execution
+
+    recorder.role = "operator"
+    assert main(["apply", str(yaml_file), "--yes", *BATCH]) == 0
+
+    recorder.role = None
+    sm = aws.client("sagemaker")
+    sm.create_model_package_group(ModelPackageGroupName="fraud-detect-xgb")
+    model_data = f"s3://{BUCKET}/exec1/Train/output/model.tar.gz"
+    package = sm.create_model_package(
+        ModelPackageGroupName="fraud-detect-xgb",
+        InferenceSpecification={
+            "Containers": [
+                {
+                    "Image": "img",
+                    "ModelDataUrl": model_data,
+                    "Environment": {"FRAUDFLOW_DECISION_THRESHOLD": "0.35"},
+                }
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelApprovalStatus="Approved",
+    )["ModelPackageArn"]
+    deploy = next(s for s in iam.steps(rendered.definition) if s["Type"] == "Lambda")
+    lam = _deployer()
+    assert lam.handler({**deploy["Arguments"], "model_package_arn": package})["action"] == "created"
+    definition, _ = render(plan, rendered)
+    recorder.role = "deployer"
+    found = lam.handler(definition["Steps"][0]["Arguments"])
+    recorder.role = "operator"
+    assert main(["apply", str(yaml_file), "--yes"]) == 0  # the section removed: the pipeline deleted
+    recorder.role = None
+
+    assert found == {
+        "model_package_arn": package,
+        "variant": "AllTraffic",
+        "model_data_url": model_data,
+        "decision_threshold": "0.35",
+    }
+    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
+    for expected in [
+        ("operator", "sagemaker:CreatePipeline"), ("operator", "sagemaker:DeletePipeline"),
+        ("deployer", "sagemaker:DescribeModelPackage"), ("deployer", "sagemaker:DescribeModel"),
+    ]:  # fmt: skip
+        assert expected in ops, f"the run did not exercise {expected}"
+    denied = []
+    for role, service, op, params in recorder.calls:
+        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
+        for request in AUTHORIZATION[(service, op)](params):
+            if not allowed(roles[role].policy, *request):
+                denied.append((role, f"{service}:{op}", request))
+    assert denied == []
+
+
+def _list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else value
