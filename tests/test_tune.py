@@ -395,3 +395,21 @@ def test_a_tune_only_run_does_not_import_scikit_learn(tmp_path: Path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_an_exclusive_maximum_is_enforced():
+    """base_score lies in (0, 1) for the logistic loss: a range reaching 1 is refused at validate, not by XGBoost."""
+    cfg = _cfg(
+        {
+            "objective": {"metric": "validation:auc"},
+            "hyperparameters": {"base_score": {"min": 0.2, "max": 1.0}},
+        }
+    )
+    assert "FF531" in _codes(cfg)
+    cfg = _cfg(
+        {
+            "objective": {"metric": "validation:auc"},
+            "hyperparameters": {"base_score": {"min": 0.2, "max": 0.9}},
+        }
+    )
+    assert _codes(cfg) == []

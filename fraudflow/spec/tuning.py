@@ -302,6 +302,8 @@ def _invalid(value: Any, schema: dict[str, Any]) -> str | None:
             return f"must be above {schema['exclusiveMinimum']}"
         if "maximum" in schema and value > schema["maximum"]:
             return f"is above XGBoost's maximum {schema['maximum']}"
+        if "exclusiveMaximum" in schema and value >= schema["exclusiveMaximum"]:
+            return f"must be below {schema['exclusiveMaximum']}"
         return None
     if kind == "boolean":
         return None if isinstance(value, bool) else "is not true or false"
@@ -318,6 +320,12 @@ def _valid_text(schema: dict[str, Any]) -> str:
         if "minimum" in schema
         else ""
     )
-    high = f"<= {schema['maximum']}" if "maximum" in schema else ""
+    high = (
+        f"< {schema['exclusiveMaximum']}"
+        if "exclusiveMaximum" in schema
+        else f"<= {schema['maximum']}"
+        if "maximum" in schema
+        else ""
+    )
     kind = "an integer" if schema.get("type") == "integer" else "a number"
     return f"XGBoost accepts {kind} " + " and ".join(p for p in (low, high) if p)
