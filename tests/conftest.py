@@ -40,3 +40,13 @@ def run_cli(
         capture_output=True,
         timeout=timeout,
     )
+
+
+def aws_sets(data: Path) -> list[str]:
+    """`--set` arguments pointing pipelines.yaml's two sources at a folder holding claims.csv and customers.csv."""
+    return [
+        "--set",
+        f"data.sources.claims={data / 'claims.csv'}",
+        "--set",
+        f"data.sources.customers={data / 'customers.csv'}",
+    ]

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, aws_sets
 
 ONE_CONDITION = "gate: {metric: roc_auc, threshold: 0.7}"
 
@@ -22,12 +22,7 @@ def gate_workspace(tmp: Path, data: Path, gate_yaml: str) -> tuple[Path, list[st
             "\n".join(line for line in text.splitlines() if "AucThreshold: gate.threshold" not in line) + "\n"
         )
     (tmp / "pipelines.yaml").write_text(text)
-    sets = [
-        "--set",
-        f"data.sources.claims={data / 'claims.csv'}",
-        "--set",
-        f"data.sources.customers={data / 'customers.csv'}",
-    ]
+    sets = aws_sets(data)
     return tmp / "pipelines.yaml", sets
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, aws_sets, run_cli
 from tests.test_serve import Server, call
 
 pytestmark = pytest.mark.slow
@@ -57,12 +57,7 @@ def test_what_serve_captures_is_what_monitor_reads(tmp_path: Path, aws_data: Pat
     (ws / "pipelines.yaml").write_text(
         text.replace(ANCHOR, ANCHOR + "      data_capture: {destination: caps}\n", 1)
     )
-    sets = [
-        "--set",
-        f"data.sources.claims={aws_data / 'claims.csv'}",
-        "--set",
-        f"data.sources.customers={aws_data / 'customers.csv'}",
-    ]
+    sets = aws_sets(aws_data)
     done = run_cli("run", str(ws / "pipelines.yaml"), *sets, cwd=ws)
     assert done.returncode == 0, done.stdout + done.stderr
     raw = pd.read_csv(aws_data / "claims.csv").merge(pd.read_csv(aws_data / "customers.csv"), on="policy_id")

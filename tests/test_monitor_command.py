@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, aws_sets, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,12 +25,7 @@ SHIFTED = ["customer_age", "vehicle_claim", "months_as_customer"]
 def trained(tmp_path_factory: pytest.TempPathFactory, aws_data: Path) -> tuple[Path, list[str], pd.DataFrame]:
     ws = tmp_path_factory.mktemp("monitor")
     shutil.copy(ROOT / "pipelines.yaml", ws / "pipelines.yaml")
-    sets = [
-        "--set",
-        f"data.sources.claims={aws_data / 'claims.csv'}",
-        "--set",
-        f"data.sources.customers={aws_data / 'customers.csv'}",
-    ]
+    sets = aws_sets(aws_data)
     proc = run_cli("run", str(ws / "pipelines.yaml"), *sets, cwd=ws)
     assert proc.returncode == 0, proc.stderr
     raw = pd.read_csv(aws_data / "claims.csv").merge(pd.read_csv(aws_data / "customers.csv"), on="policy_id")

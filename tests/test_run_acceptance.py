@@ -12,19 +12,14 @@ import pytest
 import xgboost as xgb
 from sklearn.metrics import roc_auc_score
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, aws_sets, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def _workspace(tmp: Path, data: Path) -> tuple[Path, list[str]]:
     shutil.copy(ROOT / "pipelines.yaml", tmp / "pipelines.yaml")
-    sets = [
-        "--set",
-        f"data.sources.claims={data / 'claims.csv'}",
-        "--set",
-        f"data.sources.customers={data / 'customers.csv'}",
-    ]
+    sets = aws_sets(data)
     return tmp / "pipelines.yaml", sets
 
 
