@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import glob
 import json
 import math
 import os
@@ -419,8 +420,15 @@ def load_schema(data_dir: str) -> tuple[str | None, list[str]]:
 def read_split(data_dir: str, split: str, n_features: int) -> np.ndarray:
     """A header-less split CSV (label first) as a float matrix."""
     path = os.path.join(data_dir, split, f"{split}.csv")
+    parts = sorted(glob.glob(os.path.join(data_dir, split, "part-*.csv")))  # split.train_files > 1
+    if not os.path.exists(path) and parts:  # the shards in name order are the split's rows
+        return np.vstack([read_split_file(p, split, n_features) for p in parts])
     if not os.path.exists(path):
         raise StepError("FF643", f"{split} split not found", file=path)
+    return read_split_file(path, split, n_features)
+
+
+def read_split_file(path: str, split: str, n_features: int) -> np.ndarray:
     try:
         frame = pd.read_csv(path, header=None, dtype=np.float64)
     except pd.errors.EmptyDataError:

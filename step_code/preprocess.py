@@ -1005,12 +1005,46 @@ def _write_csv(path: Path, frame: pd.DataFrame, header: bool) -> None:
             fh.write(csv_bytes(frame.iloc[start : start + CSV_CHUNK_ROWS]) or b"")
 
 
-def _with_header(path: Path, frame: pd.DataFrame, body: Path) -> None:
-    """`frame.to_csv(path, index=False)` when `body` already holds its header-less CSV."""
+def _with_header(path: Path, frame: pd.DataFrame, *bodies: Path) -> None:
+    """`frame.to_csv(path, index=False)` when `bodies` already hold its header-less CSV (in order)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as fh, open(body, "rb") as src:
+    with open(path, "wb") as fh:
         fh.write(frame.iloc[:0].to_csv(index=False).encode())
-        shutil.copyfileobj(src, fh, 1 << 20)
+        for body in bodies:
+            with open(body, "rb") as src:
+                shutil.copyfileobj(src, fh, 1 << 20)
+
+
+TRAIN_PART = "part-{:05d}.csv"  # the train split's files when split.train_files > 1 (name order = row order)
+
+
+def train_files(config: dict, rows: int) -> int:
+    """split.train_files (default 1): how many files the train split is written as, each with at least one row."""
+    files = int(_get(config, "split.train_files", 1, kind=int))
+    if files < 1:
+        raise StepError(E_CONFIG, f"split.train_files must be at least 1, got {files}", file="config.json")
+    if files > rows:
+        raise StepError(
+            E_SPLIT,
+            f"the train split has {rows} rows, too few for split.train_files={files} (every file needs a row)",
+            file="config.json",
+            hint="lower split.train_files (it must still be >= sagemaker.training.instance_count)",
+        )
+    return files
+
+
+def write_split(out: Path, name: str, frame: pd.DataFrame, files: int = 1) -> list[Path]:
+    """A split as `<name>/<name>.csv`, or as `files` CSVs of contiguous, near-equal row ranges (the shards
+    SageMaker's ShardedByS3Key hands out whole): read in name order they are the one file's rows."""
+    if files == 1:
+        paths = [out / name / f"{name}.csv"]
+        _write_csv(paths[0], frame, header=False)
+        return paths
+    bounds = np.linspace(0, len(frame), files + 1).round().astype(int)
+    paths = [out / name / TRAIN_PART.format(k) for k in range(files)]
+    for k, path in enumerate(paths):  # (no zip(strict=): the sklearn 1.2-1 image runs Python 3.9)
+        _write_csv(path, frame.iloc[bounds[k] : bounds[k + 1]], header=False)
+    return paths
 
 
 def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
@@ -1033,14 +1067,15 @@ def run(config: dict, input_dir: str | Path, output_dir: str | Path) -> dict:
     }
     report["features"] = len(schema["features"])
 
+    shards = train_files(config, len(train))
+    if shards > 1:  # the default report stays as it was
+        report["splits"]["train"]["files"] = shards
+
     def write(out: Path) -> None:
-        for name, frame in frames.items():
-            _write_csv(out / name / f"{name}.csv", frame, header=False)
+        written = {n: write_split(out, n, f, shards if n == "train" else 1) for n, f in frames.items()}
         # the baselines are the same rows with a header line: copy the bytes rather than format them again
         for name in ("train", "test"):
-            _with_header(
-                out / "baseline" / f"{name}_with_header.csv", frames[name], out / name / f"{name}.csv"
-            )
+            _with_header(out / "baseline" / f"{name}_with_header.csv", frames[name], *written[name])
         _write_csv(out / "baseline" / "train_raw.csv", raw_inputs(train, schema), header=True)
         _write_json(out / "baseline" / "statistics.json", statistics(frames["train"][schema["features"]]))
         _write_json(out / "schema" / "feature_schema.json", schema)

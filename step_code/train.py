@@ -9,10 +9,14 @@ Imports only the standard library, numpy, pandas and xgboost (>= 1.7). See docs/
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import socket
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,8 @@ E_NO_DATA = "FF621"  # a channel is missing or empty
 E_BAD_DATA = "FF622"  # a training CSV is not numeric, or its labels are not 0/1
 E_XGBOOST = "FF623"  # XGBoost rejected the parameters
 E_SERVING = "FF669"  # the serving code or the feature schema cannot be packed with the model
+E_CLUSTER = "FF615"  # the hosts of a distributed training job cannot form XGBoost's collective
+E_NO_SHARD = "FF616"  # a host's share of the ShardedByS3Key train channel is empty
 
 # Parameters this script consumes itself rather than handing to XGBoost.
 OWN = ("num_round", "early_stopping_rounds", "cv_folds")
@@ -321,6 +327,161 @@ def portable_model(model_json: bytes) -> bytes:
     return json.dumps(model, separators=(",", ":")).encode()
 
 
+# ---------------------------------------------------------------------------------------------- distributed
+
+# sagemaker-xgboost-container's launcher (distributed.py) runs the tracker on the first host, port 9099:
+# training instances are single-tenant, so the port is free.
+TRACKER_PORT = 9099
+CLUSTER_TIMEOUT_S = 900  # how long a host waits for the others' names to resolve and for the tracker
+
+
+def cluster_hosts() -> tuple[list[str], str] | None:
+    """(the hosts sorted, this host) when SageMaker's SM_HOSTS lists several, else None: one host trains alone."""
+    raw = os.environ.get("SM_HOSTS")
+    if not raw:
+        return None
+    try:
+        hosts = json.loads(raw)
+    except ValueError:
+        hosts = None
+    if not isinstance(hosts, list) or not all(isinstance(h, str) and h for h in hosts):
+        raise StepError(E_CLUSTER, f"SM_HOSTS is not a JSON list of host names: {raw[:200]!r}")
+    if len(set(hosts)) < 2:
+        return None
+    current = os.environ.get("SM_CURRENT_HOST", "")
+    if current not in hosts:
+        raise StepError(E_CLUSTER, f"SM_CURRENT_HOST {current!r} is not one of SM_HOSTS {sorted(hosts)}")
+    return sorted(set(hosts)), current
+
+
+def _resolve(host: str, deadline: float) -> str:
+    """The host's address, waiting (as AWS's launcher does) until the cluster's names resolve."""
+    delay = 0.1
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                raise StepError(E_CLUSTER, f"host {host} does not resolve: {exc}") from None
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _tracker(ip: str, workers: int, port: int) -> Any:
+    """XGBoost's own RabitTracker, started: 1.7 (the container) and >= 2 differ in signature and start()."""
+    import xgboost as xgb
+    from xgboost.tracker import RabitTracker
+
+    try:
+        if int(xgb.__version__.split(".")[0]) >= 2:
+            tracker = RabitTracker(n_workers=workers, host_ip=ip, port=port, sortby="task")
+            tracker.start()
+        else:  # 1.7: RabitTracker(host_ip, n_workers, port, use_logger, sortby), start(n_workers)
+            tracker = RabitTracker(host_ip=ip, n_workers=workers, port=port, sortby="task")
+            tracker.start(workers)  # type: ignore[call-arg]
+    except OSError as exc:
+        raise StepError(E_CLUSTER, f"cannot start XGBoost's tracker on {ip}:{port}: {exc}") from None
+    return tracker
+
+
+def _worker_args(ip: str, port: int, rank: int, workers: int) -> dict:
+    """collective.init's arguments: lower-case dmlc_* since xgboost 2, the DMLC_* environment names in 1.7.
+    The task id is the host's place in the sorted hosts, so the first host is rank 0 (sortby="task")."""
+    import xgboost as xgb
+
+    if int(xgb.__version__.split(".")[0]) >= 2:
+        return {"dmlc_tracker_uri": ip, "dmlc_tracker_port": port, "dmlc_task_id": str(rank)}
+    return {
+        "DMLC_TRACKER_URI": ip,
+        "DMLC_TRACKER_PORT": port,
+        "DMLC_TASK_ID": str(rank),
+        "DMLC_NUM_WORKER": workers,
+    }
+
+
+def _join(args: dict, deadline: float) -> None:
+    """collective.init, retried until the deadline: a worker may start before the first host's tracker."""
+    import xgboost as xgb
+    from xgboost import collective
+
+    while True:
+        try:
+            collective.init(**args)
+            return
+        except xgb.core.XGBoostError as exc:
+            if time.monotonic() > deadline:
+                raise StepError(
+                    E_CLUSTER, f"cannot join the distributed training: {_first_line(exc)}"
+                ) from None
+            time.sleep(2.0)
+
+
+@contextlib.contextmanager
+def distributed(port: int = TRACKER_PORT) -> Iterator[dict | None]:
+    """Distributed training when SM_HOSTS lists several hosts (sagemaker.training.instance_count > 1): the first
+    host (sorted) runs XGBoost's tracker, every host joins XGBoost's collective, and xgb.train inside the block
+    builds one model from every host's shard (histograms are summed across hosts, evaluation metrics agree).
+    Yields None on a single host, else {"hosts", "host", "rank"}; rank 0 is the host that writes the model."""
+    found = cluster_hosts()
+    if found is None:
+        yield None
+        return
+    from xgboost import collective
+
+    hosts, current = found
+    deadline = time.monotonic() + CLUSTER_TIMEOUT_S
+    ip = _resolve(hosts[0], deadline)
+    for host in hosts[1:]:
+        _resolve(host, deadline)
+    rank = hosts.index(current)
+    tracker = _tracker(ip, len(hosts), port) if rank == 0 else None
+    _join(_worker_args(ip, port, rank, len(hosts)), deadline)
+    try:
+        yield {"hosts": hosts, "host": current, "rank": rank}
+    finally:
+        collective.finalize()
+    if tracker is not None:
+        _stop(tracker)
+
+
+def _stop(tracker: Any) -> None:
+    """Wait (briefly) for the tracker to see every worker shut down; its thread is a daemon either way."""
+    import xgboost as xgb
+
+    try:
+        if hasattr(tracker, "wait_for"):  # xgboost >= 2
+            tracker.wait_for(60)
+        elif tracker.thread is not None:  # 1.7: join() would wait without a bound
+            tracker.thread.join(60)
+    except (xgb.core.XGBoostError, ValueError):
+        pass  # the model is trained and every host has left: nothing is lost
+
+
+def check_shard(channel: str | None, cluster: tuple[list[str], str] | None) -> None:
+    """On a distributed job each host reads its ShardedByS3Key share of the train files: none is a config error."""
+    path = Path(channel) if channel else None
+    if cluster is None or path is None or not path.is_dir():
+        return
+    if not any(p.is_file() and not p.name.startswith(".") for p in path.iterdir()):
+        hosts, host = cluster
+        raise StepError(
+            E_NO_SHARD,
+            f"host {host} got no train file: ShardedByS3Key gives each of the "
+            f"{len(hosts)} instances whole files, and the train split has fewer",
+            file=str(path),
+            hint="set split.train_files to at least sagemaker.training.instance_count (fraudflow validate: FF612)",
+        )
+
+
+def total_rows(rows: int, cluster: dict | None) -> int:
+    """The training rows of every host (the collective's sum); this host's on a single host."""
+    if cluster is None:
+        return rows
+    from xgboost import collective
+
+    return int(collective.allreduce(np.array([rows], dtype=np.float64), collective.Op.SUM)[0])
+
+
 # ---------------------------------------------------------------------------------------------- serving bundle
 
 SERVING_CODE = (
@@ -381,11 +542,17 @@ def run(
     callbacks: list | None = None,
 ) -> dict:
     bundle = serving_bundle(schema_dir)
+    check_shard(train_dir, cluster_hosts())
     x_train, y_train = read_channel(train_dir, "train")
     x_val = y_val = None
     if validation_dir and Path(validation_dir).exists():
         x_val, y_val = read_channel(validation_dir, "validation")
-    booster, summary = train(params, x_train, y_train, x_val, y_val, callbacks)
+    with distributed() as cluster:  # SM_HOSTS with several hosts: XGBoost's collective (else no-op)
+        booster, summary = train(params, x_train, y_train, x_val, y_val, callbacks)
+        if cluster is not None:
+            summary["distributed"] = {**cluster, "train_rows": total_rows(len(y_train), cluster)}
+    if cluster is not None and cluster["rank"] != 0:
+        return summary  # only the first host writes the model and the report (as AWS's launcher does)
 
     def write_model(out: Path) -> None:
         # The model folder becomes model.tar.gz. SageMaker's endpoint runs code/inference.py in script mode; in

@@ -26,6 +26,8 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
         599,
         ("fraudflow/spec/", "fraudflow/commands.py"),
     ),  # loader: YAML, schema, templates, CLI, semantic
+    (612, 614, ("fraudflow/spec/scaleout.py",)),  # validate: distributed training's constraints
+    (615, 619, ("step_code/train.py",)),  # distributed training at run time: the cluster, the shards
     (600, 619, ("step_code/preprocess.py",)),
     (624, 629, ("step_code/evaluate.py", "fraudflow/local/gate_check.py")),  # the gate: champion, reading
     (620, 629, ("step_code/train.py",)),

@@ -1,6 +1,7 @@
-"""`instance_count > 1` for processing or training buys N copies of the same work (nothing shards the data or
-distributes training): validate refuses it where it is written (FF515), and a pipeline parameter that would let
-an execution set it (FF516). Clarify and the endpoint really scale out: allowed."""
+"""`instance_count > 1` for processing buys N copies of the same work (the scripts do not shard their inputs):
+validate refuses it where it is written (FF515), and a pipeline parameter that would let an execution set a
+processing or training count (FF516). Clarify and the endpoint really scale out: allowed; distributed training
+has its own constraints (tests/test_scaleout_validate.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def errors(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if re.search(r": FF\d{3} ", line)]
 
 
-@pytest.mark.parametrize("job", ["processing", "training"])
+@pytest.mark.parametrize("job", ["processing"])
 @pytest.mark.parametrize("count", [2, 3, 100])
 def test_more_than_one_instance_is_refused_where_it_is_written(
     job: str, count: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -54,7 +55,7 @@ def test_more_than_one_instance_is_refused_where_it_is_written(
 
 
 def test_set_on_the_command_line_is_refused_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, err = validate(tmp_path, TEXT, capsys, "--set", "sagemaker.training.instance_count=4")
+    rc, err = validate(tmp_path, TEXT, capsys, "--set", "sagemaker.processing.instance_count=4")
     assert rc == 1 and "FF515" in err and "is 4" in err
 
 

@@ -24,6 +24,7 @@ from fraudflow.errors import UserError
 from fraudflow.plan import CONFIG_PATH, PROC, STEP_CODE, THRESHOLD_PATH, Plan, Settings, Step
 from fraudflow.sagemaker import clarify, images, partition
 from fraudflow.sagemaker.capture import data_capture_config
+from fraudflow.sagemaker.distributed import channel_distribution
 from fraudflow.sagemaker.resources import Reconciler, reconcilers_for
 
 FORMAT_VERSION = "2020-12-01"
@@ -391,7 +392,7 @@ class _Compiler:
                             "S3DataSource": {
                                 "S3DataType": "S3Prefix",
                                 "S3Uri": self.step_output(self.plan.step(i.step or ""), i.output),
-                                "S3DataDistributionType": "FullyReplicated",
+                                "S3DataDistributionType": channel_distribution(tcfg, i.name),
                             }
                         },
                         "ContentType": CHANNEL_TYPES.get(i.name, "text/csv"),

@@ -166,6 +166,7 @@ SplitConfig = TypedDict(
         "test": "Required[float]",
         "seed": int,
         "stratify": bool,
+        "train_files": int,
     },
     total=False,
 )

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from fraudflow.errors import Diagnostic
-from fraudflow.spec import batch_checks, monitor_checks
+from fraudflow.spec import batch_checks, monitor_checks, scaleout
 from fraudflow.spec import schema as sch
 from fraudflow.spec.api_semantic import check_api
 from fraudflow.spec.config_types import (
@@ -90,6 +90,7 @@ def check(name: str, cfg: dict[str, Any], pos: Positions, base_dir: Path) -> lis
     out += _check_capture(valid, pos)
     out += monitor_checks.check(cast(dict[str, Any], valid), pos)
     out += batch_checks.check(cast(dict[str, Any], valid), pos)  # deploy.batch
+    out += scaleout.check(cast(dict[str, Any], valid), pos)  # distributed training (FF612-FF614)
     return out
 
 
@@ -390,7 +391,8 @@ def _check_parameters(
 
 # Jobs that would only repeat the same work on every instance: nothing shards their input (S3DataDistributionType
 # is FullyReplicated) and train.py trains on one host. Clarify and the endpoint really scale out, so not these.
-SINGLE_INSTANCE_JOBS: tuple[Literal["processing", "training"], ...] = ("processing", "training")
+SINGLE_INSTANCE_JOBS: tuple[Literal["processing", "training"], ...] = ("processing",)  # training: scaleout.py
+INSTANCE_COUNT_JOBS = ("processing", "training")  # no pipeline parameter on either count (FF516)
 
 
 def _check_instance_count(cfg: PipelineConfig, targets: dict[str, str], pos: Positions) -> list[Diagnostic]:
@@ -412,13 +414,17 @@ def _check_instance_count(cfg: PipelineConfig, targets: dict[str, str], pos: Pos
         if (
             len(parts) == 3
             and parts[0] == "sagemaker"
-            and parts[1] in SINGLE_INSTANCE_JOBS
+            and parts[1] in INSTANCE_COUNT_JOBS
             and parts[2] == "instance_count"
         ):
+            why = (
+                "above split.train_files, where an instance gets no train file (FF612)"
+                if parts[1] == "training"
+                else "above 1, where every instance repeats the same work (nothing shards the data)"
+            )
             err(
                 "FF516",
-                f"parameter {pname} would let an execution set {target} above 1, where every instance repeats "
-                "the same work (nothing shards the data or distributes training)",
+                f"parameter {pname} would let an execution set {target} {why}",
                 ("parameters", pname),
                 hint=f"remove the parameter, or parameterise sagemaker.{parts[1]}.instance_type to scale up instead",
             )
