@@ -30,6 +30,14 @@ are moto's, and every job runs this machine's Python under the container's path 
 Paths under /opt/ml: each job runs in a private mount namespace (`unshare --mount`) where an overlay over /opt
 (its upper layer in the job's temporary folder) holds /opt/ml, bind-mounted from that folder. Nothing is
 written outside temporary folders.
+
+Several training instances (`ResourceConfig.InstanceCount` N > 1): hosts algo-1 … algo-N run as N processes in
+one private network namespace (`unshare --net`, loopback only, so XGBoost's tracker port is the job's own),
+each in its own mount namespace with its own /opt/ml and an /etc/hosts that resolves every algo-i (as
+SageMaker's cluster DNS does); each gets `SM_HOSTS`/`SM_CURRENT_HOST` and `resourceconfig.json` for itself, a
+`FullyReplicated` channel whole, and a `ShardedByS3Key` channel's objects dealt out by sorted key (host i gets
+keys i, i+N, …: SageMaker gives each instance about 1/N of the objects, whole). When one host fails the others
+are stopped, as SageMaker stops the job; algo-1's /opt/ml/model and output/data are packed.
 """
 
 from __future__ import annotations
@@ -104,6 +112,7 @@ if [ -d /opt/ml ]; then :; else
   mkdir /opt/ml
 fi
 mount --bind "$FF_ML" /opt/ml
+if [ -n "${FF_ETC_HOSTS:-}" ]; then mount --bind "$FF_ETC_HOSTS" /etc/hosts; fi
 cd "$FF_CWD"
 exec "$@"
 """
@@ -141,6 +150,98 @@ def run_in_container(
     return proc
 
 
+@dataclass
+class HostJob:
+    """One instance of a multi-instance training job: its command, environment and /opt/ml."""
+
+    host: str
+    cmd: list[str]
+    env: dict[str, str]
+    ml_root: Path
+    job: Path  # the host's scratch folder (its overlay layer, its log files)
+
+
+# Runs inside the job's network namespace: loopback up (the namespace starts with it down), one mount
+# namespace per host, and SageMaker's rule that one failing host fails (stops) the whole job.
+_HOSTS_LAUNCHER = r"""
+import fcntl, json, socket, struct, subprocess, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+flags = struct.unpack("16sH", fcntl.ioctl(s, 0x8913, struct.pack("16sH", b"lo", 0))[:18])[1]  # SIOCGIFFLAGS
+fcntl.ioctl(s, 0x8914, struct.pack("16sH", b"lo", flags | 1))  # SIOCSIFFLAGS: IFF_UP
+spec = json.load(sys.stdin)
+procs = []
+for h in spec["hosts"]:
+    with open(h["out"], "w") as out, open(h["err"], "w") as err:
+        procs.append(subprocess.Popen(h["argv"], env=h["env"], stdout=out, stderr=err, stdin=subprocess.DEVNULL))
+deadline = time.monotonic() + spec["timeout"]
+while any(p.poll() is None for p in procs):
+    failed = any(p.returncode not in (None, 0) for p in procs)
+    if failed or time.monotonic() > deadline:
+        time.sleep(2 if failed else 0)  # let the other hosts report their own error first
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        break
+    time.sleep(0.1)
+print(json.dumps([p.wait() for p in procs]))
+"""
+
+
+def etc_hosts(hosts: list[str], folder: Path) -> Path:
+    """An /etc/hosts resolving algo-i to 127.0.0.i (all loopback, inside the job's network namespace)."""
+    path = folder / "etc-hosts"
+    lines = ["127.0.0.1 localhost", *(f"127.0.0.{i} {h}" for i, h in enumerate(hosts, 1))]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_hosts(jobs: list[HostJob], hosts_file: Path) -> list[subprocess.CompletedProcess[str]]:
+    """Run the hosts of one job at once, in a private network namespace shared by them only."""
+    spec: dict[str, Any] = {"timeout": 900, "hosts": []}
+    for j in jobs:
+        layer = j.job / ".overlay"
+        for sub in ("upper", "work"):
+            (layer / sub).mkdir(parents=True, exist_ok=True)
+        j.ml_root.mkdir(parents=True, exist_ok=True)
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(j.job),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **j.env,
+            "FF_LAYER": str(layer),
+            "FF_ML": str(j.ml_root),
+            "FF_CWD": "/",
+            "FF_ETC_HOSTS": str(hosts_file),
+        }
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", _MOUNT, "sh", *j.cmd]
+        spec["hosts"].append(
+            {"argv": argv, "env": env, "out": str(j.job / "stdout"), "err": str(j.job / "stderr")}
+        )
+    outer = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    proc = subprocess.run(
+        [*outer, sys.executable, "-c", _HOSTS_LAUNCHER],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        timeout=960,
+    )
+    if proc.returncode != 0:
+        raise HarnessError(f"the hosts' network namespace failed: {proc.stderr[-3000:]}")
+    codes = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = []
+    for j, code in zip(jobs, codes, strict=True):
+        shutil.rmtree(j.job / ".overlay", ignore_errors=True)
+        stdout, stderr = (j.job / "stdout").read_text(), (j.job / "stderr").read_text()
+        out.append(subprocess.CompletedProcess(j.cmd, code, stdout, stderr))
+    return out
+
+
+def shard_keys(keys: list[str], host_index: int, hosts: int) -> list[str]:
+    """ShardedByS3Key: whole objects, about 1/N each; here dealt out by sorted key."""
+    return sorted(keys)[host_index::hosts]
+
+
 # ------------------------------------------------------------------------------------------------- S3
 
 
@@ -158,12 +259,15 @@ def s3_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def download_prefix(s3: Any, uri: str, dest: Path) -> list[Path]:
-    """S3Prefix input: every object under the prefix, at its path below the prefix (an exact key: its name)."""
+def download_prefix(s3: Any, uri: str, dest: Path, shard: tuple[int, int] | None = None) -> list[Path]:
+    """S3Prefix input: every object under the prefix, at its path below the prefix (an exact key: its name);
+    with `shard` (host index, hosts), ShardedByS3Key: that host's share of the objects."""
     bucket, prefix = split_s3(uri)
     keys = s3_keys(s3, bucket, prefix)
     if not keys:
         raise HarnessError(f"no S3 object under {uri} (ClientError: the input does not exist)")
+    if shard is not None:
+        keys = shard_keys(keys, *shard)
     files = []
     for key in keys:
         rel = key[len(prefix) :].lstrip("/") or PurePosixPath(key).name
@@ -335,11 +439,18 @@ def to_cmd_args(hps: dict[str, Any]) -> list[str]:
     return args
 
 
-def training_env(channels: list[str], user_hps: dict[str, Any], module: str, submit: str) -> dict[str, str]:
-    """The SM_* variables sagemaker-containers' `TrainingEnv.to_env_vars` gives the user script (single host)."""
+def training_env(
+    channels: list[str],
+    user_hps: dict[str, Any],
+    module: str,
+    submit: str,
+    hosts: list[str] | None = None,
+    current: str = HOST,
+) -> dict[str, str]:
+    """The SM_* variables sagemaker-containers' `TrainingEnv.to_env_vars` gives the user script (one host's)."""
     env = {
-        "SM_HOSTS": json.dumps([HOST]),
-        "SM_CURRENT_HOST": HOST,
+        "SM_HOSTS": json.dumps(hosts or [HOST]),
+        "SM_CURRENT_HOST": current,
         "SM_NETWORK_INTERFACE_NAME": "eth0",
         "SM_HPS": json.dumps(user_hps),
         "SM_USER_ENTRY_POINT": module + ".py",
@@ -901,41 +1012,36 @@ class PipelineEmulator:
     def _training(self, step: dict[str, Any], record: StepRun) -> None:
         args = self.ctx.resolve(step["Arguments"])
         job = self._job(step)
-        ml = job / "ml"
         raw = {k: str(v) for k, v in args.get("HyperParameters", {}).items()}
         hps = decode_hyperparameters(raw)
         user = {k: v for k, v in hps.items() if not k.startswith("sagemaker_")}
         program, submit = hps.get("sagemaker_program"), hps.get("sagemaker_submit_directory")
         if not program or not submit:
             raise HarnessError("not script mode (no sagemaker_program / sagemaker_submit_directory)")
-        channels = []
-        for ch in args.get("InputDataConfig", []):
-            src = ch["DataSource"]["S3DataSource"]
-            download_prefix(self.s3, src["S3Uri"], ml / "input" / "data" / ch["ChannelName"])
-            channels.append(ch["ChannelName"])
-        config = ml / "input" / "config"
-        config.mkdir(parents=True)
-        (config / "hyperparameters.json").write_text(json.dumps(raw))
-        (config / "inputdataconfig.json").write_text(
-            json.dumps(
-                {c["ChannelName"]: {"ContentType": c.get("ContentType", "")} for c in args["InputDataConfig"]}
-            )
-        )
-        (config / "resourceconfig.json").write_text(json.dumps({"current_host": HOST, "hosts": [HOST]}))
-        extract(get_object(self.s3, submit), ml / "code")
-        for sub in ("model", "output/data", "output/intermediate"):
-            (ml / sub).mkdir(parents=True, exist_ok=True)
+        count = int(args.get("ResourceConfig", {}).get("InstanceCount", 1))
+        hosts = [f"algo-{i}" for i in range(1, count + 1)]
         module = program[:-3] if program.endswith(".py") else program
-        env = training_env(channels, user, module, submit)
-        env["PYTHONPATH"] = f"{ML}/code"  # the toolkit pip-installs the submit directory: importable by name
-        env.update({k: str(v) for k, v in (args.get("Environment") or {}).items()})
-        cmd = [sys.executable, "-m", module, *to_cmd_args(user)]
-        record.detail["argv"] = cmd[1:]
-        record.detail["env"] = env
-        proc = run_in_container(cmd, env, ml, job, check=False)
-        record.detail["log"] = proc.stdout + proc.stderr
-        if proc.returncode != 0:
-            raise HarnessError(f"AlgorithmError: exit code {proc.returncode}\n{proc.stderr[-3000:]}")
+        runs = [
+            self._training_host(args, raw, user, module, submit, hosts, i, job if count == 1 else job / h)
+            for i, h in enumerate(hosts)
+        ]
+        record.detail["argv"] = runs[0].cmd[1:]
+        record.detail["env"] = runs[0].env
+        if count == 1:
+            procs = [run_in_container(runs[0].cmd, runs[0].env, runs[0].ml_root, job, check=False)]
+        else:
+            procs = run_hosts(runs, etc_hosts(hosts, job))
+            record.detail["host_logs"] = {
+                r.host: p.stdout + p.stderr for r, p in zip(runs, procs, strict=True)
+            }
+        record.detail["log"] = procs[0].stdout + procs[0].stderr
+        for run, proc in zip(runs, procs, strict=True):
+            if proc.returncode != 0:
+                where = f" on {run.host}" if count > 1 else ""
+                raise HarnessError(
+                    f"AlgorithmError{where}: exit code {proc.returncode}\n{proc.stderr[-3000:]}"
+                )
+        ml = runs[0].ml_root  # algo-1's model and output data are the job's
         name = f"pipelines-{self.execution.id}-{step['Name']}"[:63]
         base = args["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{name}/output"
         model_uri = f"{base}/model.tar.gz"
@@ -948,6 +1054,48 @@ class PipelineEmulator:
             "OutputDataConfig": args["OutputDataConfig"],
         }
         record.detail.update(ml_root=ml, model_uri=model_uri, output_uri=f"{base}/output.tar.gz")
+        record.detail["ml_roots"] = [r.ml_root for r in runs]
+
+    def _training_host(
+        self,
+        args: dict[str, Any],
+        raw: dict[str, str],
+        user: dict[str, Any],
+        module: str,
+        submit: str,
+        hosts: list[str],
+        index: int,
+        folder: Path,
+    ) -> HostJob:
+        """One instance's /opt/ml (its channels, config and code) and command."""
+        ml, host = folder / "ml", hosts[index]
+        channels = []
+        for ch in args.get("InputDataConfig", []):
+            src = ch["DataSource"]["S3DataSource"]
+            kind = src.get("S3DataDistributionType", "FullyReplicated")
+            if kind not in ("FullyReplicated", "ShardedByS3Key"):
+                raise HarnessError(f"channel {ch['ChannelName']}: S3DataDistributionType {kind!r}")
+            shard = (index, len(hosts)) if kind == "ShardedByS3Key" else None
+            dest = ml / "input" / "data" / ch["ChannelName"]
+            dest.mkdir(parents=True, exist_ok=True)  # a host may get no object of a sharded channel
+            download_prefix(self.s3, src["S3Uri"], dest, shard)
+            channels.append(ch["ChannelName"])
+        config = ml / "input" / "config"
+        config.mkdir(parents=True)
+        (config / "hyperparameters.json").write_text(json.dumps(raw))
+        (config / "inputdataconfig.json").write_text(
+            json.dumps(
+                {c["ChannelName"]: {"ContentType": c.get("ContentType", "")} for c in args["InputDataConfig"]}
+            )
+        )
+        (config / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+        extract(get_object(self.s3, submit), ml / "code")
+        for sub in ("model", "output/data", "output/intermediate"):
+            (ml / sub).mkdir(parents=True, exist_ok=True)
+        env = training_env(channels, user, module, submit, hosts, host)
+        env["PYTHONPATH"] = f"{ML}/code"  # the toolkit pip-installs the submit directory: importable by name
+        env.update({k: str(v) for k, v in (args.get("Environment") or {}).items()})
+        return HostJob(host, [sys.executable, "-m", module, *to_cmd_args(user)], env, ml, folder)
 
     # -- Tuning ----------------------------------------------------------------------------------------
     max_tuning_jobs = 2  # training jobs a Tuning step runs here (SageMaker runs MaxNumberOfTrainingJobs)
