@@ -52,6 +52,7 @@ def scaled_out(text: str, instances: int, files: int) -> str:
         (TRAINING, TRAINING.replace("instance_count: 1", f"instance_count: {instances}")),
         (SPLIT, SPLIT.replace("stratify: true}", f"stratify: true, train_files: {files}}}")),
         (HPS, HPS + "        tree_method: hist\n"),
+        ("        subsample: 0.8\n", "        subsample: 1\n"),  # see SAME_SAMPLES
     ):
         assert text.count(old) == 1, old
         text = text.replace(old, new)
@@ -77,9 +78,7 @@ def test_two_host_training_on_sagemaker_matches_the_single_host_model(
     train = ex.step("Train").detail
 
     # the definition: two instances, the train channel sharded, every other channel replicated
-    definition = json.loads(
-        aws.client("sagemaker").get_pipeline(PipelineName="fraud-detect-xgb")["PipelineDefinition"]
-    )
+    definition = emu.definition  # as `fraudflow apply` stored it
     (job,) = [s for s in definition["Steps"] if s["Name"] == "Train"]
     assert job["Arguments"]["ResourceConfig"]["InstanceCount"] == 2
     kinds = {
