@@ -4,7 +4,10 @@ CLI in, exit code and located errors (FILE:LINE:COL, `at`, hint) out."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -153,3 +156,34 @@ def test_processing_stays_single_instance(tmp_path: Path, capsys: pytest.Capture
         tmp_path, pipeline(2, files=2), capsys, "--set", "sagemaker.processing.instance_count=2"
     )
     assert rc == 1 and [e.split(": ")[1].split()[0] for e in errors(err)] == ["FF515"], err
+
+
+# ------------------------------------------------------------------------------------- the rendered job
+
+
+def rendered_training(aws_data: Path, *sets: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudflow", "render", "--env", "aws-sample", *sets],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (train,) = [s for s in json.loads(proc.stdout)["Steps"] if s["Name"] == "Train"]
+    return train["Arguments"]
+
+
+@pytest.mark.parametrize("instances", [1, 2, 4])
+def test_the_train_channel_is_sharded_exactly_when_several_instances_train(
+    aws_data: Path, instances: int
+) -> None:
+    args = rendered_training(
+        aws_data,
+        "--set", f"sagemaker.training.instance_count={instances}",
+        "--set", f"split.train_files={2 * instances}",
+    )  # fmt: skip
+    assert args["ResourceConfig"]["InstanceCount"] == instances
+    kinds = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in args["InputDataConfig"]
+    }
+    train = "ShardedByS3Key" if instances > 1 else "FullyReplicated"
+    assert kinds == {"train": train, "validation": "FullyReplicated", "schema": "FullyReplicated"}
