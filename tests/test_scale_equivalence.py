@@ -18,6 +18,7 @@ from tests._steps_util import hyperparameter_args, load_step
 
 pp = load_step("preprocess")
 ev = load_step("evaluate")
+ex = load_step("explain")
 inference = load_step("inference")
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -241,3 +242,60 @@ def test_training_history_holds_the_validation_set_only_when_there_is_one(tmp_pa
     assert tr.main(["--train", str(tmp_path / "train"), *args, *hp]) == 0
     history = json.loads((tmp_path / "o2" / "training.json").read_text())["evaluation_history"]
     assert list(history) == ["train"]
+
+
+# ------------------------------------------------------------------------------------------------ explain
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    depth=st.integers(1, 7),
+    rounds=st.integers(1, 12),
+    missing=st.sampled_from([0.0, 0.2]),
+    rows=st.sampled_from([40, 300]),
+    objective=st.sampled_from(["binary:logistic", "reg:squarederror"]),
+)
+def test_grouped_tree_shap_is_xgboosts_pred_contribs_bit_for_bit(
+    seed, depth, rounds, missing, rows, objective
+):
+    """Grouping rows by their way through each tree gives XGBoost's own float32 SHAP values: shallow trees (the
+    table of patterns), deep ones (sorted patterns, or every row), missing values, ties at split values."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 5)).astype(np.float32)
+    x[:, 1] = np.round(x[:, 1])  # few distinct values: rows exactly at a split value
+    x[rng.random(x.shape) < missing] = np.nan
+    y = ((np.nan_to_num(x[:, 0]) + rng.normal(size=rows)) > 0).astype(float)
+    params = {"objective": objective, "max_depth": depth, "eta": 0.3, "seed": seed, "subsample": 0.9}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y), rounds)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "GROUPED_MIN_ROWS", 1)
+        grouped = ex.grouped_tree_shap(booster, x)
+    assert grouped is not None
+    assert grouped.tobytes() == booster.predict(xgb.DMatrix(x), pred_contribs=True).tobytes()
+
+
+def test_grouped_tree_shap_leaves_other_models_to_xgboost():
+    import xgboost as xgb
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(float)
+    plain = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=y), 3)
+    assert ex.grouped_tree_shap(plain, x) is not None
+    assert ex.grouped_tree_shap(plain, x[:100]) is None  # few rows: XGBoost's own pass
+    forest = xgb.train({"max_depth": 2, "num_parallel_tree": 2}, xgb.DMatrix(x, label=y), 3)
+    dart = xgb.train({"max_depth": 2, "booster": "dart"}, xgb.DMatrix(x, label=y), 3)
+    multi = xgb.train(
+        {"max_depth": 2, "objective": "multi:softprob", "num_class": 3},
+        xgb.DMatrix(x, label=rng.integers(0, 3, 3000)),
+        3,
+    )
+    for booster in (forest, dart, multi):
+        assert ex.grouped_tree_shap(booster, x) is None
+        assert (
+            ex.tree_shap(booster, x).tobytes()
+            == booster.predict(xgb.DMatrix(x), pred_contribs=True).tobytes()
+        )
