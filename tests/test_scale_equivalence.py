@@ -167,6 +167,40 @@ def test_csv_bodies_are_what_pandas_writes(tmp_path_factory, ints, floats):
         assert (folder / "out.csv").read_text() == want.getvalue()
 
 
+TEXTS = st.one_of(
+    st.none(), st.text(max_size=6), st.sampled_from(["a,b", 'say "hi"', "two\nlines", " x ", "é", ""])
+)
+
+
+@SETTINGS
+@given(
+    columns=st.lists(st.sampled_from(["int", "narrow", "float", "category"]), min_size=1, max_size=4),
+    rows=st.integers(0, 30),
+    data=st.data(),
+)
+def test_csv_of_mixed_frames_is_what_pandas_writes(tmp_path_factory, columns, rows, data):
+    """train_raw.csv's columns too: categoricals of any strings (quotes, commas, newlines, missing values),
+    narrow and wide integers, floats; one column (pandas quotes an empty row) is left to pandas."""
+    frame = pd.DataFrame(index=range(rows))
+    for k, kind in enumerate(columns):
+        if kind == "category":
+            values = data.draw(st.lists(TEXTS, min_size=rows, max_size=rows))
+            frame[f"c{k}"] = pd.Series(values, dtype=object).astype("category")
+        elif kind == "float":
+            values = data.draw(st.lists(st.floats(), min_size=rows, max_size=rows))
+            frame[f"c{k}"] = np.array(values, dtype=np.float64)
+        else:
+            bound = 3 if kind == "narrow" else 2**63 - 1
+            values = data.draw(st.lists(st.integers(-bound - 1, bound), min_size=rows, max_size=rows))
+            frame[f"c{k}"] = np.array(values, dtype=np.int64)
+    folder = tmp_path_factory.mktemp("csv")
+    for header in (False, True):
+        pp._write_csv(folder / "out.csv", frame, header=header)
+        want = io.StringIO()
+        frame.to_csv(want, header=header, index=False)
+        assert (folder / "out.csv").read_bytes() == want.getvalue().encode()
+
+
 # ------------------------------------------------------------------------------------------------ split
 
 
