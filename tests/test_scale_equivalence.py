@@ -19,6 +19,7 @@ from tests._steps_util import hyperparameter_args, load_step
 pp = load_step("preprocess")
 ev = load_step("evaluate")
 ex = load_step("explain")
+bias = load_step("bias")
 inference = load_step("inference")
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -333,3 +334,87 @@ def test_grouped_tree_shap_leaves_other_models_to_xgboost():
             ex.tree_shap(booster, x).tobytes()
             == booster.predict(xgb.DMatrix(x), pred_contribs=True).tobytes()
         )
+
+
+# ------------------------------------------------------------------------------------------------ bias
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n_features=st.integers(1, 6),
+    facet_at=st.integers(0, 5),
+    group_at=st.one_of(st.none(), st.integers(0, 5)),
+    rows=st.integers(20, 60),
+)
+def test_bias_reading_only_its_columns_gives_the_full_read_metrics(
+    tmp_path_factory, seed, n_features, facet_at, group_at, rows
+):
+    """bias reads the label, facet and group columns of the splits only: the same analysis and report as
+    reading every column."""
+    rng = np.random.default_rng(seed)
+    root = tmp_path_factory.mktemp("bias")
+    names = [f"f{k}" for k in range(n_features)]
+    (root / "data" / "schema").mkdir(parents=True)
+    (root / "data" / "schema" / "feature_schema.json").write_text(
+        json.dumps({"label": "y", "features": names})
+    )
+    for split in ("train", "validation", "test"):
+        values = rng.integers(0, 3, size=(rows, n_features + 1)).astype(float)
+        values[:, 0] = values[:, 0] > 0
+        values[:2, 1 + facet_at % n_features] = [0, 1]  # both facets present
+        (root / "data" / split).mkdir()
+        pd.DataFrame(values).to_csv(root / "data" / split / f"{split}.csv", header=False, index=False)
+    labels = pd.read_csv(root / "data" / "test" / "test.csv", header=None)[0]
+    (root / "pred").mkdir()
+    pd.DataFrame({"label": labels, "score": rng.random(rows)}).to_csv(
+        root / "pred" / "predictions.csv", index=False
+    )
+    config = {
+        "data": {"label": "y"},
+        "bias": {
+            "facet": names[facet_at % n_features],
+            "facet_values": [1],
+            "label_values": [1],
+            "pre_training_metrics": sorted(bias.PRE_METRICS),
+            "post_training_metrics": sorted(bias.POST_METRICS),
+            "probability_threshold": 0.5,
+            "group_variable": None if group_at is None else names[group_at % n_features],
+        },
+    }
+    (root / "config.json").write_text(json.dumps(config))
+
+    def analyse() -> str:
+        settings_ = bias.load_settings(str(root / "config.json"))
+        try:
+            result = bias.analyse(
+                settings_, str(root / "data"), str(root / "pred"), str(root / "config.json")
+            )
+        except bias.StepError as exc:
+            return f"{exc.ff_code}: {exc.message}"
+        return json.dumps(result)
+
+    fast = analyse()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bias, "kept_columns", lambda _s, names, _f: list(range(len(names) + 1)))
+        assert analyse() == fast
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+
+def test_the_local_runner_lets_openmp_threads_sleep_unless_the_user_says(monkeypatch):
+    """OMP_WAIT_POLICY=PASSIVE for the run's XGBoost (spinning threads doubled training's time on shared cores),
+    set before XGBoost loads libgomp, never over the user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT."""
+    import sys
+
+    from fraudflow.local.runner import quiet_openmp
+
+    monkeypatch.setitem(sys.modules, "xgboost", sys.modules.get("xgboost") or object())
+    environ: dict[str, str] = {}
+    assert not quiet_openmp(environ) and environ == {}  # too late: libgomp has read it
+    monkeypatch.delitem(sys.modules, "xgboost")
+    assert quiet_openmp(environ) and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for own in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "10000"}):
+        environ = dict(own)
+        assert not quiet_openmp(environ) and environ == own
