@@ -1015,8 +1015,8 @@ def _csv_fields(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         shown = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=str)
     elif len(values) and int(values.max()) - int(values.min()) < max(len(values), 1024):
         # a narrow range of integers (0/1 columns, counts): offsets into the range, no sort
-        low = int(values.min())
-        shown, inverse = np.arange(low, int(values.max()) + 1).astype(str), values - low
+        low, span = int(values.min()), int(values.max()) - int(values.min())
+        shown, inverse = (np.arange(span + 1, dtype=np.int64) + low).astype(str), values - low
     else:
         distinct, inverse = np.unique(values, return_inverse=True)
         shown = distinct.astype(str)
