@@ -417,8 +417,10 @@ def load_schema(data_dir: str) -> tuple[str | None, list[str]]:
     return schema.get("label"), [str(n) for n in names]
 
 
-def read_split(data_dir: str, split: str, n_features: int) -> np.ndarray:
-    """A header-less split CSV (label first) as a float matrix."""
+def read_split(data_dir: str, split: str, n_features: int, keep: list[int] | None = None) -> np.ndarray:
+    """A header-less split CSV (label first) as a float matrix: only the columns `keep` (0-based, ascending) when
+    given. The metrics read the label and facet columns only; parsing the other ~50 cost seconds and, at 10M rows,
+    gigabytes (a value there that is not a number goes unnoticed here; train and evaluate refuse it)."""
     path = os.path.join(data_dir, split, f"{split}.csv")
     parts = sorted(glob.glob(os.path.join(data_dir, split, "part-*.csv")))  # split.train_files > 1
     if not os.path.exists(path) and parts:  # the shards in name order are the split's rows
@@ -430,20 +432,29 @@ def read_split(data_dir: str, split: str, n_features: int) -> np.ndarray:
 
 def read_split_file(path: str, split: str, n_features: int) -> np.ndarray:
     try:
-        frame = pd.read_csv(path, header=None, dtype=np.float64)
+        width = pd.read_csv(path, header=None, nrows=1).shape[1]
+        frame = pd.read_csv(
+            path, header=None, dtype=np.float64, usecols=keep if width == n_features + 1 else None
+        )
     except pd.errors.EmptyDataError:
-        return np.empty((0, n_features + 1))
+        return np.empty((0, n_features + 1 if keep is None else len(keep)))
     except ValueError as exc:
         raise StepError("FF643", f"{split} split is not numeric: {exc}", file=path) from None
-    if frame.shape[1] != n_features + 1:
+    if width != n_features + 1:
         raise StepError(
             "FF643",
-            f"{split} split has {frame.shape[1]} columns, the feature schema needs {n_features + 1} "
+            f"{split} split has {width} columns, the feature schema needs {n_features + 1} "
             "(label then features)",
             file=path,
             line=1,
         )
     return frame.to_numpy()
+
+
+def kept_columns(settings: Settings, names: list[str], file: str) -> list[int]:
+    """The split columns the metrics read: the label (0), the facet and the group variable (1 + feature index)."""
+    facets = [settings.facet, *([settings.group_variable] if settings.group_variable else [])]
+    return [0, *sorted({facet_index(_replace_facet(settings, f), names, file) + 1 for f in facets})]
 
 
 def read_predictions(pred_dir: str, test: np.ndarray) -> np.ndarray:
@@ -554,9 +565,11 @@ def group_stats(g: Groups) -> dict:
 def analyse(settings: Settings, data_dir: str, pred_dir: str | None, config_path: str) -> tuple[dict, dict]:
     schema_label, names = load_schema(data_dir)
     label = schema_label or settings.label
-    splits = {s: read_split(data_dir, s, len(names)) for s in SPLITS}
-    all_rows = np.vstack(list(splits.values()))
     schema_file = os.path.join(data_dir, "schema", "feature_schema.json")
+    keep = kept_columns(settings, names, schema_file)
+    splits = {s: read_split(data_dir, s, len(names), keep) for s in SPLITS}
+    names = [names[k - 1] for k in keep[1:]]  # the columns read, in order (after the label)
+    all_rows = np.vstack(list(splits.values()))
     encoded = encoded_label_values(settings, label, schema_file, config_path)
     settings.encoded_labels = encoded
     labels_ok = value_mask(all_rows[:, 0], encoded, "bias.label_values", config_path)

@@ -149,11 +149,112 @@ def check_model_fits(booster: Any, names: list[str], model_dir: str) -> None:
 
 
 def tree_shap(booster: Any, X: np.ndarray) -> np.ndarray:
-    """Exact TreeSHAP in margin units: one column per feature, then the bias."""
+    """Exact TreeSHAP in margin units: one column per feature, then the bias. XGBoost's own values, bit for bit:
+    grouped by tree (`grouped_tree_shap`) when the model allows it, else all at once."""
     import xgboost as xgb
 
+    grouped = grouped_tree_shap(booster, X)
+    if grouped is not None:
+        return grouped
     # Names are not given to the DMatrix: check_model_fits compared them, and skipping them saves a copy.
     return booster.predict(xgb.DMatrix(X), pred_contribs=True)
+
+
+# Below this many rows XGBoost's own pass is already quick.
+GROUPED_MIN_ROWS = 2048
+MAX_PATTERN_BITS = 62  # decisions of one tree packed into an int64
+TABLE_BITS = 16
+
+
+def grouped_tree_shap(booster: Any, X: np.ndarray) -> np.ndarray | None:
+    """`booster.predict(DMatrix(X), pred_contribs=True)`, the same float32 bits, at a fraction of its cost.
+
+    Path-dependent TreeSHAP of one tree depends on a row only through the way the row goes at each split of the
+    tree (both subtrees are walked, each weighted by whether the row goes there): rows that go the same way at
+    every split get the same values. So per tree, rows are grouped by that pattern (depth-3 trees: at most 128
+    patterns for 100,000 rows), XGBoost computes the tree's values for one row of each group, and they are added
+    up tree by tree in float32, in XGBoost's order. The bias column is the same for every row (each tree's mean
+    value plus the base score): XGBoost's own for one row. None when the model is not a single-output gbtree of
+    numerical splits, the rows are few, or a value is infinite: then XGBoost computes everything itself."""
+    import xgboost as xgb
+
+    X = np.asarray(X, dtype=np.float32)
+    n, n_features = X.shape
+    trees = _numerical_trees(booster)
+    if trees is None or n < GROUPED_MIN_ROWS or np.isinf(X).any():
+        return None
+    columns = np.ascontiguousarray(X.T)  # one feature's values contiguous: the split tests read columns
+    out = np.zeros((n_features + 1, n), dtype=np.float32)
+    for j, tree in enumerate(trees):
+        inner = np.flatnonzero(np.asarray(tree["left_children"]) != -1)
+        group = _decision_groups(tree, inner, columns)
+        if group is None:  # as many patterns as rows: the tree is computed for every row
+            first, inverse = np.arange(n), np.arange(n)
+        else:
+            first, inverse = group
+        one = booster[j : j + 1]
+        if group is not None:  # a few rows: threads would cost more than they save
+            one.set_param({"nthread": 1})
+        values = one.predict(
+            xgb.DMatrix(X[first], nthread=1 if group is not None else None), pred_contribs=True
+        )
+        for f in np.unique(np.asarray(tree["split_indices"], dtype=np.int64)[inner]).tolist():
+            out[f] += values[inverse, f]  # features off the tree's splits get +0.0, which changes no sum
+    out[n_features] = booster.predict(xgb.DMatrix(X[:1]), pred_contribs=True)[0, n_features]
+    return np.ascontiguousarray(out.T)
+
+
+def _numerical_trees(booster: Any) -> list[dict] | None:
+    """The model's trees (JSON), one per round, when it is a gbtree with one output and numerical splits only."""
+    model = json.loads(bytes(booster.save_raw("json")))
+    learner = model.get("learner", {})
+    gbm = learner.get("gradient_booster", {})
+    params = learner.get("learner_model_param", {})
+    trees = gbm.get("model", {}).get("trees", [])
+    parallel = gbm.get("model", {}).get("gbtree_model_param", {}).get("num_parallel_tree", "1")
+    if (
+        gbm.get("name") != "gbtree"
+        or str(params.get("num_class", "0")) not in ("0", "1")
+        or str(params.get("num_target", "1")) != "1"
+        or str(parallel) != "1"
+        or not trees
+        or len(trees) != booster.num_boosted_rounds()
+        or any(any(tree.get("split_type") or ()) for tree in trees)
+    ):
+        return None
+    return trees
+
+
+def _decision_groups(
+    tree: dict, inner: np.ndarray, columns: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(one row of each decision pattern, each row's pattern) for the tree's inner nodes, as XGBoost decides: a
+    missing value takes the default branch, else `value < split_condition` (float32) goes left. None when the
+    patterns are too many to gain anything."""
+    n = columns.shape[1]
+    if len(inner) > MAX_PATTERN_BITS:
+        return None
+    feature = np.asarray(tree["split_indices"], dtype=np.int64)[inner]
+    condition = np.asarray(tree["split_conditions"], dtype=np.float32)[inner]
+    default_left = np.asarray(tree["default_left"], dtype=bool)[inner]
+    code = np.zeros(n, dtype=np.int64)
+    for bit, (f, cond, dflt) in enumerate(zip(feature.tolist(), condition, default_left)):  # noqa: B905
+        values = columns[f]
+        left = np.where(np.isnan(values), dflt, values < cond)
+        code |= left.astype(np.int64) << bit
+    if len(inner) <= TABLE_BITS:  # few possible patterns: a table instead of sorting the codes
+        seen = np.zeros(1 << len(inner), dtype=bool)
+        seen[code] = True
+        patterns = np.flatnonzero(seen)
+        index = np.zeros(len(seen), dtype=np.int64)
+        index[patterns] = np.arange(len(patterns))
+        row = np.zeros(len(seen), dtype=np.int64)
+        row[code] = np.arange(n)  # some row of each pattern: any gives the same values
+        return row[patterns], index[code]
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    if len(first) > n // 2:
+        return None
+    return first, inverse.reshape(-1)
 
 
 def aggregate(values: np.ndarray, method: str) -> np.ndarray:

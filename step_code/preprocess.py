@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import difflib
 import gzip
+import io
 import json
 import math
 import os
@@ -968,34 +969,64 @@ CSV_CHUNK_ROWS = 65_536
 
 def csv_bytes(frame: pd.DataFrame) -> bytes | None:
     """The header-less CSV body pandas' `to_csv(header=False, index=False)` writes, byte for byte, for a frame of
-    int64/float64 columns (what model_frame returns); None for other dtypes. pandas formats such values with
-    numpy's `astype(str)` (missing floats as empty fields) and then joins them field by field in Python; here each
+    int64/float64 columns (what model_frame returns) and categoricals of strings (raw_inputs'); None for other
+    frames. pandas formats each value (numpy's `astype(str)`, missing values as empty fields, strings through the
+    csv module) and then joins them field by field in Python; here each distinct value is formatted once, each
     column's text is a fixed-width byte matrix, and the rows are joined by dropping the padding NUL bytes."""
-    if len(frame.columns) == 0 or any(dt.kind not in "if" for dt in frame.dtypes):
-        return None
+    if len(frame.columns) < 2 or not all(_csv_column_ok(frame.iloc[:, i]) for i in range(len(frame.columns))):
+        return None  # one column: pandas quotes an empty row ("")
     parts = []
     for i in range(len(frame.columns)):
-        values = frame.iloc[:, i].to_numpy()
-        # numpy formats numbers slowly (per value): format each distinct value once, as narrow as the longest
-        if values.dtype.kind == "f":  # distinct bit patterns: 0.0 == -0.0, but they are written differently
-            bits, inverse = np.unique(values.astype(np.float64).view(np.int64), return_inverse=True)
-            # Python's repr is numpy's str of a float64 (the shortest round trip), and faster
-            shown = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=str)
-        else:
-            distinct, inverse = np.unique(values, return_inverse=True)
-            shown = distinct.astype(str)
-        width = max(1, int(np.char.str_len(shown).max())) if len(shown) else 1
-        text = shown.astype(f"S{width}")[inverse.reshape(-1)]  # ASCII: digits, signs, '.', 'e', 'inf'
+        shown, inverse = _csv_fields(frame.iloc[:, i])
+        text = shown[inverse]
         sep = b"\n" if i == len(frame.columns) - 1 else b","
-        parts.append(text.view(np.uint8).reshape(len(values), text.dtype.itemsize))
-        parts.append(np.full((len(values), 1), ord(sep), dtype=np.uint8))
+        parts.append(text.view(np.uint8).reshape(len(frame), text.dtype.itemsize))
+        parts.append(np.full((len(frame), 1), ord(sep), dtype=np.uint8))
     flat = np.concatenate(parts, axis=1).ravel()
     return flat[flat != 0].tobytes()
 
 
+def _csv_column_ok(column: pd.Series) -> bool:
+    """int64/float64, or a categorical of strings without NUL characters (csv_bytes drops NUL bytes)."""
+    if column.dtype.kind in "if":
+        return True
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return False
+    categories = column.cat.categories
+    return all(type(c) is str and "\x00" not in c for c in categories)  # noqa: E721
+
+
+def _csv_fields(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(each distinct value's CSV field as bytes, each row's index into them) for csv_bytes."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        # the csv module quotes a string as pandas' writer does (the same module, the same dialect); [:-2]: ",\n"
+        fields = []
+        for text in column.cat.categories:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="\n").writerow([text, ""])
+            fields.append(buffer.getvalue()[:-2].encode("utf-8"))
+        codes = column.cat.codes.to_numpy().astype(np.int64)
+        codes[codes < 0] = len(fields)  # missing: an empty field
+        return np.array([*fields, b""], dtype=bytes), codes
+    values = column.to_numpy()
+    if values.dtype.kind == "f":  # distinct bit patterns: 0.0 == -0.0, but they are written differently
+        bits, inverse = np.unique(values.astype(np.float64).view(np.int64), return_inverse=True)
+        # Python's repr is numpy's str of a float64 (the shortest round trip), and faster
+        shown = np.array(["" if v != v else repr(v) for v in bits.view(np.float64).tolist()], dtype=str)
+    elif len(values) and int(values.max()) - int(values.min()) < max(len(values), 1024):
+        # a narrow range of integers (0/1 columns, counts): offsets into the range, no sort
+        low, span = int(values.min()), int(values.max()) - int(values.min())
+        shown, inverse = (np.arange(span + 1, dtype=np.int64) + low).astype(str), values - low
+    else:
+        distinct, inverse = np.unique(values, return_inverse=True)
+        shown = distinct.astype(str)
+    width = max(1, int(np.char.str_len(shown).max())) if len(shown) else 1
+    return shown.astype(f"S{width}"), inverse.reshape(-1)  # ASCII: digits, signs, '.', 'e', 'inf'
+
+
 def _write_csv(path: Path, frame: pd.DataFrame, header: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if len(frame.columns) == 0 or any(dt.kind not in "if" for dt in frame.dtypes):
+    if csv_bytes(frame.iloc[:1]) is None:  # not a frame csv_bytes writes
         frame.to_csv(path, header=header, index=False)
         return
     with open(path, "wb") as fh:

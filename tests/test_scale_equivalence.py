@@ -18,6 +18,8 @@ from tests._steps_util import hyperparameter_args, load_step
 
 pp = load_step("preprocess")
 ev = load_step("evaluate")
+ex = load_step("explain")
+bias = load_step("bias")
 inference = load_step("inference")
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -166,6 +168,40 @@ def test_csv_bodies_are_what_pandas_writes(tmp_path_factory, ints, floats):
         assert (folder / "out.csv").read_text() == want.getvalue()
 
 
+TEXTS = st.one_of(
+    st.none(), st.text(max_size=6), st.sampled_from(["a,b", 'say "hi"', "two\nlines", " x ", "é", ""])
+)
+
+
+@SETTINGS
+@given(
+    columns=st.lists(st.sampled_from(["int", "narrow", "float", "category"]), min_size=1, max_size=4),
+    rows=st.integers(0, 30),
+    data=st.data(),
+)
+def test_csv_of_mixed_frames_is_what_pandas_writes(tmp_path_factory, columns, rows, data):
+    """train_raw.csv's columns too: categoricals of any strings (quotes, commas, newlines, missing values),
+    narrow and wide integers, floats; one column (pandas quotes an empty row) is left to pandas."""
+    frame = pd.DataFrame(index=range(rows))
+    for k, kind in enumerate(columns):
+        if kind == "category":
+            values = data.draw(st.lists(TEXTS, min_size=rows, max_size=rows))
+            frame[f"c{k}"] = pd.Series(values, dtype=object).astype("category")
+        elif kind == "float":
+            values = data.draw(st.lists(st.floats(), min_size=rows, max_size=rows))
+            frame[f"c{k}"] = np.array(values, dtype=np.float64)
+        else:
+            bound = 3 if kind == "narrow" else 2**63 - 1
+            values = data.draw(st.lists(st.integers(-bound - 1, bound), min_size=rows, max_size=rows))
+            frame[f"c{k}"] = np.array(values, dtype=np.int64)
+    folder = tmp_path_factory.mktemp("csv")
+    for header in (False, True):
+        pp._write_csv(folder / "out.csv", frame, header=header)
+        want = io.StringIO()
+        frame.to_csv(want, header=header, index=False)
+        assert (folder / "out.csv").read_bytes() == want.getvalue().encode()
+
+
 # ------------------------------------------------------------------------------------------------ split
 
 
@@ -241,3 +277,144 @@ def test_training_history_holds_the_validation_set_only_when_there_is_one(tmp_pa
     assert tr.main(["--train", str(tmp_path / "train"), *args, *hp]) == 0
     history = json.loads((tmp_path / "o2" / "training.json").read_text())["evaluation_history"]
     assert list(history) == ["train"]
+
+
+# ------------------------------------------------------------------------------------------------ explain
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    depth=st.integers(1, 7),
+    rounds=st.integers(1, 12),
+    missing=st.sampled_from([0.0, 0.2]),
+    rows=st.sampled_from([40, 300]),
+    objective=st.sampled_from(["binary:logistic", "reg:squarederror"]),
+)
+def test_grouped_tree_shap_is_xgboosts_pred_contribs_bit_for_bit(
+    seed, depth, rounds, missing, rows, objective
+):
+    """Grouping rows by their way through each tree gives XGBoost's own float32 SHAP values: shallow trees (the
+    table of patterns), deep ones (sorted patterns, or every row), missing values, ties at split values."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 5)).astype(np.float32)
+    x[:, 1] = np.round(x[:, 1])  # few distinct values: rows exactly at a split value
+    x[rng.random(x.shape) < missing] = np.nan
+    y = ((np.nan_to_num(x[:, 0]) + rng.normal(size=rows)) > 0).astype(float)
+    params = {"objective": objective, "max_depth": depth, "eta": 0.3, "seed": seed, "subsample": 0.9}
+    booster = xgb.train(params, xgb.DMatrix(x, label=y), rounds)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "GROUPED_MIN_ROWS", 1)
+        grouped = ex.grouped_tree_shap(booster, x)
+    assert grouped is not None
+    assert grouped.tobytes() == booster.predict(xgb.DMatrix(x), pred_contribs=True).tobytes()
+
+
+def test_grouped_tree_shap_leaves_other_models_to_xgboost():
+    import xgboost as xgb
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(float)
+    plain = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=y), 3)
+    assert ex.grouped_tree_shap(plain, x) is not None
+    assert ex.grouped_tree_shap(plain, x[:100]) is None  # few rows: XGBoost's own pass
+    forest = xgb.train({"max_depth": 2, "num_parallel_tree": 2}, xgb.DMatrix(x, label=y), 3)
+    dart = xgb.train({"max_depth": 2, "booster": "dart"}, xgb.DMatrix(x, label=y), 3)
+    multi = xgb.train(
+        {"max_depth": 2, "objective": "multi:softprob", "num_class": 3},
+        xgb.DMatrix(x, label=rng.integers(0, 3, 3000)),
+        3,
+    )
+    for booster in (forest, dart, multi):
+        assert ex.grouped_tree_shap(booster, x) is None
+        assert (
+            ex.tree_shap(booster, x).tobytes()
+            == booster.predict(xgb.DMatrix(x), pred_contribs=True).tobytes()
+        )
+
+
+# ------------------------------------------------------------------------------------------------ bias
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 10_000),
+    n_features=st.integers(1, 6),
+    facet_at=st.integers(0, 5),
+    group_at=st.one_of(st.none(), st.integers(0, 5)),
+    rows=st.integers(20, 60),
+)
+def test_bias_reading_only_its_columns_gives_the_full_read_metrics(
+    tmp_path_factory, seed, n_features, facet_at, group_at, rows
+):
+    """bias reads the label, facet and group columns of the splits only: the same analysis and report as
+    reading every column."""
+    rng = np.random.default_rng(seed)
+    root = tmp_path_factory.mktemp("bias")
+    names = [f"f{k}" for k in range(n_features)]
+    (root / "data" / "schema").mkdir(parents=True)
+    (root / "data" / "schema" / "feature_schema.json").write_text(
+        json.dumps({"label": "y", "features": names})
+    )
+    for split in ("train", "validation", "test"):
+        values = rng.integers(0, 3, size=(rows, n_features + 1)).astype(float)
+        values[:, 0] = values[:, 0] > 0
+        values[:2, 1 + facet_at % n_features] = [0, 1]  # both facets present
+        (root / "data" / split).mkdir()
+        pd.DataFrame(values).to_csv(root / "data" / split / f"{split}.csv", header=False, index=False)
+    labels = pd.read_csv(root / "data" / "test" / "test.csv", header=None)[0]
+    (root / "pred").mkdir()
+    pd.DataFrame({"label": labels, "score": rng.random(rows)}).to_csv(
+        root / "pred" / "predictions.csv", index=False
+    )
+    config = {
+        "data": {"label": "y"},
+        "bias": {
+            "facet": names[facet_at % n_features],
+            "facet_values": [1],
+            "label_values": [1],
+            "pre_training_metrics": sorted(bias.PRE_METRICS),
+            "post_training_metrics": sorted(bias.POST_METRICS),
+            "probability_threshold": 0.5,
+            "group_variable": None if group_at is None else names[group_at % n_features],
+        },
+    }
+    (root / "config.json").write_text(json.dumps(config))
+
+    def analyse() -> str:
+        settings_ = bias.load_settings(str(root / "config.json"))
+        try:
+            result = bias.analyse(
+                settings_, str(root / "data"), str(root / "pred"), str(root / "config.json")
+            )
+        except bias.StepError as exc:
+            return f"{exc.ff_code}: {exc.message}"
+        return json.dumps(result)
+
+    fast = analyse()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bias, "kept_columns", lambda _s, names, _f: list(range(len(names) + 1)))
+        assert analyse() == fast
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+
+def test_the_local_runner_lets_openmp_threads_sleep_unless_the_user_says(monkeypatch):
+    """OMP_WAIT_POLICY=PASSIVE for the run's XGBoost (spinning threads doubled training's time on shared cores),
+    set before XGBoost loads libgomp, never over the user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT."""
+    import sys
+
+    from fraudflow.local.runner import quiet_openmp
+
+    monkeypatch.setitem(sys.modules, "xgboost", sys.modules.get("xgboost") or object())
+    environ: dict[str, str] = {}
+    assert not quiet_openmp(environ) and environ == {}  # too late: libgomp has read it
+    monkeypatch.delitem(sys.modules, "xgboost")
+    assert quiet_openmp(environ) and environ == {"OMP_WAIT_POLICY": "PASSIVE"}
+    for own in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "10000"}):
+        environ = dict(own)
+        assert not quiet_openmp(environ) and environ == own
