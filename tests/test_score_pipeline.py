@@ -31,14 +31,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
-    text = (ROOT / "pipelines.yaml").read_text()
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text.replace("data_dir: data ", f"data_dir: {aws_data} ", 1))
-    return path
-
-
 def _scoring(yaml_file: Path, *args: str) -> dict[str, Any]:
     out = cli("render", str(yaml_file), "--scoring", *BATCH, *args)
     assert out.returncode == 0, out.stderr

@@ -9,18 +9,17 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws", "tests.iam_eval")
-from tests.conftest_aws import BUCKET, Aws  # noqa: E402
-from tests.iam_eval import allowed  # noqa: E402
-from tests.test_iam_moto import AUTHORIZATION, Recorder, _deployer  # noqa: E402
+from tests.conftest_aws import BUCKET, Aws, cli  # noqa: E402
+from tests.side_pipeline_util import approved_package, serving, set_args  # noqa: E402
+from tests.test_iam_moto import Recorder, assert_calls_allowed  # noqa: E402
 from tests.test_iam_moto import recorder as recorder  # noqa: E402, F401 - the fixture
-from tests.test_monitor_sagemaker import yaml_file as yaml_file  # noqa: E402, F401 - the fixture
-from tests.test_sagemaker_apply import cli  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
 NAME = "fraud-detect-xgb-score"
-BATCH = ["--set", f"deploy.batch.output=s3://{BUCKET}/scored", "--set", "deploy.batch.instance_count=2"]
+PAIRS = [f"deploy.batch.output=s3://{BUCKET}/scored", "deploy.batch.instance_count=2"]
+BATCH = set_args(PAIRS)
 
 
 def test_apply_converges_the_scoring_pipeline(yaml_file: Path, aws: Aws) -> None:
@@ -61,8 +60,7 @@ def test_the_scoring_calls_are_what_the_policies_allow(yaml_file: Path, aws: Aws
     from fraudflow.sagemaker.scoring import render
     from fraudflow.spec.load import load_one
 
-    overrides = [a for a in BATCH if a != "--set"]
-    plan = build_plan(load_one(yaml_file, env=None, overrides=overrides, pipeline=None))
+    plan = build_plan(load_one(yaml_file, env=None, overrides=PAIRS, pipeline=None))
     rendered = compile_plan(plan)
     roles = iam.roles(rendered)
     execution = {a for s in roles["execution"].policy["Statement"] for a in _list(s["Action"])}
@@ -72,27 +70,9 @@ def test_the_scoring_calls_are_what_the_policies_allow(yaml_file: Path, aws: Aws
     assert main(["apply", str(yaml_file), "--yes", *BATCH]) == 0
 
     recorder.role = None
-    sm = aws.client("sagemaker")
-    sm.create_model_package_group(ModelPackageGroupName="fraud-detect-xgb")
     model_data = f"s3://{BUCKET}/exec1/Train/output/model.tar.gz"
-    package = sm.create_model_package(
-        ModelPackageGroupName="fraud-detect-xgb",
-        InferenceSpecification={
-            "Containers": [
-                {
-                    "Image": "img",
-                    "ModelDataUrl": model_data,
-                    "Environment": {"FRAUDFLOW_DECISION_THRESHOLD": "0.35"},
-                }
-            ],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-        ModelApprovalStatus="Approved",
-    )["ModelPackageArn"]
-    deploy = next(s for s in iam.steps(rendered.definition) if s["Type"] == "Lambda")
-    lam = _deployer()
-    assert lam.handler({**deploy["Arguments"], "model_package_arn": package})["action"] == "created"
+    package = approved_package(aws, model_data, environment={"FRAUDFLOW_DECISION_THRESHOLD": "0.35"})
+    lam = serving(rendered, package)
     definition, _ = render(plan, rendered)
     recorder.role = "deployer"
     found = lam.handler(definition["Steps"][0]["Arguments"])
@@ -106,19 +86,11 @@ def test_the_scoring_calls_are_what_the_policies_allow(yaml_file: Path, aws: Aws
         "model_data_url": model_data,
         "decision_threshold": "0.35",
     }
-    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
-    for expected in [
+    exercised = [
         ("operator", "sagemaker:CreatePipeline"), ("operator", "sagemaker:DeletePipeline"),
         ("deployer", "sagemaker:DescribeModelPackage"), ("deployer", "sagemaker:DescribeModel"),
-    ]:  # fmt: skip
-        assert expected in ops, f"the run did not exercise {expected}"
-    denied = []
-    for role, service, op, params in recorder.calls:
-        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
-        for request in AUTHORIZATION[(service, op)](params):
-            if not allowed(roles[role].policy, *request):
-                denied.append((role, f"{service}:{op}", request))
-    assert denied == []
+    ]  # fmt: skip
+    assert_calls_allowed(recorder, roles, exercised)
 
 
 def _list(value: str | list[str]) -> list[str]:
