@@ -42,7 +42,8 @@ TRUST = {
 def cli(
     *args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 900
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m fraudflow ...` against moto's server (`env`: Aws.env), as a user runs it."""
+    """`python -m fraudflow ...` against moto's server, as a user runs it, with exactly `env` (Aws.env, or a
+    copy with credentials taken out: unlike conftest.run_cli, nothing of this process's environment is added)."""
     return subprocess.run(
         [sys.executable, "-m", "fraudflow", *args],
         cwd=cwd,

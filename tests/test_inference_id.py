@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from fraudflow.local.serving import capture as C
 from tests.test_capture import read_captures
-from tests.test_serve import Server, call, csv_of, train_and_register
+from tests.test_serve import Server, call, csv_of, runtime_client, train_and_register
 
 pytestmark = pytest.mark.usefixtures("aws_data")
 
@@ -92,19 +92,12 @@ def test_ids_at_the_limits_are_taken_captured_and_returned(server: tuple[Server,
 
 
 def test_boto3_gets_the_validation_error(server: tuple[Server, Path, bytes]) -> None:
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError
 
     srv, _, body = server
-    rt = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=srv.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-        config=Config(parameter_validation=False),  # botocore would refuse the length before sending
-    )
+    rt = runtime_client(
+        srv.url, parameter_validation=False
+    )  # botocore would refuse the length before sending
     with pytest.raises(ClientError) as err:
         rt.invoke_endpoint(
             EndpointName="fraud-detect-xgb", ContentType="text/csv", Body=body, InferenceId="i" * 65
