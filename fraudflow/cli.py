@@ -180,7 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor", help="compare captured or scored claims with the training baseline (exit 4: drift)"
     )
     _spec_args(p)
-    p.add_argument("--current", required=True, metavar="PATH", help="a capture folder or a scored/raw file")
+    p.add_argument(
+        "--current",
+        required=True,
+        metavar="PATH",
+        help="a capture folder or a scored/raw file, local or s3://",
+    )
     p.add_argument("--labels", metavar="PATH", help="ground truth, joined by monitor.labels.key")
     p.add_argument("--version", dest="model_version", metavar="GROUP:VERSION", help="judge this version")
     p.add_argument("--window-hours", type=float, help="only records captured in the last N hours")

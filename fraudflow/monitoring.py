@@ -37,7 +37,6 @@ def command(args: argparse.Namespace) -> int:
             file=str(spec.file),
             hint="set monitor.retrain: on_violation (or --set monitor.retrain=on_violation)",
         )
-    current = _existing(args.current, "--current")
     labels = _existing(args.labels, "--labels") if args.labels else None
     dirs = baseline_dirs(plan, args.model_version)
     out = (
@@ -46,6 +45,7 @@ def command(args: argparse.Namespace) -> int:
         / "monitor"
         / (time.strftime("%Y%m%d-%H%M%S") + f"-{secrets.token_hex(3)}")
     )
+    current = _current(args.current, args.window_hours, step, out)
     report = run_monitor(step, dirs, current, labels, out, args.window_hours)
     html = write_html(out, report, spec.name, dirs["version"])
     if args.format == "json":
@@ -62,6 +62,17 @@ def command(args: argparse.Namespace) -> int:
         if result.exit_code != exits.OK:
             return result.exit_code
     return exits.VIOLATIONS
+
+
+def _current(path: str, window_hours: float | None, step: Any, out: Path) -> Path:
+    """The window's folder or file; an s3:// one downloaded into the report folder, only the hours it covers."""
+    if not path.startswith("s3://"):
+        return _existing(path, "--current")
+    from fraudflow.sagemaker.capture_window import download_window
+
+    if window_hours is None:
+        window_hours = step.config["monitor"].get("window_hours")
+    return download_window(path, window_hours, out / "current")
 
 
 def _existing(path: str, flag: str) -> Path:

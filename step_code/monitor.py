@@ -29,6 +29,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -160,13 +161,59 @@ def _located(
     return StepError(code, message, file=str(file), line=line, hint=hint)
 
 
-def _files(path: Path) -> list[Path]:
+# A capture file of hour folder H may hold records from around H's end (the endpoint buffers before it writes):
+# a folder is passed over only when it ended this long before the window began.
+HOUR_SLACK = timedelta(hours=1)
+
+
+def hour_span(parts: list[str] | tuple[str, ...]) -> tuple[datetime, datetime] | None:
+    """When the folder whose path ends in `parts` can hold captures, if its last parts are data capture's UTC
+    `yyyy[/mm[/dd[/hh]]]` (the longest such tail), else None."""
+    for size in (4, 3, 2, 1):
+        tail = list(parts[-size:]) if len(parts) >= size else []
+        if not tail or len(tail[0]) != 4 or any(len(p) != 2 for p in tail[1:]):
+            continue
+        if not all(p.isdigit() for p in tail):
+            continue
+        numbers = [int(p) for p in tail] + [1, 1, 0][size - 1 :]  # a year's first month, day and hour
+        try:
+            start = datetime(numbers[0], numbers[1], numbers[2], numbers[3], tzinfo=timezone.utc)
+        except ValueError:  # month 13, hour 24, ...: not capture's layout
+            continue
+        if size == 4:
+            return start, start + timedelta(hours=1)
+        if size == 3:
+            return start, start + timedelta(days=1)
+        if size == 2:
+            return start, start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+        return start, start.replace(year=start.year + 1)
+    return None
+
+
+def before_window(parts: list[str] | tuple[str, ...], since: datetime | None) -> bool:
+    """True when the folder `parts` is an hour, day, month or year of data capture that ended before the window
+    (with HOUR_SLACK): nothing in it can be in the window, so it is neither listed nor read."""
+    span = hour_span(parts) if since is not None else None
+    return span is not None and since is not None and span[1] + HOUR_SLACK <= since
+
+
+def _walk(root: Path, since: datetime | None) -> list[Path]:
+    """The files below root, not descending into capture folders that ended before the window."""
+    found = []
+    for folder, subdirs, names in os.walk(root):
+        rel = Path(folder).relative_to(root).parts
+        subdirs[:] = sorted(d for d in subdirs if not before_window((*rel, d), since))
+        found += [Path(folder) / n for n in names]
+    return found
+
+
+def _files(path: Path, since: datetime | None = None) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
         found = sorted(
             p
-            for p in path.rglob("*")
+            for p in _walk(path, since)
             if p.is_file() and p.suffix.lower() in TABLES + CAPTURE and not p.name.startswith(".")
         )
         if found:
@@ -322,7 +369,7 @@ def read_table(file: Path) -> pd.DataFrame:
 def read_window(path: Path, schema: dict, window_hours: float | None = None) -> tuple[pd.DataFrame, dict]:
     since = datetime.now(timezone.utc) - timedelta(hours=window_hours) if window_hours else None
     frames, records, skipped = [], [], 0
-    files = _files(path)
+    files = _files(path, since)
     for file in files:
         if file.suffix.lower() in CAPTURE:
             got, n = read_capture(file, schema, since)

@@ -27,6 +27,19 @@ def aws_data() -> Path:
     return AWS_DATA
 
 
+def sample_pipelines_text(data: Path) -> str:
+    """The repo's pipelines.yaml with its data_dir the AWS sample data's absolute path (copies can go anywhere)."""
+    return (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {data} ", 1)
+
+
+@pytest.fixture
+def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
+    """A copy of pipelines.yaml on the AWS sample data, free to edit (a module may define its own instead)."""
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(sample_pipelines_text(aws_data))
+    return path
+
+
 def run_cli(
     *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:

@@ -39,6 +39,22 @@ TRUST = {
 }
 
 
+def cli(
+    *args: str, env: dict[str, str], cwd: Path = ROOT, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """`python -m fraudflow ...` against moto's server, as a user runs it, with exactly `env` (Aws.env, or a
+    copy with credentials taken out: unlike conftest.run_cli, nothing of this process's environment is added)."""
+    return subprocess.run(
+        [sys.executable, "-m", "fraudflow", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,  # no TTY: apply must not wait for an answer
+        timeout=timeout,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -13,7 +13,8 @@ import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
 from fraudflow import exits  # noqa: E402
-from tests.conftest_aws import REGION, ROOT, Aws  # noqa: E402
+from tests.conftest import sample_pipelines_text  # noqa: E402
+from tests.conftest_aws import REGION, Aws, cli  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
@@ -31,18 +32,6 @@ API_KEY_BLOCK = f"""      api:
 """
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fraudflow", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-
-
 def with_api(text: str, block: str) -> str:
     """The repo's pipelines.yaml with `block` (indented for `deploy:`) after deploy.instance_count."""
     anchor = "      instance_count: 1\n    parameters:"
@@ -52,7 +41,7 @@ def with_api(text: str, block: str) -> str:
 
 @pytest.fixture
 def base_yaml(tmp_path: Path, aws_data: Path) -> str:
-    return (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
+    return sample_pipelines_text(aws_data)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -8,8 +8,6 @@ permission."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,8 @@ import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
 from fraudflow import exits  # noqa: E402
-from tests.conftest_aws import ROOT, Aws  # noqa: E402
+from tests.conftest import sample_pipelines_text  # noqa: E402
+from tests.conftest_aws import Aws, cli  # noqa: E402
 from tests.deployer_util import NoUpdateEndpoint, on_approval  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
@@ -31,20 +30,8 @@ FUNCTION = f"{PIPELINE}-deployer"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
 
 
-def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fraudflow", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=300,
-    )
-
-
 def yaml_file(tmp_path: Path, aws_data: Path, when: str) -> Path:
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
+    text = sample_pipelines_text(aws_data)
     anchor = f"      endpoint_name: {ENDPOINT}\n"
     assert anchor in text
     path = tmp_path / "pipelines.yaml"

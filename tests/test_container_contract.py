@@ -11,8 +11,6 @@ import json
 import os
 import pickle
 import re
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import pytest
 pytest.register_assert_rewrite("tests.conftest_aws", "tests.sagemaker_harness")
 from tests import sagemaker_harness as h  # noqa: E402
 from tests._steps_util import load_step  # noqa: E402
-from tests.conftest_aws import BUCKET, ROOT, Aws  # noqa: E402
+from tests.conftest_aws import BUCKET, ROOT, Aws, cli  # noqa: E402
 from tests.test_serve import Server, call  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
@@ -33,18 +31,6 @@ PIPELINE = "fraud-detect-xgb"
 TOL = 1e-6
 
 
-def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fraudflow", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=900,
-    )
-
-
 @pytest.fixture(scope="module")
 def namespaces() -> None:
     problem = h.namespace_problem()
@@ -52,14 +38,6 @@ def namespaces() -> None:
         pytest.fail(f"the container harness {problem}")
     if problem:
         pytest.skip(f"the container harness {problem}")
-
-
-@pytest.fixture
-def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text)
-    return path
 
 
 def emulate(yaml_file: Path, aws: Aws, tmp: Path, **params: object) -> h.PipelineEmulator:

@@ -39,6 +39,7 @@ OWNERS: list[tuple[int, int, tuple[str, ...]]] = [
     (680, 684, ("fraudflow/local/tune.py",)),  # the local tune step's study and trials
     (685, 689, ("step_code/monitor.py",)),
     (690, 699, ("fraudflow/local/runner.py",)),
+    (776, 777, ("fraudflow/spec/batch_checks.py",)),  # deploy.batch.schedule's semantic checks
     (700, 799, ("fraudflow/sagemaker/",)),
     (800, 849, ("fraudflow/local/registry.py", "fraudflow/local/registry_cli.py")),
     # the request-protocol answers of `fraudflow serve`: emitted by the one implementation both backends run

@@ -34,7 +34,7 @@ from tests.iam_eval import allowed  # noqa: E402
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
-AWS_DATA = ROOT.parent / "shared" / "data" / "aws-synthetic-claims"
+
 ACCOUNT = "123456789012"  # moto's
 Request = tuple[str, str, dict[str, str]]
 
@@ -193,6 +193,29 @@ class Recorder:
             )
 
 
+def assert_calls_allowed(
+    recorder: Recorder,
+    roles: dict[str, Any],
+    expected: list[tuple[str, str]],
+    also: dict[str, list[dict[str, Any]]] | None = None,
+) -> None:
+    """Every recorded call is one AUTHORIZATION knows, and each IAM request it makes is allowed by the policy
+    `fraudflow iam` generates for the role that made it (or by one of `also[role]`). `expected`, the
+    (role, "service:Operation") pairs the run must have made, keeps the check from passing on a run that did
+    nothing."""
+    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
+    for pair in expected:
+        assert pair in ops, f"the run did not exercise {pair} (recorded: {sorted(ops)})"
+    denied = []
+    for role, service, op, params in recorder.calls:
+        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
+        policies = [roles[role].policy, *(also or {}).get(role, [])]
+        for request in AUTHORIZATION[(service, op)](params):
+            if not any(allowed(policy, *request) for policy in policies):
+                denied.append((role, f"{service}:{op}", request))
+    assert denied == []
+
+
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     rec = Recorder()
@@ -207,16 +230,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     boto3.DEFAULT_SESSION = None  # the deployer's boto3.client() makes a new default session: patched too
     yield rec
     boto3.DEFAULT_SESSION = None
-
-
-@pytest.fixture
-def yaml_file(tmp_path: Path) -> Path:
-    if not (AWS_DATA / "claims.csv").exists():
-        pytest.skip(f"AWS sample data not found at {AWS_DATA}")
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {AWS_DATA} ", 1)
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text)
-    return path
 
 
 def _deployer() -> Any:
@@ -268,23 +281,14 @@ def test_apply_and_the_deployer_call_only_what_their_policies_allow(
     assert _deployer().handler(event)["action"] == "created"
     recorder.role = None
 
-    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
-    print("recorded calls:", sorted(ops))
-    for expected in [
+    exercised = [
         ("operator", "s3:PutObject"), ("operator", "lambda:CreateFunction"), ("operator", "sagemaker:CreatePipeline"),
         ("operator", "sagemaker:UpdatePipeline"), ("operator", "lambda:UpdateFunctionConfiguration"),
         ("operator", "sagemaker:StartPipelineExecution"), ("operator", "sagemaker:DescribePipelineExecution"),
         ("deployer", "sagemaker:CreateModel"), ("deployer", "sagemaker:CreateEndpointConfig"),
         ("deployer", "sagemaker:CreateEndpoint"), ("deployer", "sagemaker:DescribeModelPackage"),
-    ]:  # fmt: skip
-        assert expected in ops, f"the run did not exercise {expected}"
-    denied = []
-    for role, service, op, params in recorder.calls:
-        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
-        for request in AUTHORIZATION[(service, op)](params):
-            if not allowed(roles[role].policy, *request):
-                denied.append((role, f"{service}:{op}", request))
-    assert denied == []
+    ]  # fmt: skip
+    assert_calls_allowed(recorder, roles, exercised)
 
 
 def test_the_operator_policy_covers_every_api_gateway_call(
@@ -314,18 +318,10 @@ def test_the_operator_policy_covers_every_api_gateway_call(
     capsys.readouterr()
     assert aws.client("apigateway").get_rest_apis()["items"] == []
 
-    ops = {op for role, svc, op, _ in recorder.calls if svc == "apigateway"}
-    for expected in ("CreateRestApi", "PutIntegration", "DeleteMethod", "CreateDeployment", "DeleteStage",
-                     "CreateUsagePlan", "UpdateUsagePlan", "DeleteUsagePlan", "CreateApiKey", "DeleteApiKey",
-                     "CreateUsagePlanKey", "DeleteRestApi"):  # fmt: skip
-        assert expected in ops, f"the run did not exercise {expected}"
-    denied = []
-    for role, service, op, params in recorder.calls:
-        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
-        for request in AUTHORIZATION[(service, op)](params):
-            if not allowed(roles[role].policy, *request):
-                denied.append((role, f"{service}:{op}", request))
-    assert denied == []
+    operations = ("CreateRestApi", "PutIntegration", "DeleteMethod", "CreateDeployment", "DeleteStage",
+                  "CreateUsagePlan", "UpdateUsagePlan", "DeleteUsagePlan", "CreateApiKey", "DeleteApiKey",
+                  "CreateUsagePlanKey", "DeleteRestApi")  # fmt: skip
+    assert_calls_allowed(recorder, roles, [("operator", f"apigateway:{op}") for op in operations])
 
 
 def test_the_evaluator_denies_a_call_outside_the_policy(yaml_file: Path, aws: Aws) -> None:
@@ -449,24 +445,15 @@ def test_deploy_on_approval_calls_only_what_the_policies_allow(
     assert main(["apply", str(yaml_file), "--yes", "--set", "deploy.when=registered"]) == 0
     recorder.role = None
 
-    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
-    for expected in [
+    exercised = [
         ("operator", "events:PutRule"), ("operator", "events:PutTargets"), ("operator", "lambda:AddPermission"),
         ("operator", "events:DeleteRule"), ("operator", "lambda:RemovePermission"),
         ("deployer", "sagemaker:ListModelPackages"), ("deployer", "sagemaker:CreateEndpoint"),
-    ]:  # fmt: skip
-        assert expected in ops, f"the run did not exercise {expected}"
+    ]  # fmt: skip
     registered = iam.roles(
         compile_plan(
             build_plan(load_one(yaml_file, env=None, overrides=["deploy.when=registered"], pipeline=None))
         )
     )
-    denied = []
-    for role, service, op, params in recorder.calls:
-        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
-        # the removing apply runs with `registered`: its operator policy must allow what it does
-        policies = [roles[role].policy] + ([registered["operator"].policy] if role == "operator" else [])
-        for request in AUTHORIZATION[(service, op)](params):
-            if not any(allowed(p, *request) for p in policies):
-                denied.append((role, f"{service}:{op}", request))
-    assert denied == []
+    # the removing apply runs with `registered`: its operator policy must allow what it does
+    assert_calls_allowed(recorder, roles, exercised, also={"operator": [registered["operator"].policy]})

@@ -10,34 +10,22 @@ from pathlib import Path
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws", "tests.iam_eval")
-from tests.conftest_aws import BUCKET, Aws  # noqa: E402
-from tests.iam_eval import allowed  # noqa: E402
-from tests.test_iam_moto import AUTHORIZATION, Recorder, _deployer  # noqa: E402
+from tests.conftest_aws import BUCKET, Aws, cli  # noqa: E402
+from tests.side_pipeline_util import approved_package, serving, set_args  # noqa: E402
+from tests.test_iam_moto import Recorder, assert_calls_allowed  # noqa: E402
 from tests.test_iam_moto import recorder as recorder  # noqa: E402, F401 - the fixture
-from tests.test_sagemaker_apply import cli  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
 NAME = "fraud-detect-xgb-monitor"
-MONITOR = [
-    "--set",
+PAIRS = [
     "monitor.schedule=rate(1 day)",
-    "--set",
     f"monitor.capture=s3://{BUCKET}/capture/fraud-detect-xgb",
-    "--set",
     "monitor.window_hours=24",
-    "--set",
     "monitor.retrain=on_violation",
 ]
-
-
-@pytest.fixture
-def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
-    text = (Path(__file__).resolve().parents[1] / "pipelines.yaml").read_text()
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text.replace("data_dir: data ", f"data_dir: {aws_data} ", 1))
-    return path
+MONITOR = set_args(PAIRS)
 
 
 def test_render_monitoring_shows_the_three_steps(yaml_file: Path, aws: Aws) -> None:
@@ -99,10 +87,6 @@ def test_apply_converges_the_monitoring_pipeline_and_schedule(yaml_file: Path, a
     assert "No changes" in cli("apply", str(yaml_file), "--yes", env=aws.env).stdout
 
 
-def _pairs(args: list[str]) -> list[str]:
-    return [a for a in args if a != "--set"]
-
-
 def test_the_monitoring_calls_are_what_the_policies_allow(
     yaml_file: Path, aws: Aws, recorder: Recorder
 ) -> None:
@@ -115,7 +99,7 @@ def test_the_monitoring_calls_are_what_the_policies_allow(
     from fraudflow.sagemaker.monitoring import render
     from fraudflow.spec.load import load_one
 
-    plan = build_plan(load_one(yaml_file, env=None, overrides=_pairs(MONITOR), pipeline=None))
+    plan = build_plan(load_one(yaml_file, env=None, overrides=PAIRS, pipeline=None))
     rendered = compile_plan(plan)
     roles = iam.roles(rendered)
     # the schedule assumes the execution role (no monitor.schedule_role_arn): it trusts Scheduler too
@@ -129,29 +113,10 @@ def test_the_monitoring_calls_are_what_the_policies_allow(
 
     # the deployer, as the monitoring pipeline's two Lambda steps call it
     recorder.role = None
-    sm = aws.client("sagemaker")
-    sm.create_model_package_group(ModelPackageGroupName="fraud-detect-xgb")
     prefix = f"s3://{BUCKET}/fraud-detect/fraud-detect-xgb/exec1"
-    package = sm.create_model_package(
-        ModelPackageGroupName="fraud-detect-xgb",
-        InferenceSpecification={
-            "Containers": [{"Image": "img", "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"}],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["text/csv"],
-        },
-        ModelMetrics={
-            "ModelQuality": {
-                "Statistics": {
-                    "ContentType": "application/json",
-                    "S3Uri": f"{prefix}/Evaluate/output/evaluation/evaluation.json",
-                }
-            }
-        },
-        ModelApprovalStatus="Approved",
-    )["ModelPackageArn"]
-    deploy = next(s for s in iam.steps(rendered.definition) if s["Type"] == "Lambda")
-    lam = _deployer()
-    assert lam.handler({**deploy["Arguments"], "model_package_arn": package})["action"] == "created"
+    metrics = f"{prefix}/Evaluate/output/evaluation/evaluation.json"
+    package = approved_package(aws, f"s3://{BUCKET}/model.tar.gz", metrics_uri=metrics)
+    lam = serving(rendered, package)
     definition, _ = render(plan, rendered)
     resolve = definition["Steps"][0]["Arguments"]
     start = definition["Steps"][2]["Arguments"]["IfSteps"][0]["Arguments"]
@@ -168,17 +133,9 @@ def test_the_monitoring_calls_are_what_the_policies_allow(
     assert found["evaluation_uri"] == f"{prefix}/Evaluate/output/evaluation"
     assert ":pipeline/fraud-detect-xgb/execution/" in started["pipeline_execution_arn"]
 
-    ops = {(role, f"{svc}:{op}") for role, svc, op, _ in recorder.calls}
-    for expected in [
+    exercised = [
         ("operator", "scheduler:CreateSchedule"), ("operator", "scheduler:DeleteSchedule"),
         ("operator", "sagemaker:DeletePipeline"), ("deployer", "sagemaker:DescribeModelPackage"),
         ("deployer", "sagemaker:StartPipelineExecution"), ("deployer", "sagemaker:DescribeModel"),
-    ]:  # fmt: skip
-        assert expected in ops, f"the run did not exercise {expected}"
-    denied = []
-    for role, service, op, params in recorder.calls:
-        assert (service, op) in AUTHORIZATION, f"{role} called {service}:{op}: add it to AUTHORIZATION"
-        for request in AUTHORIZATION[(service, op)](params):
-            if not allowed(roles[role].policy, *request):
-                denied.append((role, f"{service}:{op}", request))
-    assert denied == []
+    ]  # fmt: skip
+    assert_calls_allowed(recorder, roles, exercised)

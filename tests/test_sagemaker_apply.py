@@ -4,40 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws")
 from fraudflow import exits  # noqa: E402
-from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env  # noqa: E402
+from tests.conftest_aws import BUCKET, ROOT, Aws, MotoServer, aws_env, cli  # noqa: E402
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = pytest.mark.aws
 
 PIPELINE = "fraud-detect-xgb"
-
-
-def cli(*args: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fraudflow", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,  # no TTY: apply must not wait for an answer
-        timeout=300,
-    )
-
-
-@pytest.fixture
-def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
-    """pipelines.yaml with the AWS sample data addressed absolutely, so the copy can be edited freely."""
-    text = (ROOT / "pipelines.yaml").read_text().replace("data_dir: data ", f"data_dir: {aws_data} ", 1)
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text)
-    return path
 
 
 def apply(yaml_file: Path, aws: Aws, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -14,10 +14,9 @@ import pytest
 
 pytest.register_assert_rewrite("tests.conftest_aws", "tests.sagemaker_harness")
 from tests import sagemaker_harness as h  # noqa: E402
-from tests.conftest_aws import BUCKET, Aws  # noqa: E402
-from tests.test_container_contract import cli, emulate, local_run  # noqa: E402
+from tests.conftest_aws import BUCKET, Aws, cli  # noqa: E402
+from tests.test_container_contract import emulate, local_run  # noqa: E402
 from tests.test_container_contract import namespaces as namespaces  # noqa: E402, F401 - fixtures
-from tests.test_container_contract import yaml_file as yaml_file  # noqa: E402, F401
 
 pytest_plugins = ["tests.conftest_aws"]
 pytestmark = [pytest.mark.aws, pytest.mark.slow]

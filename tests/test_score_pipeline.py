@@ -31,14 +31,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture
-def yaml_file(tmp_path: Path, aws_data: Path) -> Path:
-    text = (ROOT / "pipelines.yaml").read_text()
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text.replace("data_dir: data ", f"data_dir: {aws_data} ", 1))
-    return path
-
-
 def _scoring(yaml_file: Path, *args: str) -> dict[str, Any]:
     out = cli("render", str(yaml_file), "--scoring", *BATCH, *args)
     assert out.returncode == 0, out.stderr
@@ -148,3 +140,42 @@ def test_batch_without_sagemaker_settings_is_located(yaml_file: Path) -> None:
     assert out.returncode != 0
     assert "FF568" in out.stderr and "deploy.batch" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def _with_schedule(yaml_file: Path, schedule: str, inputs: bool = True) -> int:
+    """deploy.batch with `schedule` (and S3 inputs for both sources) written into the file; the schedule's line."""
+    from tests.test_api_gateway import with_api
+
+    block = f"      batch:\n        output: {OUT}\n"
+    if inputs:
+        block += "        inputs: {claims: s3://in-bucket/claims/, customers: s3://in-bucket/customers/}\n"
+    block += f"        schedule: {schedule}\n"
+    text = with_api(yaml_file.read_text(), block)
+    yaml_file.write_text(text)
+    return next(i for i, line in enumerate(text.splitlines(), 1) if line.startswith("        schedule:"))
+
+
+@pytest.mark.parametrize(
+    "expression", ["rate(1 days)", "rate(0 hours)", "rate(2 weeks)", "cron(0 3 * * *)", "cron(0 3 1 * 1 *)"]
+)
+def test_a_batch_schedule_eventbridge_refuses_is_located(yaml_file: Path, expression: str) -> None:
+    line = _with_schedule(yaml_file, expression)
+    out = cli("validate", str(yaml_file))
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert f"{yaml_file}:{line}:" in out.stderr and "FF776" in out.stderr and expression in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("expression", ["rate(1 day)", "rate(6 hours)", "cron(0 4 * * ? *)"])
+def test_a_batch_schedule_on_s3_inputs_validates(yaml_file: Path, expression: str) -> None:
+    _with_schedule(yaml_file, expression)
+    out = cli("validate", str(yaml_file))
+    assert out.returncode == 0 and "FF77" not in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+def test_a_batch_schedule_over_local_sources_is_a_warning(yaml_file: Path) -> None:
+    line = _with_schedule(yaml_file, "rate(1 day)", inputs=False)
+    out = cli("validate", str(yaml_file))
+    assert out.returncode == 0, out.stdout + out.stderr
+    shown = out.stdout + out.stderr
+    assert "FF777" in shown and f"{yaml_file}:{line}:" in shown and "'claims', 'customers'" in shown

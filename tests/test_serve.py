@@ -16,6 +16,7 @@ import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -170,6 +171,21 @@ def call(url: str, body: bytes | None = None, ctype: str | None = None, method: 
         return e.code, e.headers, e.read()
 
 
+def runtime_client(url: str, **config: Any) -> Any:
+    """boto3's sagemaker-runtime client pointed at a `fraudflow serve` (`config`: botocore Config options)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(**config),
+    )
+
+
 def csv_of(rows: np.ndarray) -> bytes:
     return "".join(",".join(repr(float(v)) for v in r) + "\n" for r in rows).encode()
 
@@ -238,17 +254,10 @@ def test_raw_records_are_encoded_like_training(served):
 
 
 def test_boto3_sagemaker_runtime_client(served):
-    import boto3
     from botocore.exceptions import ClientError
 
     _, model, server = served
-    rt = boto3.client(
-        "sagemaker-runtime",
-        endpoint_url=server.url,
-        region_name="us-east-1",
-        aws_access_key_id="x",
-        aws_secret_access_key="x",
-    )
+    rt = runtime_client(server.url)
     x = model["x"][:3]
     resp = rt.invoke_endpoint(EndpointName="fraud-detect-xgb", ContentType="text/csv", Body=csv_of(x))
     assert resp["InvokedProductionVariant"] == "AllTraffic"
@@ -669,7 +678,6 @@ def test_serve_version_with_a_bad_number_is_a_short_ff852(served, capsys, ref):
 
 def test_a_weight_0_variant_gets_no_traffic_but_is_served_when_targeted(tmp_path):
     """As on SageMaker: TargetVariant reaches a variant whose weight is 0 (a shadow about to be ramped up)."""
-    import boto3
 
     a = train_and_register(tmp_path, rounds=20, endpoint=None)
     b = train_and_register(tmp_path, rounds=40, seed=1, endpoint=None)
@@ -696,13 +704,7 @@ def test_a_weight_0_variant_gets_no_traffic_but_is_served_when_targeted(tmp_path
         assert status == 200, body
         assert headers["x-Amzn-Invoked-Production-Variant"] == "Shadow"
         assert abs(float(body) - b["booster"].inplace_predict(x)[0]) < 1e-6
-        rt = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=server.url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        rt = runtime_client(server.url)
         resp = rt.invoke_endpoint(
             EndpointName="fraud", ContentType="text/csv", Body=csv_of(x), TargetVariant="Shadow"
         )

@@ -727,20 +727,19 @@ def monitoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]
     if m is None:
         return []
     pipeline = arns.sagemaker(f"pipeline/{m.name}")
-    schedule = partition.arn("scheduler", arns.region, arns.account, f"schedule/default/{m.name}")
     declared = bool(m.schedule)
+    find_schedule, upsert_schedule = _schedule_statements("Monitoring", m.name, arns, m.target_role(r))
     if kind == "operator":
         st = [
             Statement("FindOrRemoveMonitoringPipeline", ("sagemaker:DeletePipeline", "sagemaker:DescribePipeline"), (pipeline,)),
-            Statement("FindOrRemoveMonitoringSchedule", ("scheduler:DeleteSchedule", "scheduler:GetSchedule"), (schedule,)),
+            *find_schedule,
         ]  # fmt: skip
         if declared:
             uploads = tuple(sorted({arns.s3(r.bucket, u.key.replace(u.sha256, "*")) for u in m.uploads(r)}))
             st += [
                 Statement("UploadMonitoringCodeAndConfig", ("s3:GetObject", "s3:PutObject"), uploads),
                 Statement("UpsertMonitoringPipeline", ("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"), (pipeline,)),
-                Statement("UpsertMonitoringSchedule", ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"), (schedule,)),
-                _pass_role("PassScheduleRoleToScheduler", [m.target_role(r)], SCHEDULER),
+                *upsert_schedule,
             ]  # fmt: skip
         return st
     if not declared:
@@ -763,10 +762,31 @@ def monitoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]
     return st
 
 
+def _schedule_statements(
+    label: str, name: str, arns: Arns, role: str
+) -> tuple[list[Statement], list[Statement]]:
+    """The operator's statements for the schedule `name` that starts a side pipeline: finding and removing it
+    (always: apply removes what the YAML no longer declares), and upserting it and passing it `role` (when
+    declared)."""
+    schedule = partition.arn("scheduler", arns.region, arns.account, f"schedule/default/{name}")
+    find = [Statement(f"FindOrRemove{label}Schedule", ("scheduler:DeleteSchedule", "scheduler:GetSchedule"), (schedule,))]  # fmt: skip
+    pass_sid = (
+        "PassScheduleRoleToScheduler" if label == "Monitoring" else f"Pass{label}ScheduleRoleToScheduler"
+    )
+    upsert = [
+        Statement(f"Upsert{label}Schedule", ("scheduler:CreateSchedule", "scheduler:UpdateSchedule"), (schedule,)),
+        _pass_role(pass_sid, [role], SCHEDULER),
+    ]  # fmt: skip
+    return find, upsert
+
+
 def monitoring_trust(r: Rendered, trust: dict[str, Any]) -> dict[str, Any]:
-    """The execution role's trust, with EventBridge Scheduler when the schedule assumes that role."""
-    m = _monitoring(r)
-    if m is None or not m.schedule or m.target_role(r) != r.role_arn:
+    """The execution role's trust, with EventBridge Scheduler when a schedule (monitoring's, or scoring's, which
+    always starts its pipeline as the execution role) assumes that role."""
+    m, s = _monitoring(r), _scoring(r)
+    monitors = m is not None and bool(m.schedule) and m.target_role(r) == r.role_arn
+    scores = s is not None and s.declared() and bool(s.schedule)
+    if not (monitors or scores):
         return trust
     statement = {**trust["Statement"][0], "Principal": {"Service": [SAGEMAKER, SCHEDULER]}}
     return {**trust, "Statement": [statement]}
@@ -787,13 +807,18 @@ def scoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]:
         return []
     pipeline = arns.sagemaker(f"pipeline/{s.name}")
     declared = s.declared()
+    find_schedule, upsert_schedule = _schedule_statements("Scoring", s.name, arns, r.role_arn)
     if kind == "operator":
-        st = [Statement("FindOrRemoveScoringPipeline", ("sagemaker:DeletePipeline", "sagemaker:DescribePipeline"), (pipeline,))]  # fmt: skip
+        st = [
+            Statement("FindOrRemoveScoringPipeline", ("sagemaker:DeletePipeline", "sagemaker:DescribePipeline"), (pipeline,)),
+            *find_schedule,
+        ]  # fmt: skip
         if declared:
             uploads = tuple(sorted({arns.s3(r.bucket, u.key.replace(u.sha256, "*")) for u in s.uploads(r)}))
             st += [
                 Statement("UploadScoringCodeConfigAndData", ("s3:GetObject", "s3:PutObject"), uploads),
                 Statement("UpsertScoringPipeline", ("sagemaker:CreatePipeline", "sagemaker:UpdatePipeline"), (pipeline,)),
+                *(upsert_schedule if s.schedule else []),
             ]  # fmt: skip
         return st
     if kind != "execution" or not declared:
@@ -815,4 +840,6 @@ def scoring_statements(kind: str, r: Rendered, arns: Arns) -> list[Statement]:
         *_list_bucket("ListScoringPrefixes", arns, listed),
         Statement("ScoringTransformJob", ("sagemaker:AddTags", "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"), (arns.sagemaker(f"transform-job/{job}"),)),
         *_logs("TransformJobLogs", arns, [group], LOG_GROUP_ACTIONS),
+        # deploy.batch.schedule starts the scoring pipeline as the execution role
+        *([Statement("ScheduleStartsScoring", ("sagemaker:StartPipelineExecution",), (pipeline,))] if s.schedule else []),
     ]  # fmt: skip

@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fraudflow.plan import Plan, Step, monitor_step
-from fraudflow.sagemaker import partition
 from fraudflow.sagemaker.compile import _Compiler
 from fraudflow.sagemaker.resources import Action
 from fraudflow.sagemaker.side_pipeline import PipelineReconciler, definition_text
@@ -37,7 +36,6 @@ if TYPE_CHECKING:
 RESOLVE, MONITOR, CHECK, START = "ResolveBaseline", "Monitor", "CheckViolations", "StartTraining"
 RESULT_FILE = "MonitorResult"
 BASELINE_OUTPUTS = ("model_package_arn", "variant", "baseline_uri", "schema_uri", "evaluation_uri")
-SCHEDULE_GROUP = "default"
 
 
 def monitoring_name(plan: Plan) -> str:
@@ -178,10 +176,6 @@ class MonitoringReconciler(PipelineReconciler):
         self.schedule = mon.get("schedule")  # None: nothing declared, leftovers are removed
 
     # -- the declared state ----------------------------------------------------------------------------
-    def pipeline_arn(self, region: str) -> str:
-        account = self.context["role_arn"].split(":")[4]
-        return partition.arn("sagemaker", region, account, f"pipeline/{self.name.lower()}")
-
     @property
     def capture(self) -> str:
         return str((self.plan.spec.config.get("monitor") or {}).get("capture") or "")
@@ -199,13 +193,6 @@ class MonitoringReconciler(PipelineReconciler):
         prefix = (self.plan.name if configured is None else str(configured)).strip("/")
         return "/".join(x for x in (prefix, self.name) if x)
 
-    def target(self, r: Rendered) -> dict[str, Any]:
-        return {
-            "Arn": self.pipeline_arn(r.region),
-            "RoleArn": self.target_role(r),
-            "SageMakerPipelineParameters": {"PipelineParameterList": []},
-        }
-
     # -- the actions -----------------------------------------------------------------------------------
     def declared(self) -> bool:
         return bool(self.schedule)
@@ -214,71 +201,7 @@ class MonitoringReconciler(PipelineReconciler):
         return render(self.plan, r)
 
     def actions(self, c: Clients, r: Rendered) -> list[Action]:
-        from fraudflow.sagemaker.apply import aws_errors
-
-        with aws_errors(f"schedule {self.name}", r.file):
-            schedule = _get_schedule(c, self.name)
-        out = self.pipeline_actions(c, r)
-        if not self.schedule:
-            if schedule is not None:
-                delete = Action(
-                    "-", f"schedule {self.name}: delete", lambda c: _delete_schedule(c, self.name), 110
-                )
-                out.insert(0, delete)
-            return out
-        wanted = {"ScheduleExpression": self.schedule, "Target": self.target(r), "State": "ENABLED"}
-        if schedule is None or _schedule_differs(schedule, wanted):
-            verb = "create" if schedule is None else "update"
-
-            def put_schedule(c: Clients) -> None:
-                with aws_errors(f"schedule {self.name}", r.file):
-                    call = (
-                        c.client("scheduler").create_schedule
-                        if verb == "create"
-                        else c.client("scheduler").update_schedule
-                    )
-                    call(
-                        Name=self.name,
-                        GroupName=SCHEDULE_GROUP,
-                        FlexibleTimeWindow={"Mode": "OFF"},
-                        Description=f"fraudflow: runs {self.name}",
-                        **wanted,
-                    )
-
-            out.append(
-                Action(
-                    "+" if verb == "create" else "~",
-                    f"schedule {self.name} ({self.schedule}): {verb}",
-                    put_schedule,
-                    120,
-                )
-            )
-        return out
-
-
-def _get_schedule(c: Clients, name: str) -> dict[str, Any] | None:
-    import botocore.exceptions as bx
-
-    try:
-        return dict(c.client("scheduler").get_schedule(Name=name, GroupName=SCHEDULE_GROUP))
-    except bx.ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
-
-
-def _delete_schedule(c: Clients, name: str) -> None:
-    c.client("scheduler").delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
-
-
-def _schedule_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    target = current.get("Target") or {}
-    have = {
-        "ScheduleExpression": current.get("ScheduleExpression"),
-        "State": current.get("State"),
-        "Target": {k: target.get(k) for k in wanted["Target"]},
-    }
-    return have != wanted
+        return self.pipeline_and_schedule_actions(c, r, self.schedule, self.target_role(r))
 
 
 def reconciler(plan: Plan, context: dict[str, Any]) -> MonitoringReconciler | None:

@@ -11,7 +11,8 @@ A second SageMaker pipeline, `<pipeline>-score`, of four steps (docs/sagemaker.m
 4. Score — a TransformStep: SplitType Line, BatchStrategy SingleRecord (a JSON body is one document),
    AssembleWith Line, and JoinSource Input so each output line keeps its claim (the key columns).
 
-apply converges it through the reconciler seam (fraudflow/sagemaker/resources.py), as the monitoring pipeline.
+apply converges it through the reconciler seam (fraudflow/sagemaker/resources.py), as the monitoring pipeline, and
+with `deploy.batch.schedule` the EventBridge Scheduler schedule `<pipeline>-score` that starts it (side_pipeline.py).
 """
 
 from __future__ import annotations
@@ -198,8 +199,13 @@ class ScoringReconciler(PipelineReconciler):
     def render(self, r: Rendered) -> tuple[dict[str, Any], tuple[Upload, ...]]:
         return render(self.plan, r)
 
+    @property
+    def schedule(self) -> str | None:
+        """deploy.batch.schedule: EventBridge Scheduler starts the scoring pipeline as the execution role."""
+        return self.batch.get("schedule") or None
+
     def actions(self, c: Clients, r: Rendered) -> list[Action]:
-        return self.pipeline_actions(c, r)
+        return self.pipeline_and_schedule_actions(c, r, self.schedule, r.role_arn)
 
 
 def reconciler(plan: Plan, context: dict[str, Any]) -> ScoringReconciler | None:

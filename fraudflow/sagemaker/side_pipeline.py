@@ -1,18 +1,23 @@
 """A second SageMaker pipeline beside the training one (`<name>-monitor`, `<name>-score`), converged by a
 reconciler: created or updated with its uploads when its definition differs from the deployed one, deleted when
-its YAML section is gone."""
+its YAML section is gone; and the EventBridge Scheduler schedule of the same name that starts it
+(`monitor.schedule`, `deploy.batch.schedule`), created, updated or deleted the same way."""
 
 from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
 
+from fraudflow.sagemaker import partition
 from fraudflow.sagemaker.resources import Action
 
 if TYPE_CHECKING:
     from fraudflow.plan import Plan
     from fraudflow.sagemaker.apply import Clients
     from fraudflow.sagemaker.compile import Rendered, Upload
+
+
+SCHEDULE_GROUP = "default"
 
 
 def definition_text(definition: dict[str, Any]) -> str:
@@ -72,6 +77,91 @@ class PipelineReconciler:
 
         symbol = "+" if verb == "create" else "~"
         return [Action(symbol, f"{self.what} {self.name}: {verb}", put_pipeline, order)]
+
+    # -- the schedule that starts it ---------------------------------------------------------------------
+    def pipeline_and_schedule_actions(
+        self, c: Clients, r: Rendered, expression: str | None, role_arn: str
+    ) -> list[Action]:
+        """The pipeline's actions and its schedule's: a schedule goes before the pipeline it starts, and comes
+        after it."""
+        schedule = self.schedule_actions(c, r, expression, role_arn)
+        pipeline = self.pipeline_actions(c, r)
+        return [*pipeline, *schedule] if expression else [*schedule, *pipeline]
+
+    def pipeline_arn(self, region: str) -> str:
+        account = self.context["role_arn"].split(":")[4]
+        return partition.arn("sagemaker", region, account, f"pipeline/{self.name.lower()}")
+
+    def schedule_target(self, r: Rendered, role_arn: str) -> dict[str, Any]:
+        return {
+            "Arn": self.pipeline_arn(r.region),
+            "RoleArn": role_arn,
+            "SageMakerPipelineParameters": {"PipelineParameterList": []},
+        }
+
+    def schedule_actions(
+        self, c: Clients, r: Rendered, expression: str | None, role_arn: str, order: int = 120
+    ) -> list[Action]:
+        """Create or update the schedule `<pipeline>` (group default) to start the pipeline on `expression`,
+        assuming `role_arn`; delete it when `expression` is None (the YAML no longer declares it)."""
+        from fraudflow.sagemaker.apply import aws_errors
+
+        with aws_errors(f"schedule {self.name}", r.file):
+            schedule = _get_schedule(c, self.name)
+        if not expression:
+            if schedule is None:
+                return []
+            return [
+                Action("-", f"schedule {self.name}: delete", lambda c: _delete_schedule(c, self.name), 110)
+            ]
+        wanted = {
+            "ScheduleExpression": expression,
+            "Target": self.schedule_target(r, role_arn),
+            "State": "ENABLED",
+        }
+        if schedule is not None and not _schedule_differs(schedule, wanted):
+            return []
+        verb = "create" if schedule is None else "update"
+
+        def put_schedule(c: Clients) -> None:
+            scheduler = c.client("scheduler")
+            with aws_errors(f"schedule {self.name}", r.file):
+                call = scheduler.create_schedule if verb == "create" else scheduler.update_schedule
+                call(
+                    Name=self.name,
+                    GroupName=SCHEDULE_GROUP,
+                    FlexibleTimeWindow={"Mode": "OFF"},
+                    Description=f"fraudflow: runs {self.name}",
+                    **wanted,
+                )
+
+        symbol = "+" if verb == "create" else "~"
+        return [Action(symbol, f"schedule {self.name} ({expression}): {verb}", put_schedule, order)]
+
+
+def _get_schedule(c: Clients, name: str) -> dict[str, Any] | None:
+    import botocore.exceptions as bx
+
+    try:
+        return dict(c.client("scheduler").get_schedule(Name=name, GroupName=SCHEDULE_GROUP))
+    except bx.ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _delete_schedule(c: Clients, name: str) -> None:
+    c.client("scheduler").delete_schedule(Name=name, GroupName=SCHEDULE_GROUP)
+
+
+def _schedule_differs(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    target = current.get("Target") or {}
+    have = {
+        "ScheduleExpression": current.get("ScheduleExpression"),
+        "State": current.get("State"),
+        "Target": {k: target.get(k) for k in wanted["Target"]},
+    }
+    return have != wanted
 
 
 def delete_token(name: str) -> str:

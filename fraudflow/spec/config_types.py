@@ -372,6 +372,7 @@ DeployBatchConfig = TypedDict(
         "inputs": dict[str, str],
         "instance_type": str,
         "instance_count": int,
+        "schedule": str,
     },
     total=False,
 )

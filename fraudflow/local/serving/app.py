@@ -238,6 +238,7 @@ class EndpointApp:
                     hdr.get(api_access.HEADER), self.api_key
                 ):
                     raise _Forbidden(403, "ForbiddenException", "Forbidden")
+                _check_inference_id(hdr.get("x-amzn-sagemaker-inference-id"))
                 body = await _read_body(receive, hdr)
                 state = self.state  # one read: the whole request uses this model set
                 if not state.variants:
@@ -395,6 +396,19 @@ def _close_quietly(registry: Registry) -> None:
 class _ValidationError(P.BadRequest):
     def __init__(self, status: int, message: str):
         super().__init__(status, "ValidationError", message)
+
+
+def _check_inference_id(value: str | None) -> None:
+    """A caller's inference id SageMaker would refuse is refused here too, before the model runs or anything is
+    captured: the capture record and the answer's header carry only ids the endpoint would have taken."""
+    constraint = None if value is None else C.inference_id_constraint(value)
+    if constraint:
+        raise _ValidationError(
+            400,
+            f"1 validation error detected: Value {P.shown(value)} at 'inferenceId' failed to satisfy constraint: "
+            f"{constraint} (X-Amzn-SageMaker-Inference-Id: 1-{C.INFERENCE_ID_MAX} printable ASCII characters, "
+            "the first not a space)",
+        )
 
 
 class _Forbidden(P.BadRequest):

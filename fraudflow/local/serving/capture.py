@@ -22,6 +22,7 @@ import base64
 import json
 import os
 import random
+import re
 import threading
 import time
 import uuid
@@ -96,6 +97,26 @@ def endpoint_config(state_dir: Path, endpoint: str) -> CaptureConfig | None:
     if not path.is_file():
         return None
     return CaptureConfig.from_json(json.loads(path.read_text()))
+
+
+# InvokeEndpoint's InferenceId (the X-Amzn-SageMaker-Inference-Id header), as AWS's API reference and botocore's
+# sagemaker-runtime model state it: length 1-64, pattern \A\S[\p{Print}]*\z (Java's classes: a first character
+# that is not white space, then printable ASCII, space to tilde). SageMaker refuses any other with a 400.
+INFERENCE_ID_MAX = 64
+INFERENCE_ID_PATTERN = r"\A\S[\p{Print}]*\z"
+_INFERENCE_ID = re.compile(r"[^ \t\n\x0b\f\r][\x20-\x7e]*")
+
+
+def inference_id_constraint(value: str) -> str | None:
+    """The constraint of SageMaker's InferenceId that `value` fails (in the words of AWS's validation errors),
+    or None when SageMaker would accept it."""
+    if not value:
+        return "Member must have length greater than or equal to 1"
+    if len(value) > INFERENCE_ID_MAX:
+        return f"Member must have length less than or equal to {INFERENCE_ID_MAX}"
+    if not _INFERENCE_ID.fullmatch(value):
+        return f"Member must satisfy regular expression pattern: {INFERENCE_ID_PATTERN}"
+    return None
 
 
 def _payload(content_type: str | None, body: bytes, mode: str) -> dict:
