@@ -424,13 +424,13 @@ def read_split(data_dir: str, split: str, n_features: int, keep: list[int] | Non
     path = os.path.join(data_dir, split, f"{split}.csv")
     parts = sorted(glob.glob(os.path.join(data_dir, split, "part-*.csv")))  # split.train_files > 1
     if not os.path.exists(path) and parts:  # the shards in name order are the split's rows
-        return np.vstack([read_split_file(p, split, n_features) for p in parts])
+        return np.vstack([read_split_file(p, split, n_features, keep) for p in parts])
     if not os.path.exists(path):
         raise StepError("FF643", f"{split} split not found", file=path)
-    return read_split_file(path, split, n_features)
+    return read_split_file(path, split, n_features, keep)
 
 
-def read_split_file(path: str, split: str, n_features: int) -> np.ndarray:
+def read_split_file(path: str, split: str, n_features: int, keep: list[int] | None = None) -> np.ndarray:
     try:
         width = pd.read_csv(path, header=None, nrows=1).shape[1]
         frame = pd.read_csv(
