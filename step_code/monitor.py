@@ -198,11 +198,12 @@ def before_window(parts: list[str] | tuple[str, ...], since: datetime | None) ->
 
 
 def _walk(root: Path, since: datetime | None) -> list[Path]:
-    """The files below root, not descending into capture folders that ended before the window."""
+    """The files below root, not descending into capture folders that ended before the window (a folder's whole
+    path is read: --current may name a year or day folder itself)."""
     found = []
     for folder, subdirs, names in os.walk(root):
-        rel = Path(folder).relative_to(root).parts
-        subdirs[:] = sorted(d for d in subdirs if not before_window((*rel, d), since))
+        parts = Path(folder).parts
+        subdirs[:] = sorted(d for d in subdirs if not before_window((*parts, d), since))
         found += [Path(folder) / n for n in names]
     return found
 

@@ -99,6 +99,9 @@ def test_a_local_window_reads_only_its_hours(trained: tuple, capture: dict[str, 
     assert reference["records"] == 400 and reference["window"]["files"] == 2
     _, report = _monitor(ws, sets, "--current", str(capture["all"]), *WINDOW)
     _same(report, reference)
+    year = capture["all"] / "fraud-detect-xgb" / "AllTraffic" / str(datetime.now(timezone.utc).year)
+    _, in_year = _monitor(ws, sets, "--current", str(year), *WINDOW)  # --current names a year folder itself
+    assert in_year["records"] == reference["records"] and in_year["features"] == reference["features"]
     # the old hours are there to be read: without the window the run reads them and fails on the first one
     from tests.conftest import run_cli
 

@@ -42,7 +42,7 @@ def window_keys(client: Any, bucket: str, prefix: str, start: datetime | None) -
         folder = folders.pop()
         for page in paginator.paginate(Bucket=bucket, Prefix=folder, Delimiter="/"):
             for sub in page.get("CommonPrefixes", []):
-                parts = sub["Prefix"][len(prefix) :].strip("/").split("/")
+                parts = sub["Prefix"].strip("/").split("/")  # the whole key: the URI may name a year or day
                 if not before_window(parts, start):
                     folders.append(sub["Prefix"])
             keys += [o["Key"] for o in page.get("Contents", []) if not o["Key"].endswith("/")]
