@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -100,7 +101,11 @@ def test_auc(model_dir: Path, split: Path) -> tuple[float, int]:
     from sklearn.metrics import roc_auc_score
 
     booster = xgb.Booster()
-    booster.load_model(str(model_dir / "xgboost-model"))
+    with (
+        warnings.catch_warnings()
+    ):  # "Unknown file format": xgboost-model is XGBoost JSON without the extension
+        warnings.simplefilter("ignore")
+        booster.load_model(str(model_dir / "xgboost-model"))
     test = pd.read_csv(split / "test/test.csv", header=None)
     scores = booster.predict(xgb.DMatrix(test.iloc[:, 1:].to_numpy()))
     return float(roc_auc_score(test.iloc[:, 0], scores)), int(booster.num_boosted_rounds())

@@ -174,7 +174,7 @@ for h in spec["hosts"]:
     with open(h["out"], "w") as out, open(h["err"], "w") as err:
         procs.append(subprocess.Popen(h["argv"], env=h["env"], stdout=out, stderr=err, stdin=subprocess.DEVNULL))
 deadline = time.monotonic() + spec["timeout"]
-while any(p.poll() is None for p in procs):
+while None in [p.poll() for p in procs]:  # a list: poll every host, each time
     failed = any(p.returncode not in (None, 0) for p in procs)
     if failed or time.monotonic() > deadline:
         time.sleep(2 if failed else 0)  # let the other hosts report their own error first
@@ -218,7 +218,8 @@ def run_hosts(jobs: list[HostJob], hosts_file: Path) -> list[subprocess.Complete
         spec["hosts"].append(
             {"argv": argv, "env": env, "out": str(j.job / "stdout"), "err": str(j.job / "stderr")}
         )
-    outer = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    # --pid with --kill-child: the launcher is the namespace's init, so if it dies (a timeout) every host dies too
+    outer = ["unshare", "--net", "--pid", "--kill-child"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
     proc = subprocess.run(
         [*outer, sys.executable, "-c", _HOSTS_LAUNCHER],
         input=json.dumps(spec),

@@ -183,8 +183,9 @@ def container_xgboost() -> str:
     return str(container_python(XGBOOST_IMAGE))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("xgboost", ["this machine's", "the container's 1.7"])
+@pytest.mark.parametrize(  # this machine's runs in the fast suite (~10 s); the 1.7 venv may need a pip install
+    "xgboost", ["this machine's", pytest.param("the container's 1.7", marks=pytest.mark.slow)]
+)
 def test_train_py_trains_one_model_across_two_hosts(
     namespaces: None, split_dir: Path, tmp_path: Path, xgboost: str
 ) -> None:
@@ -213,3 +214,68 @@ def test_train_py_trains_one_model_across_two_hosts(
     both = report["evaluation_history"]["validation"]["auc"]
     assert abs(both[0] - alone["evaluation_history"]["validation"]["auc"][0]) <= 1e-9
     assert np.all(np.isfinite(predictions(first / "model", split_dir)))
+
+
+# ------------------------------------------------------------------------------ the cluster's own errors
+
+
+def train_script(tmp_path: Path, split_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    args = ["--train", str(split_dir / "train"), "--validation", str(split_dir / "validation")]
+    args += ["--model-dir", str(tmp_path / "model"), "--output-data-dir", str(tmp_path / "data")]
+    return subprocess.run(
+        [sys.executable, str(STEP_CODE / "train.py"), *args, *hyperparameter_args()],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **env},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "hosts,current,says",
+    [
+        ("algo-1,algo-2", "algo-1", "SM_HOSTS is not a JSON list of host names"),
+        ('["algo-1", 2]', "algo-1", "SM_HOSTS is not a JSON list of host names"),
+        ('["algo-1", "algo-2"]', "algo-3", "SM_CURRENT_HOST 'algo-3' is not one of SM_HOSTS"),
+    ],
+)
+def test_a_broken_cluster_description_is_ff615(
+    split_dir: Path, tmp_path: Path, hosts: str, current: str, says: str
+) -> None:
+    proc = train_script(tmp_path, split_dir, {"SM_HOSTS": hosts, "SM_CURRENT_HOST": current})
+    assert proc.returncode == 2 and "FF615" in proc.stderr and says in proc.stderr, proc.stderr
+    assert not (tmp_path / "model").exists()
+
+
+def test_one_listed_host_trains_alone(split_dir: Path, tmp_path: Path) -> None:
+    proc = train_script(tmp_path, split_dir, {"SM_HOSTS": '["algo-1"]', "SM_CURRENT_HOST": "algo-1"})
+    assert proc.returncode == 0, proc.stderr
+    assert "distributed" not in json.loads((tmp_path / "data/training.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_host_without_a_train_file_stops_the_job(namespaces: None, split_dir: Path, tmp_path: Path) -> None:
+    """Fewer files than instances at run time (validate's FF612 prevents it): the host says so (FF616), and
+    the job fails rather than hanging (the harness stops the other host, as SageMaker stops the job)."""
+    hosts = ["algo-1", "algo-2"]
+    jobs = []
+    for host in hosts:
+        ml = tmp_path / host / "ml"
+        for channel in ("train", "validation", "model", "output/data"):
+            (ml / "input/data" / channel if channel in ("train", "validation") else ml / channel).mkdir(
+                parents=True
+            )
+        if host == "algo-1":
+            (ml / "input/data/train/part-00000.csv").write_bytes(
+                (split_dir / "train/part-00000.csv").read_bytes()
+            )
+        env = h.training_env(["train"], {}, "train", "", hosts, host)
+        env.update(OMP_NUM_THREADS="1", PYTHONPATH=str(STEP_CODE))
+        cmd = [sys.executable, str(STEP_CODE / "train.py"), *hyperparameter_args(early_stopping=False)]
+        jobs.append(h.HostJob(host, cmd, env, ml, tmp_path / host))
+    first, second = h.run_hosts(jobs, h.etc_hosts(hosts, tmp_path))
+    assert (
+        second.returncode == 2
+        and "FF616" in second.stderr
+        and "host algo-2 got no train file" in second.stderr
+    )
+    assert "split.train_files" in second.stderr  # the hint
+    assert first.returncode != 0  # stopped while waiting for algo-2 to join
+    assert not (jobs[0].ml_root / "model" / "xgboost-model").exists()

@@ -187,3 +187,21 @@ def test_the_train_channel_is_sharded_exactly_when_several_instances_train(
     }
     train = "ShardedByS3Key" if instances > 1 else "FullyReplicated"
     assert kinds == {"train": train, "validation": "FullyReplicated", "schema": "FullyReplicated"}
+
+
+def test_a_tuning_job_trains_each_trial_distributed(aws_data: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "fraudflow", "render", "--env", "aws-sample",
+         "--set", "sagemaker.training.instance_count=2", "--set", "split.train_files=2",
+         "--set", "tune.objective.metric=validation:auc", "--set", "tune.hyperparameters.eta={min: 0.05, max: 0.3}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (tune,) = [s for s in json.loads(proc.stdout)["Steps"] if s["Type"] == "Tuning"]
+    definition = tune["Arguments"]["TrainingJobDefinition"]
+    assert definition["HyperParameterTuningResourceConfig"]["InstanceCount"] == 2
+    kinds = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3DataDistributionType"]
+        for c in definition["InputDataConfig"]
+    }
+    assert kinds == {"train": "ShardedByS3Key", "validation": "FullyReplicated", "schema": "FullyReplicated"}
