@@ -12,7 +12,6 @@ model loading and file writes, dominate both).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -34,11 +33,11 @@ PARAMS = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.2, "subsample
 
 
 def load_step(name: str):
-    spec = importlib.util.spec_from_file_location(f"bench_step_{name}", REPO / "step_code" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A step script as the local runner imports it (its `import stepkit` resolved to the sibling file)."""
+    sys.path.insert(0, str(REPO))
+    from fraudflow.stepcode import load_file
+
+    return load_file(REPO / "step_code" / f"{name}.py", f"bench_step_{name}")
 
 
 def encoded(claims: pd.DataFrame, customers: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
