@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,3 +64,20 @@ def aws_sets(data: Path) -> list[str]:
         "--set",
         f"data.sources.customers={data / 'customers.csv'}",
     ]
+
+
+def validate_text(
+    tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """`fraudflow validate` (in-process) on `text` written as tmp_path/pipelines.yaml: exit code and stderr."""
+    from fraudflow.cli import main
+
+    path = tmp_path / "pipelines.yaml"
+    path.write_text(text)
+    rc = main(["validate", str(path), *args])
+    return rc, capsys.readouterr().err
+
+
+def ff_errors(stderr: str) -> list[str]:
+    """The located diagnostics (`FILE:LINE:COL: FFnnn ...`) of validate's output."""
+    return [line for line in stderr.splitlines() if re.search(r": FF\d{3} ", line)]

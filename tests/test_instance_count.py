@@ -5,12 +5,12 @@ has its own constraints (tests/test_scaleout_validate.py)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
-from fraudflow.cli import main
+from tests.conftest import ff_errors as errors
+from tests.conftest import validate_text as validate
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "pipelines.yaml").read_text()
@@ -19,17 +19,6 @@ LINE = {
     "training": '    training: {instance_type: ml.m5.xlarge, instance_count: 1, framework_version: "1.7-1"}',
     "clarify": "    clarify: {instance_type: ml.m5.xlarge, instance_count: 1}",
 }
-
-
-def validate(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text)
-    rc = main(["validate", str(path), *args])
-    return rc, capsys.readouterr().err
-
-
-def errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if re.search(r": FF\d{3} ", line)]
 
 
 @pytest.mark.parametrize("job", ["processing"])

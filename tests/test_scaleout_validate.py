@@ -5,7 +5,6 @@ CLI in, exit code and located errors (FILE:LINE:COL, `at`, hint) out."""
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fraudflow.cli import main
+from tests.conftest import ff_errors as errors
+from tests.conftest import validate_text as validate
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = (ROOT / "pipelines.yaml").read_text()
@@ -33,17 +34,6 @@ def pipeline(instances: int = 1, files: int | None = None, tree_method: str | No
     if tree_method is not None:
         text = text.replace(HPS, HPS + f"        tree_method: {tree_method}\n")
     return text
-
-
-def validate(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    path = tmp_path / "pipelines.yaml"
-    path.write_text(text)
-    rc = main(["validate", str(path), *args])
-    return rc, capsys.readouterr().err
-
-
-def errors(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if re.search(r": FF\d{3} ", line)]
 
 
 def location(text: str, line_text: str, value: str) -> tuple[int, int]:
