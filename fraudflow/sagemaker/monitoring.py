@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from fraudflow.plan import Plan, Step, monitor_step
 from fraudflow.sagemaker.compile import _Compiler
 from fraudflow.sagemaker.resources import Action
-from fraudflow.sagemaker.side_pipeline import PipelineReconciler, definition_text
+from fraudflow.sagemaker.side_pipeline import PipelineReconciler, compiled, definition_text, plan_of
 
 if TYPE_CHECKING:
     from fraudflow.sagemaker.apply import Clients
@@ -140,18 +140,14 @@ class _MonitorCompiler(_Compiler):
 def render(plan: Plan, training: Rendered) -> tuple[dict[str, Any], tuple[Upload, ...]]:
     """The monitoring pipeline's definition and the objects it needs in S3 (the monitor step's code, config)."""
     assert training.lambda_function is not None, "a monitored pipeline deploys (semantic check FF575)"
-    compiler = _MonitorCompiler(plan, training.lambda_function.arn)
-    definition = compiler.definition()
-    return definition, tuple(sorted(compiler.uploads.values(), key=lambda u: u.key))
+    return compiled(_MonitorCompiler(plan, training.lambda_function.arn))
 
 
 def render_definition(args: Any, training: Rendered) -> str:
     """`fraudflow render --monitoring`: the monitoring pipeline's definition, as apply sends it."""
     from fraudflow.errors import UsageError
-    from fraudflow.plan import build_plan
-    from fraudflow.spec.load import load_one
 
-    plan = build_plan(load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline))
+    plan = plan_of(args)
     if not (plan.spec.config.get("monitor") or {}).get("schedule"):
         raise UsageError.single(
             "FF770",

@@ -17,12 +17,11 @@ with `deploy.batch.schedule` the EventBridge Scheduler schedule `<pipeline>-scor
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from fraudflow.plan import PROC, STEP_KIT, Arg, Input, Output, Plan, Step
 from fraudflow.sagemaker.compile import MODEL_STEP, _Compiler
-from fraudflow.sagemaker.side_pipeline import PipelineReconciler
+from fraudflow.sagemaker.side_pipeline import PipelineReconciler, compiled, definition_text, plan_of
 
 if TYPE_CHECKING:
     from fraudflow.sagemaker.apply import Clients
@@ -150,18 +149,14 @@ def _resolved(name: str) -> dict[str, Any]:
 def render(plan: Plan, training: Rendered) -> tuple[dict[str, Any], tuple[Upload, ...]]:
     """The scoring pipeline's definition and the objects it needs in S3 (the join's code, config, local data)."""
     assert training.lambda_function is not None, "deploy.batch is a part of deploy"
-    compiler = _ScoreCompiler(plan, training.lambda_function.arn)
-    definition = compiler.definition()
-    return definition, tuple(sorted(compiler.uploads.values(), key=lambda u: u.key))
+    return compiled(_ScoreCompiler(plan, training.lambda_function.arn))
 
 
 def render_definition(args: Any, training: Rendered) -> str:
     """`fraudflow render --scoring`: the scoring pipeline's definition, as apply sends it."""
     from fraudflow.errors import UsageError
-    from fraudflow.plan import build_plan
-    from fraudflow.spec.load import load_one
 
-    plan = build_plan(load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline))
+    plan = plan_of(args)
     if not batch_config(plan):
         raise UsageError.single(
             "FF765",
@@ -170,7 +165,7 @@ def render_definition(args: Any, training: Rendered) -> str:
             hint="declare deploy.batch.output (an s3:// prefix) to get a scoring pipeline",
         )
     definition, _ = render(plan, training)
-    return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False)
+    return definition_text(definition)
 
 
 # ---------------------------------------------------------------------------------------------- apply

@@ -24,6 +24,20 @@ def definition_text(definition: dict[str, Any]) -> str:
     return json.dumps(definition, indent=2, sort_keys=True, ensure_ascii=False)
 
 
+def compiled(compiler: Any) -> tuple[dict[str, Any], tuple[Upload, ...]]:
+    """A side pipeline compiler's definition and the objects it needs in S3, in key order."""
+    definition = compiler.definition()
+    return definition, tuple(sorted(compiler.uploads.values(), key=lambda u: u.key))
+
+
+def plan_of(args: Any) -> Plan:
+    """The Plan `fraudflow render --monitoring/--scoring` renders a side pipeline of."""
+    from fraudflow.plan import build_plan
+    from fraudflow.spec.load import load_one
+
+    return build_plan(load_one(args.file, env=args.env, overrides=args.overrides, pipeline=args.pipeline))
+
+
 class PipelineReconciler:
     what = "pipeline"  # e.g. "monitoring pipeline", in plan's lines
 
